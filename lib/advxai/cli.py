@@ -1,0 +1,84 @@
+"""One entry point: ``advxai run CONFIG``, ``advxai fetch DATASET``, ``advxai book CONFIG``.
+
+Every error of ours is printed as one line (``advxai: error: ...``) naming the fix, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import AdvXAIError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _run(args) -> int:
+    from .pipeline import run_grid
+
+    records = run_grid(args.config, args.results, args.executor, Path(args.book) if args.book else None)
+    failed = [r for r in records if r["status"] == "failed"]
+    for r in failed:
+        print(f"advxai: failed: {r['stage']} {r['run']}: {r['error']} (notebook: {r['notebook']})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _fetch(args) -> int:
+    from . import data
+
+    ds = data.load(args.dataset, args.size)
+    print(f"{ds.name} {ds.size}px: {ds.counts()} md5 {ds.md5}")
+    return 0
+
+
+def _book(args) -> int:
+    """Run the grid (reusing finished runs), then build the jupyter-book and print the index.html path."""
+    code = _run(args)
+    root = Path(args.root)
+    out = subprocess.run([sys.executable, "-m", "jupyter_book", "build", str(root), "--path-output", str(root),
+                          "--warningiserror" if args.strict else "--keep-going"], check=False)
+    index = (root / "_build" / "html" / "index.html").resolve()
+    if out.returncode != 0 or not index.exists():
+        print("advxai: error: jupyter-book build failed; see its log above", file=sys.stderr)
+        return 1
+    print(f"book: {index}")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="advxai", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute a YAML experiment grid with papermill")
+    r.add_argument("config", type=Path)
+    r.add_argument("--results", type=Path, default=Path("results"))
+    r.add_argument("--executor", default="serial")
+    r.add_argument("--book", default=None, help="publish executed notebooks into this book folder")
+    r.set_defaults(fn=_run)
+    f = sub.add_parser("fetch", help="download (MD5-checked) and load a dataset")
+    f.add_argument("dataset")
+    f.add_argument("--size", type=int, default=28)
+    f.set_defaults(fn=_fetch)
+    b = sub.add_parser("book", help="run a grid, then build the jupyter-book")
+    b.add_argument("config", type=Path)
+    b.add_argument("--results", type=Path, default=Path("results"))
+    b.add_argument("--executor", default="serial")
+    b.add_argument("--book", default="book")
+    b.add_argument("--root", default=".", help="folder holding _config.yml and _toc.yml")
+    b.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
+    b.set_defaults(fn=_book)
+    args = p.parse_args(argv)
+    try:
+        return args.fn(args)
+    except AdvXAIError as exc:
+        print(f"advxai: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("advxai: interrupted; finished runs are kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""Experiment grid -> papermill runs: plan, cache, resume, executors, provenance, tables, book pages.
+
+A config (YAML) names datasets × models × attacks × ε. :func:`plan` expands it into :class:`Run`\\ s, one
+per (stage, dataset, model[, attack group]); each run executes one notebook with papermill into its own
+folder ``results/runs/<stage>/<label>-<key>``. ``key`` hashes the run's parameters, its upstream keys, the
+notebook, the library source and the data MD5, so a run already done with the same inputs is reused and a
+changed parameter reruns only what depends on it. A run is finished when its ``provenance.json`` exists
+(written last, atomically); a folder without it is an interrupted run and is redone. A failing run is
+reported in one line and its dependants are skipped; the rest of the grid goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from . import __version__
+from .artefacts import save_json
+from .errors import AdvXAIError, ParameterError
+from .registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository (lib/advxai/ -> ..)
+NOTEBOOKS = ROOT / "notebooks"
+STAGES = {  # stage -> notebook, in execution order
+    "train": "01_train.ipynb",
+    "attack": "02_attack.ipynb",
+    "gradcam": "03_gradcam.ipynb",
+    "distortion": "04_distortion.ipynb",
+    "strength": "05_strength.ipynb",
+    "summary": "00_summary.ipynb",
+}
+VERSIONED = ["advxai", "tensorflow-cpu", "tensorflow", "keras", "adversarial-robustness-toolbox", "tf-keras-vis",
+             "numpy", "scikit-learn", "scikit-image", "pandas", "papermill", "jupyter-book"]
+
+
+@dataclass
+class Run:
+    stage: str
+    label: str
+    params: dict
+    deps: list[Run] = field(default_factory=list)
+    results: Path = Path("results")
+
+    @property
+    def notebook(self) -> Path:
+        return NOTEBOOKS / STAGES[self.stage]
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps({"stage": self.stage, "params": self.params, "deps": [d.key for d in self.deps],
+                           "notebook": _file_md5(self.notebook), "code": code_fingerprint()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def out_dir(self) -> Path:
+        return self.results / "runs" / self.stage / f"{self.label}-{self.key}"
+
+    @property
+    def done(self) -> bool:
+        return (self.out_dir / "provenance.json").exists()
+
+    def notebook_parameters(self) -> dict:
+        """What the notebook's ``parameters`` cell receives: its own parameters plus upstream folders."""
+        p = dict(self.params, out_dir=str(self.out_dir.resolve()))
+        for d in self.deps:
+            name = f"{d.stage}_dirs" if self.stage in ("strength", "summary") else f"{d.stage}_dir"
+            if name.endswith("_dirs"):
+                p.setdefault(name, []).append(str(d.out_dir.resolve()))
+            else:
+                p[name] = str(d.out_dir.resolve())
+        return p
+
+
+def _file_md5(path: Path) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest() if Path(path).exists() else "missing"
+
+
+_CODE: list[str] = []
+
+
+def code_fingerprint() -> str:
+    """MD5 over the library's source files: results from other code are never reused."""
+    if not _CODE:
+        h = hashlib.md5()
+        for f in sorted((ROOT / "lib" / "advxai").glob("*.py")):
+            h.update(f.name.encode() + f.read_bytes())
+        _CODE.append(h.hexdigest())
+    return _CODE[0]
+
+
+# --- config ----------------------------------------------------------------------------------------------
+
+DEFAULTS = {
+    "seed": 0,
+    "train": {"epochs": 15, "batch_size": 64, "lr": 1e-3, "patience": 4, "augment": True, "balance": True},
+    "attack": {"names": ["fgsm", "pgd", "deepfool"], "eps": [0.01, 0.05, 0.075, 0.1], "n_images": 100,
+               "params": {}, "split": False},
+    "explain": {"names": ["gradcam", "gradcam++"], "target": "predicted"},
+    "strength": {"faithful": False},
+    "n_boot": 1000,
+}
+
+
+def load_config(path: Path) -> dict:
+    """Read a YAML grid and fill in defaults; unknown names and ε outside [0, 1] fail here, before any work."""
+    from . import attacks, data, explain, models
+
+    path = Path(path)
+    if not path.exists():
+        raise ParameterError(f"config {path} not found; see configs/ for examples")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    cfg = {k: (dict(v, **raw.get(k, {})) if isinstance(v, dict) else raw.get(k, v)) for k, v in DEFAULTS.items()}
+    cfg["name"] = raw.get("name", path.stem)
+    cfg["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in raw.get("datasets", [])]
+    cfg["models"] = [m if isinstance(m, dict) else {"name": m} for m in raw.get("models", ["cnn"])]
+    if not cfg["datasets"]:
+        raise ParameterError(f"config {path} lists no datasets")
+    for d in cfg["datasets"]:
+        if d["name"] not in data.available():
+            raise ParameterError(f"unknown dataset {d['name']!r} in {path}; known: {', '.join(data.available())}")
+        d.setdefault("size", 28)
+    for m in cfg["models"]:
+        models.MODELS[m["name"]]
+    for a in cfg["attack"]["names"]:
+        attacks.params_for(a, cfg["attack"]["params"].get(a))
+    for e in cfg["attack"]["eps"]:
+        attacks.check_eps(e)
+    for x in cfg["explain"]["names"]:
+        explain.EXPLAINERS[x]
+    if int(cfg["attack"]["n_images"]) < 2:
+        raise ParameterError("attack.n_images must be ≥ 2")
+    return cfg
+
+
+def plan(cfg: dict, results: Path) -> list[Run]:
+    """Expand a config into runs in execution order (every run after the runs it depends on)."""
+    from . import data
+
+    runs: list[Run] = []
+    seed, n_boot = cfg["seed"], cfg["n_boot"]
+    groups = [[a] for a in cfg["attack"]["names"]] if cfg["attack"]["split"] else [list(cfg["attack"]["names"])]
+    strength_runs = []
+    for d in cfg["datasets"]:
+        try:
+            md5 = data.fingerprint(d["name"], d["size"])
+        except AdvXAIError as exc:  # reported by the dataset's training run; other datasets go on
+            md5 = f"unavailable: {exc}"
+        dkeys = {"dataset": d["name"], "size": int(d["size"]), "data_md5": md5}
+        for m in cfg["models"]:
+            mparams = dict(m.get("params", {}), **d.get("model_params", {}).get(m["name"], {}))
+            label = f"{d['name']}{d['size']}-{m['name']}"
+            train = Run("train", label, {**dkeys, "model": m["name"], "model_params": mparams,
+                                         **cfg["train"], "seed": seed, "n_boot": n_boot}, results=results)
+            runs.append(train)
+            base = {**dkeys, "model": m["name"], "seed": seed, "n_boot": n_boot}
+            cams, atts = [], []
+            for g in groups:
+                glabel = label + ("-" + g[0] if cfg["attack"]["split"] else "")
+                att = Run("attack", glabel, {**base, "attacks": g, "eps": [float(e) for e in cfg["attack"]["eps"]],
+                                             "n_images": int(cfg["attack"]["n_images"]),
+                                             "attack_params": {a: cfg["attack"]["params"].get(a, {}) for a in g}},
+                          [train], results)
+                cam = Run("gradcam", glabel, {**base, "explainers": cfg["explain"]["names"],
+                                              "target": cfg["explain"]["target"]}, [train, att], results)
+                dist = Run("distortion", glabel, dict(base), [att], results)
+                runs += [att, cam, dist]
+                cams.append(cam)
+                atts.append(att)
+            strength = Run("strength", label, {**base, **cfg["strength"]}, [*cams, *atts], results)
+            runs.append(strength)
+            strength_runs.append(strength)
+    others = [r for r in runs if r.stage != "strength"]
+    runs.append(Run("summary", "summary", {"config": cfg["name"], "seed": seed}, [*others, *strength_runs], results))
+    return runs
+
+
+# --- provenance ------------------------------------------------------------------------------------------
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lib", "notebooks"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    out["python"] = platform.python_version()
+    return out
+
+
+def provenance(run: Run, seconds: float, started: float) -> dict:
+    return {"stage": run.stage, "label": run.label, "key": run.key, "parameters": run.notebook_parameters(),
+            "data_md5": run.params.get("data_md5"), "git_commit": git_commit(), "versions": versions(),
+            "advxai": __version__, "code_md5": code_fingerprint(), "platform": platform.platform(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), "seconds": round(seconds, 2),
+            "upstream": [str(d.out_dir) for d in run.deps]}
+
+
+# --- execution -------------------------------------------------------------------------------------------
+
+
+def execute(run: Run, kernel: str = "python3") -> dict:
+    """Execute one run's notebook into its folder; on failure remove the folder and keep the failed
+    notebook under ``results/failed/`` for inspection. Returns a status record."""
+    import papermill as pm
+
+    if run.done:
+        return {"run": run.label, "stage": run.stage, "status": "cached", "dir": str(run.out_dir)}
+    if run.out_dir.exists():  # an interrupted earlier attempt: never trusted
+        shutil.rmtree(run.out_dir)
+    run.out_dir.mkdir(parents=True)
+    started, t0 = time.time(), time.perf_counter()
+    try:
+        pm.execute_notebook(str(run.notebook), str(run.out_dir / "notebook.ipynb"),
+                            parameters=run.notebook_parameters(), kernel_name=kernel, progress_bar=False,
+                            cwd=str(run.out_dir), log_output=False)
+    except BaseException as exc:  # noqa: BLE001 - also Ctrl-C: leave no partial run behind
+        failed = run.results / "failed" / f"{run.stage}-{run.label}.ipynb"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        if (run.out_dir / "notebook.ipynb").exists():
+            shutil.move(run.out_dir / "notebook.ipynb", failed)
+        shutil.rmtree(run.out_dir, ignore_errors=True)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return {"run": run.label, "stage": run.stage, "status": "failed", "error": _one_line(exc),
+                "notebook": str(failed)}
+    seconds = time.perf_counter() - t0
+    save_json(run.out_dir / "provenance.json", provenance(run, seconds, started))
+    return {"run": run.label, "stage": run.stage, "status": "done", "seconds": round(seconds, 1),
+            "dir": str(run.out_dir)}
+
+
+def _one_line(exc: BaseException) -> str:
+    name = getattr(exc, "ename", type(exc).__name__)
+    value = getattr(exc, "evalue", str(exc))
+    return f"{name}: {str(value).strip().splitlines()[0] if str(value).strip() else ''}"
+
+
+EXECUTORS: Registry = Registry("executor")
+
+
+@EXECUTORS.register("serial")
+def run_serial(runs: list[Run], kernel: str = "python3", log=print) -> list[dict]:
+    """Run in order in this process; a run whose dependency did not finish is skipped."""
+    status: dict[int, str] = {}
+    records = []
+    for i, run in enumerate(runs, 1):
+        if any(status.get(id(d)) not in ("done", "cached") for d in run.deps):
+            rec = {"run": run.label, "stage": run.stage, "status": "skipped", "error": "an upstream run failed"}
+        else:
+            log(f"[{i}/{len(runs)}] {run.stage:<10} {run.label} ...", end=" ", flush=True)
+            rec = execute(run, kernel)
+            log(rec["status"] + (f" ({rec['seconds']} s)" if "seconds" in rec else "")
+                + (f": {rec['error']}" if "error" in rec else ""))
+        status[id(run)] = rec["status"]
+        records.append(rec)
+    return records
+
+
+def run_grid(config: Path, results: Path = Path("results"), executor: str = "serial", book: Path | None = None,
+             kernel: str = "python3", log=print) -> list[dict]:
+    """Plan and execute a config; write the combined table and provenance; publish notebooks to ``book``."""
+    from . import data
+
+    results = Path(results).resolve()
+    os.environ["ADVXAI_DATA"] = str(data.data_dir().resolve())  # kernels run in their run folder
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cfg = load_config(config)
+    runs = plan(cfg, results)
+    t0 = time.perf_counter()
+    records = EXECUTORS[executor](runs, kernel=kernel, log=log)
+    finished = [r for r in runs if r.done]
+    combine(finished, results)
+    save_json(results / "status.json", {"config": str(config), "records": records,
+                                        "seconds": round(time.perf_counter() - t0, 1)})
+    if book is not None:
+        publish(finished, Path(book))
+    counts = {s: sum(r["status"] == s for r in records) for s in ("done", "cached", "failed", "skipped")}
+    log(", ".join(f"{v} {k}" for k, v in counts.items()) + f" in {time.perf_counter() - t0:.0f} s")
+    return records
+
+
+def combine(runs: list[Run], results: Path) -> None:
+    """``results/tables/results.csv``: every finished run's rows; ``provenance.json``: run -> provenance."""
+    import pandas as pd
+
+    from .tables import frame, write_csv
+
+    parts = [pd.read_csv(r.out_dir / "metrics.csv") for r in runs if (r.out_dir / "metrics.csv").exists()]
+    df = pd.concat(parts, ignore_index=True) if parts else frame([])
+    write_csv(df, results / "tables" / "results.csv")
+    save_json(results / "tables" / "provenance.json",
+              {r.out_dir.name: json.loads((r.out_dir / "provenance.json").read_text()) for r in runs})
+
+
+def publish(runs: list[Run], book: Path) -> None:
+    """Copy executed notebooks to ``book/runs`` with names that sort by dataset, model and stage."""
+    dest = book / "runs"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    order = {s: i for i, s in enumerate(STAGES)}
+    for r in runs:
+        if r.stage == "summary":
+            shutil.copy(r.out_dir / "notebook.ipynb", book / "results.ipynb")
+        else:
+            shutil.copy(r.out_dir / "notebook.ipynb", dest / f"{r.label.split('-')[0]}-{order[r.stage]}{r.stage}-"
+                        f"{'-'.join(r.label.split('-')[1:])}.ipynb")
