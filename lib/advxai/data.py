@@ -120,6 +120,11 @@ def data_dir() -> Path:
     return Path(os.environ.get("ADVXAI_DATA", "data")).expanduser()
 
 
+def cache_dir() -> Path:
+    """Decoded-image caches: ``$ADVXAI_CACHE`` or ``~/.cache/advxai`` (the data root may be read-only)."""
+    return Path(os.environ.get("ADVXAI_CACHE", "~/.cache/advxai")).expanduser()
+
+
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -239,14 +244,14 @@ def load_folder(name: str, size: int = 64, root: Path | None = None, val_fractio
 
     Images are centre-cropped and resized like MedMNIST. Where the folder has no ``val`` split (or one too
     small to stop on: Kaggle's has 16 images), a stratified ``val_fraction`` of train becomes validation.
-    Decoded arrays are cached as ``cache/<name>_<size>_<channels>.npz`` keyed by the file list's MD5.
+    Decoded arrays are cached in :func:`cache_dir` under a name keyed by the file list's fingerprint.
     """
     info = FOLDERS[name]
     base = (root or data_dir()) / "raw" / info["folder"]
     labels = info["labels"]
     md5 = fingerprint(name, size, root)
     present = [s for s in ("train", "val", "test") if (base / s).is_dir()]
-    cache = (root or data_dir()) / "cache" / f"{name}_{size}_{channels}_{md5[:12]}.npz"
+    cache = cache_dir() / f"{name}_{size}_{channels}_{md5[:12]}.npz"
     arrays = _read_cache(cache)
     if arrays is None:
         arrays = {}

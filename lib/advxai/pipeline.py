@@ -163,7 +163,8 @@ def plan(cfg: dict, results: Path) -> list[Run]:
             mparams = dict(m.get("params", {}), **d.get("model_params", {}).get(m["name"], {}))
             label = f"{d['name']}{d['size']}-{m['name']}"
             train = Run("train", label, {**dkeys, "model": m["name"], "model_params": mparams,
-                                         **cfg["train"], "seed": seed, "n_boot": n_boot}, results=results)
+                                         **cfg["train"], **d.get("train", {}), "seed": seed, "n_boot": n_boot},
+                        results=results)
             runs.append(train)
             base = {**dkeys, "model": m["name"], "seed": seed, "n_boot": n_boot}
             cams, atts = [], []

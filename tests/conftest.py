@@ -1,0 +1,70 @@
+"""Shared fixtures. Tests run on the real data: ``$ADVXAI_DATA`` (CI: ../shared/data) must hold
+``medmnist/pneumoniamnist.npz`` and ``raw/chest_xray``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+if "ADVXAI_DATA" not in os.environ and SHARED.exists():
+    os.environ["ADVXAI_DATA"] = str(SHARED)
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    from advxai import data
+
+    root = data.data_dir()
+    if not (root / "medmnist" / "pneumoniamnist.npz").exists():
+        pytest.fail(f"real data missing: set ADVXAI_DATA to a folder with medmnist/pneumoniamnist.npz (got {root})")
+    return root
+
+
+@pytest.fixture(scope="session")
+def pneumonia(data_root):
+    from advxai import data
+
+    return data.load("pneumoniamnist", 28)
+
+
+@pytest.fixture(scope="session")
+def trained(pneumonia):
+    """A small CNN trained for 2 epochs on real PneumoniaMNIST: good enough to be attacked and explained."""
+    from advxai import models, train
+
+    net = models.build("cnn", pneumonia.input_shape, 2, width=8)
+    train.fit(net, *pneumonia.split("train"), *pneumonia.split("val"), epochs=2, batch_size=128, augment=False,
+              verbose=0)
+    return net
+
+
+@pytest.fixture(scope="session")
+def test_batch(pneumonia):
+    from advxai import data
+
+    x, y = pneumonia.split("test")
+    idx = data.balanced_subset(y, 24, seed=0)
+    return x[idx], y[idx]
+
+
+def real_slice(tmp_path: Path, per_class: int = 6) -> Path:
+    """A tiny Kaggle-layout chest_xray folder made of links to real images (train/test × NORMAL/PNEUMONIA)."""
+    src = Path(os.environ["ADVXAI_DATA"]) / "raw" / "chest_xray"
+    for split in ("train", "test"):
+        for cls in ("NORMAL", "PNEUMONIA"):
+            d = tmp_path / "raw" / "chest_xray" / split / cls
+            d.mkdir(parents=True)
+            for f in sorted((src / split / cls).glob("*.jpeg"))[:per_class]:
+                (d / f.name).symlink_to(f)
+    return tmp_path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from advxai import attacks, train
+from advxai.errors import ParameterError, UnknownNameError
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd"])
+def test_bounded_attacks_change_predictions_within_eps(trained, test_batch, name):
+    x, y = test_batch
+    x_adv, secs = attacks.generate(trained, x, y, name, 0.1)
+    assert x_adv.shape == x.shape and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert np.abs(x_adv - x).max() <= 0.1 + 1e-6  # ε bounds L∞
+    before = train.predict_logits(trained, x).argmax(1)
+    after = train.predict_logits(trained, x_adv).argmax(1)
+    assert np.mean(before != after) >= 0.25  # it really fools the model
+    assert np.mean(after == y) < np.mean(before == y)
+
+
+def test_eps_zero_is_the_clean_reference(trained, test_batch):
+    x, y = test_batch
+    assert np.array_equal(attacks.generate(trained, x, y, "fgsm", 0.0)[0], x)
+
+
+def test_deepfool_sweep_equals_art_at_each_overshoot(trained, test_batch):
+    x, y = test_batch
+    params = {"max_iter": 20}
+    swept = attacks.sweep(trained, x, y, "deepfool", [0.02, 0.1], params, progress=False)
+    for eps in (0.02, 0.1):
+        direct, _ = attacks.generate(trained, x, y, "deepfool", eps, params)
+        np.testing.assert_allclose(swept[eps][0], direct, atol=1e-5)
+    fooled = train.predict_logits(trained, swept[0.1][0]).argmax(1) != train.predict_logits(trained, x).argmax(1)
+    assert fooled.mean() >= 0.5
+    assert not attacks.ATTACKS["deepfool"].eps_bounded
+
+
+@pytest.mark.parametrize("eps", [-0.1, 1.5, float("nan")])
+def test_eps_out_of_range(trained, test_batch, eps):
+    x, y = test_batch
+    with pytest.raises(ParameterError, match=r"ε must lie in \[0, 1\]"):
+        attacks.generate(trained, x, y, "fgsm", eps)
+
+
+def test_bad_names_shapes_and_params(trained, test_batch):
+    x, y = test_batch
+    with pytest.raises(UnknownNameError, match="unknown attack 'cw'; known: deepfool, fgsm, pgd"):
+        attacks.generate(trained, x, y, "cw", 0.1)
+    with pytest.raises(ParameterError, match=r"images must be \(N, 28, 28, 1\)"):
+        attacks.generate(trained, x[:, :20], y, "fgsm", 0.1)
+    with pytest.raises(ParameterError, match="scaled to"):
+        attacks.generate(trained, x * 255, y, "fgsm", 0.1)
+    with pytest.raises(ParameterError, match="has no parameter"):
+        attacks.params_for("pgd", {"steps": 3})

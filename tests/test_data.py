@@ -1,0 +1,112 @@
+import http.server
+import shutil
+import threading
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advxai import data
+from advxai.errors import DataError, UnknownNameError
+
+from conftest import real_slice
+
+
+def test_pneumoniamnist_real_file(pneumonia):
+    assert pneumonia.md5 == "28209eda62fecd6e6a2d98b1501bb15f"
+    shapes = {s: x.shape for s, (x, _) in pneumonia.splits.items()}
+    assert shapes == {"train": (4708, 28, 28, 1), "val": (524, 28, 28, 1), "test": (624, 28, 28, 1)}
+    assert pneumonia.counts()["test"] == {"normal": 234, "pneumonia": 390}
+    x, _ = pneumonia.split("train")
+    assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
+
+
+def test_balanced_subset_is_balanced_seeded_and_sorted(pneumonia):
+    _, y = pneumonia.split("test")
+    idx = data.balanced_subset(y, 100, seed=3)
+    assert np.bincount(y[idx]).tolist() == [50, 50]
+    assert np.array_equal(idx, data.balanced_subset(y, 100, seed=3))
+    assert not np.array_equal(idx, data.balanced_subset(y, 100, seed=4))
+    assert np.all(np.diff(idx) > 0)
+    assert np.bincount(y[data.balanced_subset(y, 7)]).tolist() == [4, 3]
+
+
+def test_unknown_names_and_bad_sizes():
+    with pytest.raises(UnknownNameError, match="unknown dataset 'mnist'; known: .*pneumoniamnist"):
+        data.load("mnist")
+    with pytest.raises(DataError, match="size must be one of"):
+        data.load("pneumoniamnist", 32)
+
+
+def test_corrupt_or_wrong_file_is_refused(tmp_path, data_root):
+    real = (data_root / "medmnist" / "pneumoniamnist.npz").read_bytes()
+    (tmp_path / "medmnist").mkdir()
+    bad = tmp_path / "medmnist" / "pneumoniamnist.npz"
+    bad.write_bytes(real[: len(real) // 2])  # truncated
+    with pytest.raises(DataError, match="MD5 .* != official 28209eda.*delete the file"):
+        data.load("pneumoniamnist", 28, root=tmp_path)
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving a folder (the download path is tested, not mocked)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_checks_md5_and_is_atomic(tmp_path, http_root, data_root):
+    served, url = http_root
+    shutil.copy(data_root / "medmnist" / "pneumoniamnist.npz", served / "good.npz")
+    root = tmp_path / "root"
+    path = data.fetch_medmnist("pneumoniamnist", 28, root=root, url=f"{url}/good.npz")
+    assert data.md5sum(path) == "28209eda62fecd6e6a2d98b1501bb15f"
+    assert data.load("pneumoniamnist", 28, root=root).counts()["val"] == {"normal": 135, "pneumonia": 389}
+
+    (served / "bad.npz").write_bytes(path.read_bytes()[:1000])  # a corrupt download
+    root2 = tmp_path / "root2"
+    with pytest.raises(DataError, match="MD5 .* official .* corrupt"):
+        data.fetch_medmnist("pneumoniamnist", 28, root=root2, url=f"{url}/bad.npz")
+    assert list((root2 / "medmnist").iterdir()) == []  # no partial file left behind
+
+
+def test_offline_error_names_file_and_place(tmp_path):
+    with pytest.raises(DataError, match=r"cannot download pneumoniamnist_64.npz .* put the official file at "):
+        data.fetch_medmnist("pneumoniamnist", 64, root=tmp_path, url="http://127.0.0.1:9/none.npz")
+    assert not any((tmp_path / "medmnist").iterdir())
+
+
+def test_folder_layout_real_images(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADVXAI_CACHE", str(tmp_path / "cache"))
+    root = real_slice(tmp_path / "d", per_class=10)
+    ds = data.load("chest_xray", 32, root=root, val_fraction=0.2)
+    assert ds.labels == ["NORMAL", "PNEUMONIA"]
+    assert ds.split("test")[0].shape == (20, 32, 32, 1)
+    assert ds.counts()["val"] == {"NORMAL": 2, "PNEUMONIA": 2}  # stratified from train (no val folder)
+    assert ds.counts()["train"] == {"NORMAL": 8, "PNEUMONIA": 8}
+    assert list((tmp_path / "cache").glob("chest_xray_32_1_*.npz"))  # decoded once, cached
+    again = data.load("chest_xray", 32, root=root, val_fraction=0.2)
+    assert np.array_equal(again.split("test")[0], ds.split("test")[0]) and again.md5 == ds.md5
+
+
+def test_folder_missing_and_corrupt_image(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADVXAI_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match="chest_xray/{train,test} not found; download .*mendeley"):
+        data.load("chest_xray", 32, root=tmp_path / "nothing")
+    root = real_slice(tmp_path / "d", per_class=2)
+    bad = root / "raw" / "chest_xray" / "test" / "NORMAL" / "broken.jpeg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="cannot read image .*broken.jpeg.*replace or delete it"):
+        data.load("chest_xray", 32, root=root)
+    assert not list(Path(tmp_path / "cache").glob("*.npz"))

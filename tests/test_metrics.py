@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from advxai import metrics as M
+from advxai.errors import ParameterError
+
+
+def test_psnr_hand_computed():
+    a = np.zeros((8, 8))
+    assert M.psnr(a, a + 0.1) == pytest.approx(20.0)  # MSE 0.01 -> 10 log10(1/0.01)
+    assert M.psnr(a, a) == float("inf")
+
+
+def test_ssim_matches_the_formula_on_one_window(rng):
+    a, b = rng.random((7, 7)), rng.random((7, 7))
+    c1, c2 = 0.01**2, 0.03**2
+    ma, mb = a.mean(), b.mean()
+    va, vb = a.var(ddof=1), b.var(ddof=1)
+    cov = ((a - ma) * (b - mb)).sum() / 48
+    hand = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
+    assert M.ssim(a, b) == pytest.approx(hand, rel=1e-9)
+    assert M.nissim(a, b) == pytest.approx((1 - hand) / 2)
+    assert M.nissim(a, a) == 0.0
+
+
+def test_ssim_rejects_bad_shapes():
+    with pytest.raises(ParameterError, match="shapes differ"):
+        M.ssim(np.zeros((8, 8)), np.zeros((8, 9)))
+    with pytest.raises(ParameterError, match="too small"):
+        M.ssim(np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+def test_classification_metrics_hand_computed():
+    y = np.array([0, 0, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
+    m = M.classification_metrics(y, probs)
+    assert m["accuracy"] == 0.75
+    assert m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == 1.0
+    assert m["f1"] == pytest.approx(0.8)
+    assert m["specificity"] == 0.5
+    assert m["mcc"] == pytest.approx(2 / np.sqrt(12))
+    assert m["auc"] == 1.0  # every positive scores above every negative
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_classification_metrics_agree_with_sklearn(rng, k):
+    y = rng.integers(0, k, 300)
+    probs = rng.dirichlet(np.ones(k), 300)
+    probs[np.arange(300), y] += 0.3 * rng.random(300)  # better than chance
+    probs /= probs.sum(1, keepdims=True)
+    pred = probs.argmax(1)
+    avg = "binary" if k == 2 else "macro"
+    m = M.classification_metrics(y, probs)
+    assert m["f1"] == pytest.approx(skm.f1_score(y, pred, average=avg))
+    assert m["precision"] == pytest.approx(skm.precision_score(y, pred, average=avg))
+    assert m["recall"] == pytest.approx(skm.recall_score(y, pred, average=avg))
+    assert m["mcc"] == pytest.approx(skm.matthews_corrcoef(y, pred))
+
+
+def test_attack_outcomes():
+    y = np.array([0, 1, 1, 0])
+    clean = np.array([0, 1, 0, 0])
+    adv = np.array([1, 1, 1, 0])
+    assert M.fooling_rate(clean, adv) == 0.5
+    assert M.attack_success_rate(y, adv) == 0.25
+    x = np.zeros((2, 2, 2, 1))
+    d = M.perturbation_norms(x, x + np.array([0.1, 0.3]).reshape(2, 1, 1, 1))
+    assert d["linf"] == pytest.approx([0.1, 0.3]) and d["l2"] == pytest.approx([0.2, 0.6])
+
+
+def test_mod_vid_and_the_seeds_vid():
+    v = np.array([0.1, 0.2, 0.3])
+    assert M.mod(v) == pytest.approx(0.2)
+    assert M.vid(v) == pytest.approx(np.sqrt(0.02 / 3))
+    # seed: mh = 0.6 / 0.1 = 6; (sum(v - 6))^2 / 0.1 = 17.4^2 / 0.1
+    assert M.vid_seed(v, 0.1) == pytest.approx(np.sqrt(17.4**2 / 0.1))
+    with pytest.raises(ParameterError):
+        M.vid_seed(v, 0.0)
+
+
+def test_faithful_heatmap_nissim_uses_overlays(rng):
+    maps = rng.random((2, 16, 16))
+    imgs = rng.random((2, 16, 16, 1))
+    same = M.heatmap_nissim(maps, maps, imgs, imgs, faithful=True)
+    assert same == pytest.approx([0, 0], abs=1e-12)
+    ov = M.jet_overlay(imgs[0], maps[0])
+    assert ov.shape == (224, 224, 3) and ov.dtype == np.uint8
+    assert ov.max() > 240 and ov.min() < 15  # min–max rescaled to the full 0–255 range before resizing
+    moved = M.heatmap_nissim(maps, maps[::-1], imgs, imgs, faithful=True)
+    assert np.all(moved > 0)
+    with pytest.raises(ParameterError, match="needs the clean and attacked images"):
+        M.heatmap_nissim(maps, maps, faithful=True)
+
+
+def test_bootstrap_interval(rng):
+    v = rng.normal(0.5, 0.1, 400)
+    lo, hi = M.bootstrap_ci(v, seed=1)
+    assert lo < v.mean() < hi
+    assert hi - lo == pytest.approx(2 * 1.96 * v.std() / 20, rel=0.2)  # ≈ normal-theory width
+    assert M.bootstrap_ci(np.full(10, 0.3)) == pytest.approx((0.3, 0.3))
+    many = M.bootstrap_many((np.array([0, 1] * 20), rng.dirichlet([1, 1], 40)), M.classification_metrics, 200)
+    assert set(many) >= {"accuracy", "auc", "mcc"} and all(a <= b for a, b in many.values())

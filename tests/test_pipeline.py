@@ -1,0 +1,115 @@
+"""The runner end to end on a tiny real grid (configs/tiny.yaml): tables, provenance, cache, failures."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from advxai import cli, pipeline, tables
+from advxai.errors import AdvXAIError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    book = tmp_path_factory.mktemp("book")
+    records = pipeline.run_grid(TINY, results, book=book, log=lambda *a, **k: None)
+    return results, book, records
+
+
+def test_grid_runs_and_writes_tidy_tables(grid):
+    results, book, records = grid
+    assert [r["status"] for r in records] == ["done"] * 6
+    df = pd.read_csv(results / "tables" / "results.csv")
+    assert list(df.columns) == tables.COLUMNS
+    assert {"accuracy", "auc", "f1", "precision", "recall", "specificity", "mcc", "fooling_rate", "asr", "l2",
+            "linf", "psnr", "ssim", "nissim", "mod", "vid"} <= set(df.metric)
+    assert set(df.attack) == {"none", "fgsm", "deepfool"}
+    att = df[(df.attack == "fgsm") & (df.metric == "linf")]
+    assert att.value.max() <= 0.05 + 1e-6 and att.n.iloc[0] == 12
+    ok = df.dropna(subset=["ci_low"])
+    assert ((ok.ci_low <= ok.value + 1e-9) & (ok.value <= ok.ci_high + 1e-9)).all()
+    mod = df[df.metric == "mod"]
+    assert set(mod.explainer) == {"gradcam"} and mod.value.between(0, 1).all()
+    assert (book / "results.ipynb").exists() and len(list((book / "runs").glob("*.ipynb"))) == 5
+
+
+def test_provenance_recorded_for_every_row(grid):
+    results, _, _ = grid
+    prov = json.loads((results / "tables" / "provenance.json").read_text())
+    df = pd.read_csv(results / "tables" / "results.csv")
+    assert set(df.run) <= set(prov)
+    p = next(v for v in prov.values() if v["stage"] == "train")
+    assert p["data_md5"] == "28209eda62fecd6e6a2d98b1501bb15f"
+    assert p["versions"]["keras"].startswith("3.") and "adversarial-robustness-toolbox" in p["versions"]
+    assert p["git_commit"] and p["parameters"]["epochs"] == 1
+
+
+def test_rerun_reuses_and_a_changed_parameter_reruns_only_its_dependants(grid, tmp_path):
+    results, _, _ = grid
+    again = pipeline.run_grid(TINY, results, log=lambda *a, **k: None)
+    assert [r["status"] for r in again] == ["cached"] * 6
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["strength"] = {"faithful": True}
+    changed = tmp_path / "tiny_faithful.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    recs = {r["stage"]: r["status"] for r in pipeline.run_grid(changed, results, log=lambda *a, **k: None)}
+    assert recs == {"train": "cached", "attack": "cached", "gradcam": "cached", "distortion": "cached",
+                    "strength": "done", "summary": "done"}
+    df = pd.read_csv(results / "tables" / "results.csv")
+    assert {"nissim_max", "vid_seed"} <= set(df.metric)
+
+
+def test_interrupted_run_is_redone_not_trusted(grid):
+    results, _, _ = grid
+    runs = pipeline.plan(pipeline.load_config(TINY), results)
+    dist = next(r for r in runs if r.stage == "distortion")
+    (dist.out_dir / "provenance.json").unlink()  # as if killed before finishing
+    (dist.out_dir / "metrics.csv").write_text("half a tab")
+    rec = pipeline.execute(dist)
+    assert rec["status"] == "done"
+    assert pd.read_csv(dist.out_dir / "metrics.csv").metric.str.len().min() > 0
+
+
+def test_failing_cell_is_reported_and_others_go_on(grid, tmp_path, monkeypatch):
+    results, _, _ = grid
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["datasets"].append({"name": "chest_xray", "size": 32})
+    bad = tmp_path / "two.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    monkeypatch.setenv("ADVXAI_DATA", str(tmp_path / "empty"))  # no chest_xray there
+    shutil.copytree(ROOT.parent / "shared" / "data" / "medmnist", tmp_path / "empty" / "medmnist")
+    recs = pipeline.run_grid(bad, results, log=lambda *a, **k: None)
+    by = {(r["stage"], r["run"]): r for r in recs}
+    failed = by[("train", "chest_xray32-cnn")]
+    assert failed["status"] == "failed"
+    assert "DataError" in failed["error"] and "not found; download" in failed["error"] and "\n" not in failed["error"]
+    assert by[("attack", "chest_xray32-cnn")]["status"] == "skipped"
+    assert by[("train", "pneumoniamnist28-cnn")]["status"] == "cached"
+    assert not list((results / "runs" / "train").glob("chest_xray32-cnn-*"))  # no partial artefact
+    assert Path(failed["notebook"]).exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"models": ["alexnet"]}, "unknown model 'alexnet'"),
+    ({"attack": {"eps": [0.05, 2.0]}}, r"ε must lie in \[0, 1\]"),
+    ({"attack": {"names": ["fgsm", "boom"]}}, "unknown attack 'boom'"),
+    ({"datasets": ["cifar"]}, "unknown dataset 'cifar'"),
+    ({"explain": {"names": ["lime"]}}, "unknown explainer 'lime'"),
+])
+def test_bad_config_fails_before_any_work(tmp_path, capsys, change, message):
+    cfg = {**yaml.safe_load(TINY.read_text()), **change}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(AdvXAIError, match=message):
+        pipeline.load_config(path)
+    assert cli.main(["run", str(path), "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("advxai: error: ") and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
