@@ -38,7 +38,7 @@ def trained(pneumonia):
     """A small CNN trained for 2 epochs on real PneumoniaMNIST: good enough to be attacked and explained."""
     from advxai import models, train
 
-    net = models.build("cnn", pneumonia.input_shape, 2, width=8)
+    net = models.build("cnn", pneumonia.input_shape, 2, width=8, seed=0)
     train.fit(net, *pneumonia.split("train"), *pneumonia.split("val"), epochs=2, batch_size=128, augment=False,
               verbose=0)
     return net
@@ -51,6 +51,17 @@ def test_batch(pneumonia):
     x, y = pneumonia.split("test")
     idx = data.balanced_subset(y, 24, seed=0)
     return x[idx], y[idx]
+
+
+@pytest.fixture(scope="session")
+def tiny_grid(tmp_path_factory, data_root):
+    """configs/tiny.yaml run once, serially, through papermill: (results, book, records)."""
+    from advxai import pipeline
+
+    results = tmp_path_factory.mktemp("results")
+    book = tmp_path_factory.mktemp("book")
+    records = pipeline.run_grid(ROOT / "configs" / "tiny.yaml", results, book=book, log=lambda *a, **k: None)
+    return results, book, records
 
 
 def real_slice(tmp_path: Path, per_class: int = 6) -> Path:

@@ -16,11 +16,8 @@ TINY = ROOT / "configs" / "tiny.yaml"
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    book = tmp_path_factory.mktemp("book")
-    records = pipeline.run_grid(TINY, results, book=book, log=lambda *a, **k: None)
-    return results, book, records
+def grid(tiny_grid):
+    return tiny_grid
 
 
 def test_grid_runs_and_writes_tidy_tables(grid):

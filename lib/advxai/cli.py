@@ -19,7 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def _run(args) -> int:
     from .pipeline import run_grid
 
-    records = run_grid(args.config, args.results, args.executor, Path(args.book) if args.book else None)
+    options = {"scheduler": args.scheduler, "workers": args.workers} if args.executor == "dask" else {}
+    records = run_grid(args.config, args.results, args.executor, Path(args.book) if args.book else None, **options)
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed:
         print(f"advxai: failed: {r['stage']} {r['run']}: {r['error']} (notebook: {r['notebook']})", file=sys.stderr)
@@ -38,7 +39,8 @@ def _book(args) -> int:
     """Run the grid (reusing finished runs), then build the jupyter-book and print the index.html path."""
     code = _run(args)
     root = Path(args.root)
-    out = subprocess.run([sys.executable, "-m", "jupyter_book", "build", str(root), "--path-output", str(root),
+    jb = Path(sys.executable).with_name("jupyter-book")  # the venv's own jupyter-book
+    out = subprocess.run([str(jb), "build", str(root), "--path-output", str(root),
                           "--warningiserror" if args.strict else "--keep-going"], check=False)
     index = (root / "_build" / "html" / "index.html").resolve()
     if out.returncode != 0 or not index.exists():
@@ -48,13 +50,19 @@ def _book(args) -> int:
     return code
 
 
+def _executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", default="serial", help="serial (default) or dask")
+    p.add_argument("--scheduler", default=None, help="dask: address of an existing scheduler, tcp://HOST:PORT")
+    p.add_argument("--workers", type=int, default=None, help="dask: local workers (default: cores / 2)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="advxai", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute a YAML experiment grid with papermill")
     r.add_argument("config", type=Path)
     r.add_argument("--results", type=Path, default=Path("results"))
-    r.add_argument("--executor", default="serial")
+    _executor_args(r)
     r.add_argument("--book", default=None, help="publish executed notebooks into this book folder")
     r.set_defaults(fn=_run)
     f = sub.add_parser("fetch", help="download (MD5-checked) and load a dataset")
@@ -64,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("book", help="run a grid, then build the jupyter-book")
     b.add_argument("config", type=Path)
     b.add_argument("--results", type=Path, default=Path("results"))
-    b.add_argument("--executor", default="serial")
+    _executor_args(b)
     b.add_argument("--book", default="book")
     b.add_argument("--root", default=".", help="folder holding _config.yml and _toc.yml")
     b.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")

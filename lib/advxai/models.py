@@ -98,8 +98,14 @@ for _name, _builder, _mode, _min in [
     MODELS.register(_name)(_application(_builder, _mode, _min))
 
 
-def build(name: str, input_shape, n_classes: int, weights=None, **kw) -> keras.Model:
-    """Build a registered model. ``weights="imagenet"`` needs a network (Keras downloads them)."""
+def build(name: str, input_shape, n_classes: int, weights=None, seed: int | None = None, **kw) -> keras.Model:
+    """Build a registered model. ``weights="imagenet"`` needs a network (Keras downloads them).
+
+    ``seed`` seeds the weight initialisers (Keras draws them at build time, before training seeds anything:
+    without it two runs of the same configuration trained different models).
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
     if len(input_shape) != 3:
         raise ParameterError(f"input_shape must be (H, W, C), got {tuple(input_shape)}")
     if n_classes < 2:
