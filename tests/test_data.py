@@ -105,6 +105,11 @@ def test_folder_missing_and_corrupt_image(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="chest_xray/{train,test} not found; download .*mendeley"):
         data.load("chest_xray", 32, root=tmp_path / "nothing")
     root = real_slice(tmp_path / "d", per_class=2)
+    for f in (root / "raw" / "chest_xray" / "test" / "PNEUMONIA").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match=r"no images of class\(es\) \['PNEUMONIA'\]; every class needs images"):
+        data.load("chest_xray", 32, root=root)
+    root = real_slice(tmp_path / "e", per_class=2)
     bad = root / "raw" / "chest_xray" / "test" / "NORMAL" / "broken.jpeg"
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match="cannot read image .*broken.jpeg.*replace or delete it"):

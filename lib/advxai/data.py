@@ -269,8 +269,9 @@ def _folder_md5(base: Path, splits: list[str], labels: list[str]) -> str:
     h = hashlib.md5()
     for s in splits:
         files, y = _list_images(base / s, labels)
-        if len(files) == 0:
-            raise DataError(f"{base / s} holds no images of classes {labels}; check the folder layout")
+        empty = [lab for k, lab in enumerate(labels) if not np.any(y == k)]
+        if empty:  # a split without a class cannot be trained on or evaluated (AUC, specificity)
+            raise DataError(f"{base / s} has no images of class(es) {empty}; every class needs images in every split")
         for f, k in zip(files, y, strict=True):
             h.update(f"{s}/{k}/{f.name}/{f.stat().st_size}\n".encode())
     return h.hexdigest()

@@ -403,14 +403,33 @@ def combine(runs: list[Run], results: Path) -> None:
 
 
 def publish(runs: list[Run], book: Path) -> None:
-    """Copy executed notebooks to ``book/runs`` with names that sort by dataset, model and stage."""
+    """Copy executed notebooks to ``book/runs`` with names that sort by dataset, model and stage, titled with
+    their dataset and model, code folded (readers see narrative, tables and figures; a click shows the code)."""
     dest = book / "runs"
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     order = {s: i for i, s in enumerate(STAGES)}
     for r in runs:
         if r.stage == "summary":
-            shutil.copy(r.out_dir / "notebook.ipynb", book / "results.ipynb")
+            target = book / "results.ipynb"
         else:
-            shutil.copy(r.out_dir / "notebook.ipynb", dest / f"{r.label.split('-')[0]}-{order[r.stage]}{r.stage}-"
-                        f"{'-'.join(r.label.split('-')[1:])}.ipynb")
+            name, *rest = r.label.split("-")
+            target = dest / f"{name}-{order[r.stage]}{r.stage}-{'-'.join(rest)}.ipynb"
+        _publishable(r.out_dir / "notebook.ipynb", target, "" if r.stage == "summary" else r.label)
+
+
+def _publishable(src: Path, dest: Path, label: str) -> None:
+    nb = json.loads(Path(src).read_text())
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "parameters" in tags:
+            tags.append("remove-cell")  # the defaults; the injected values below are what ran
+        elif cell["cell_type"] == "code":
+            tags.append("hide-input")
+    first = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), None)
+    if first is not None and label:
+        text = "".join(first["source"])
+        if text.startswith("# "):
+            head, _, tail = text.partition("\n")
+            first["source"] = f"{head} · {label}\n{tail}"
+    dest.write_text(json.dumps(nb, indent=1))
