@@ -158,7 +158,9 @@ def repeatability(work: Path) -> float:
         results = work / f"repeat{i}"
         pipeline.run_grid(ROOT / "configs" / "tiny.yaml", results, log=lambda *a, **k: None)
         df = pd.read_csv(results / "tables" / "results.csv")
-        frames.append(df[df.metric != "seconds"].sort_values(["run", "attack", "eps", "explainer", "metric"]))
+        # run folder names hold code/notebook hashes, so rows are matched by what they measure
+        frames.append(df[df.metric != "seconds"].sort_values(["dataset", "model", "attack", "eps", "explainer",
+                                                              "metric", "n"]))
     a, b = (f.reset_index(drop=True) for f in frames)
     return float((a.value - b.value).abs().max())
 

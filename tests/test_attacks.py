@@ -43,11 +43,45 @@ def test_eps_out_of_range(trained, test_batch, eps):
 
 def test_bad_names_shapes_and_params(trained, test_batch):
     x, y = test_batch
-    with pytest.raises(UnknownNameError, match="unknown attack 'cw'; known: deepfool, fgsm, pgd"):
-        attacks.generate(trained, x, y, "cw", 0.1)
+    with pytest.raises(UnknownNameError, match="unknown attack .jsma.; known: autoattack, bim, cw, deepfool"):
+        attacks.generate(trained, x, y, "jsma", 0.1)
     with pytest.raises(ParameterError, match=r"images must be \(N, 28, 28, 1\)"):
         attacks.generate(trained, x[:, :20], y, "fgsm", 0.1)
     with pytest.raises(ParameterError, match="scaled to"):
         attacks.generate(trained, x * 255, y, "fgsm", 0.1)
     with pytest.raises(ParameterError, match="has no parameter"):
         attacks.params_for("pgd", {"steps": 3})
+
+
+@pytest.mark.parametrize("name, params", [
+    ("bim", {}),
+    ("uap", {"max_iter": 5}),
+    ("autoattack", {"apgd_iter": 10, "square_iter": 20}),
+])
+def test_radarmix_bounded_attacks(trained, test_batch, name, params):
+    x, y = test_batch
+    x_adv, _ = attacks.generate(trained, x, y, name, 0.1, params)
+    assert np.abs(x_adv - x).max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    before = train.predict_logits(trained, x).argmax(1)
+    after = train.predict_logits(trained, x_adv).argmax(1)
+    assert np.mean(before != after) >= 0.25
+
+
+def test_uap_is_one_perturbation_for_all_images(trained, test_batch):
+    x, y = test_batch
+    x_adv, _ = attacks.generate(trained, x, y, "uap", 0.05, {"max_iter": 3})
+    inside = (x > 0.06) & (x < 0.94)  # away from the clip bounds the same δ must appear everywhere
+    deltas = (x_adv - x)[:, inside.all(axis=0)]
+    np.testing.assert_allclose(deltas, np.broadcast_to(deltas[0], deltas.shape), atol=1e-5)
+
+
+def test_cw_changes_predictions_with_small_l2_and_ignores_eps(trained, test_batch):
+    x, y = test_batch
+    swept = attacks.sweep(trained, x, y, "cw", [0.01, 0.1], {"max_iter": 10, "binary_search_steps": 3},
+                          progress=False)
+    assert np.array_equal(swept[0.01][0], swept[0.1][0])
+    x_adv = swept[0.1][0]
+    fooled = train.predict_logits(trained, x_adv).argmax(1) != train.predict_logits(trained, x).argmax(1)
+    assert fooled.mean() >= 0.25
+    l2 = np.sqrt(((x_adv - x) ** 2).reshape(len(x), -1).sum(1))
+    assert np.median(l2[fooled]) < 2.0  # minimal perturbations: far below FGSM-0.1's ≈ 2.8

@@ -25,6 +25,7 @@ class AttackSpec:
     eps_bounded: bool = True  # does ε bound ||δ||∞ ?
     eps_meaning: str = "L∞ budget"
     overshoot_only: bool = False  # ε only rescales the final step (DeepFool): one run serves every ε
+    eps_free: bool = False  # ε plays no part (C&W-L2 minimises ‖δ‖₂): one run serves every ε
 
 
 ATTACKS: Registry[AttackSpec] = Registry("attack")
@@ -65,6 +66,58 @@ ATTACKS.register("pgd")(AttackSpec(_pgd, {"max_iter": 10, "step_ratio": 0.25, "n
                                          "batch_size": 100}))
 ATTACKS.register("deepfool")(AttackSpec(_deepfool, {"max_iter": 50, "nb_grads": 10, "batch_size": 100},
                                         eps_bounded=False, eps_meaning="overshoot", overshoot_only=True))
+
+
+def _bim(clf, eps, max_iter=10, step_ratio=0.1, batch_size=100):
+    # Kurakin et al.: α = 1/255 for ε·255 + 4 steps; here a fixed ratio, i.e. PGD without the random start.
+    from art.attacks.evasion import BasicIterativeMethod
+
+    return BasicIterativeMethod(clf, eps=eps, eps_step=step_ratio * eps, max_iter=max_iter, batch_size=batch_size,
+                                verbose=False)
+
+
+def _cw(clf, eps, confidence=0.0, learning_rate=0.01, binary_search_steps=5, max_iter=10, initial_const=0.01,
+        batch_size=100):
+    # C&W-L2 minimises ‖δ‖₂ + c·margin: no ε. Needs logits (DESIGN.md: on softmax outputs it changed nothing).
+    from art.attacks.evasion import CarliniL2Method
+
+    return CarliniL2Method(clf, confidence=confidence, learning_rate=learning_rate,
+                           binary_search_steps=binary_search_steps, max_iter=max_iter, initial_const=initial_const,
+                           batch_size=batch_size, verbose=False)
+
+
+def _uap(clf, eps, attacker="fgsm", attacker_eps_ratio=0.5, delta=0.2, max_iter=10, batch_size=100):
+    # One perturbation for all images, ‖v‖∞ ≤ ε. The default DeepFool inner attacker took 759 s for 100 images
+    # on a small CNN (DESIGN.md); FGSM steps of attacker_eps_ratio·ε build v in seconds.
+    from art.attacks.evasion import UniversalPerturbation
+
+    return UniversalPerturbation(clf, attacker=attacker, attacker_params={"eps": attacker_eps_ratio * eps},
+                                 delta=delta, max_iter=max_iter, eps=eps, norm=np.inf, batch_size=batch_size,
+                                 verbose=False)
+
+
+def _autoattack(clf, eps, apgd_iter=50, square_iter=200, batch_size=100):
+    # The per-image worst case over its members (ART keeps, per image, the first member that succeeds).
+    # APGD-DLR needs ≥ 3 classes (its loss uses the third-largest logit): binary tasks run APGD-CE + Square.
+    from art.attacks.evasion import AutoAttack, AutoProjectedGradientDescent, SquareAttack
+
+    members = [AutoProjectedGradientDescent(clf, eps=eps, eps_step=eps / 4, max_iter=apgd_iter, nb_random_init=1,
+                                            batch_size=batch_size, loss_type="cross_entropy", verbose=False)]
+    if clf.nb_classes >= 3:
+        members.append(AutoProjectedGradientDescent(clf, eps=eps, eps_step=eps / 4, max_iter=apgd_iter,
+                                                    nb_random_init=1, batch_size=batch_size,
+                                                    loss_type="difference_logits_ratio", verbose=False))
+    members.append(SquareAttack(clf, eps=eps, max_iter=square_iter, batch_size=batch_size, verbose=False))
+    return AutoAttack(clf, eps=eps, eps_step=eps / 4, attacks=members, batch_size=batch_size)
+
+
+ATTACKS.register("bim")(AttackSpec(_bim, {"max_iter": 10, "step_ratio": 0.1, "batch_size": 100}))
+ATTACKS.register("cw")(AttackSpec(_cw, {"confidence": 0.0, "learning_rate": 0.01, "binary_search_steps": 5,
+                                        "max_iter": 10, "initial_const": 0.01, "batch_size": 100},
+                                  eps_bounded=False, eps_meaning="unused (minimal L2)", eps_free=True))
+ATTACKS.register("uap")(AttackSpec(_uap, {"attacker": "fgsm", "attacker_eps_ratio": 0.5, "delta": 0.2,
+                                          "max_iter": 10, "batch_size": 100}))
+ATTACKS.register("autoattack")(AttackSpec(_autoattack, {"apgd_iter": 50, "square_iter": 200, "batch_size": 100}))
 
 
 def check_eps(eps: float) -> float:
@@ -119,6 +172,9 @@ def sweep(model: keras.Model, x: np.ndarray, y: np.ndarray, name: str, eps_grid,
     from tqdm.auto import tqdm
 
     grid = [check_eps(e) for e in eps_grid]
+    if ATTACKS[name].eps_free:
+        x_adv, secs = generate(model, x, y, name, 1.0, params)
+        return {e: (x_adv, secs) for e in grid}
     if ATTACKS[name].overshoot_only:
         x = np.asarray(x, np.float32)
         boundary, secs = generate(model, x, y, name, 0.0, params)  # ε = 0: the loop's own endpoint
