@@ -102,3 +102,24 @@ def test_bootstrap_interval(rng):
     assert M.bootstrap_ci(np.full(10, 0.3)) == pytest.approx((0.3, 0.3))
     many = M.bootstrap_many((np.array([0, 1] * 20), rng.dirichlet([1, 1], 40)), M.classification_metrics, 200)
     assert set(many) >= {"accuracy", "auc", "mcc"} and all(a <= b for a, b in many.values())
+
+
+def test_explanation_shift_metrics_hand_computed():
+    a = np.array([[0.9, 0.8, 0.1, 0.0], [0.2, 0.3, 0.0, 0.0]])
+    b = np.array([[0.9, 0.0, 0.8, 0.0], [0.2, 0.3, 0.0, 0.0]])
+    # top 25 % = 2 of 8 pixels: a -> {(0,0), (0,1)}, b -> {(0,0), (0,2)}: ∩ 1, ∪ 3
+    assert M.iou(a, b, k=0.25) == pytest.approx(1 / 3)
+    assert M.topk_intersection(a, b, k=0.25) == pytest.approx(1 / 2)
+    # > 0 (the seed's binarisation): a has 5 positive pixels, b 4, all shared -> 4 / 5
+    assert M.iou(a, b, faithful=True) == pytest.approx(4 / 5)
+    assert M.iou(a, a, k=0.5) == 1.0 and M.topk_intersection(a, a) == 1.0
+    assert M.spearman(a, a) == pytest.approx(1.0) and M.spearman(a, -a) == pytest.approx(-1.0)
+    assert np.isnan(M.spearman(a, np.zeros_like(a)))
+    with pytest.raises(ParameterError, match="top-k fraction"):
+        M.topk_mask(a, 0)
+
+
+def test_faithful_iou_saturates_on_gradcam_like_maps(rng):
+    a, b = rng.random((16, 16)) + 0.01, rng.random((16, 16)) + 0.01  # positive everywhere, unrelated
+    assert M.iou(a, b, faithful=True) == 1.0  # the seed's > 0 IoU cannot see any change
+    assert M.iou(a, b, k=0.1) < 0.3

@@ -196,6 +196,47 @@ def heatmap_nissim(clean_maps: np.ndarray, adv_maps: np.ndarray, images: np.ndar
                      for c, a, i, j in zip(clean_maps, adv_maps, images, adv_images, strict=True)])
 
 
+# --- explanation shift (RADAR-MIX; Ghorbani et al. 2019) -------------------------------------------------
+
+
+def topk_mask(saliency: np.ndarray, k: float = 0.1) -> np.ndarray:
+    """Boolean mask of the ``k`` fraction of pixels with the highest saliency (ties broken by position)."""
+    if not 0 < k <= 1:
+        raise ParameterError(f"top-k fraction must lie in (0, 1], got {k}")
+    flat = np.asarray(saliency, np.float64).ravel()
+    n = max(1, int(round(k * flat.size)))
+    mask = np.zeros(flat.size, bool)
+    mask[np.argsort(-flat, kind="stable")[:n]] = True
+    return mask.reshape(np.shape(saliency))
+
+
+def iou(a: np.ndarray, b: np.ndarray, k: float = 0.1, faithful: bool = False) -> float:
+    """IoU = |A ∩ B| / |A ∪ B| of binarised maps: the top-``k`` pixels of each (default), or, as the
+    RADAR-MIX seed did, the pixels > 0 (``faithful``; saturates for Grad-CAM, whose maps are mostly > 0).
+    Two empty masks give 1."""
+    a, b = _pair(a, b)
+    ma, mb = (a > 0, b > 0) if faithful else (topk_mask(a, k), topk_mask(b, k))
+    union = np.logical_or(ma, mb).sum()
+    return float(np.logical_and(ma, mb).sum() / union) if union else 1.0
+
+
+def topk_intersection(a: np.ndarray, b: np.ndarray, k: float = 0.1) -> float:
+    """Share of the top-``k`` pixels of ``a`` that are also top-``k`` in ``b`` (Ghorbani et al. 2019)."""
+    a, b = _pair(a, b)
+    ma, mb = topk_mask(a, k), topk_mask(b, k)
+    return float(np.logical_and(ma, mb).sum() / ma.sum())
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of the pixel saliencies (Ghorbani et al. 2019); NaN if a map is constant."""
+    from scipy.stats import spearmanr
+
+    a, b = _pair(a, b)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a.ravel(), b.ravel()).statistic)
+
+
 # --- uncertainty ----------------------------------------------------------------------------------------
 
 
