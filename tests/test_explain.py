@@ -32,9 +32,33 @@ def test_last_conv_layer_of_registry_models():
 
 def test_bad_explainer_inputs(trained, test_batch):
     x, _ = test_batch
-    with pytest.raises(UnknownNameError, match="unknown explainer 'shap'"):
-        explain.explain("shap", trained, x)
+    with pytest.raises(UnknownNameError, match=r"unknown explainer .occlusion.; known: gradcam, gradcam\+\+, lime"):
+        explain.explain("occlusion", trained, x)
     with pytest.raises(ParameterError, match="images must be"):
         explain.explain("gradcam", trained, x[..., 0])
     with pytest.raises(ParameterError, match="targets for"):
         explain.explain("gradcam", trained, x, np.zeros(3, int))
+
+
+@pytest.mark.parametrize("name, kw", [("shap", {"nsamples": 50, "n_background": 16}),
+                                      ("lime", {"num_samples": 200})])
+def test_shap_and_lime_maps(trained, test_batch, name, kw):
+    x, _ = test_batch
+    x = x[:6]
+    maps = explain.explain(name, trained, x, progress=False, seed=1, **kw)
+    assert maps.shape == (6, 28, 28) and maps.min() >= 0 and maps.max() <= 1
+    assert np.all(maps.max(axis=(1, 2)) == 1.0)  # some evidence for the predicted class in every image
+    assert np.array_equal(maps, explain.explain(name, trained, x, progress=False, seed=1, **kw))  # seeded
+
+
+def test_lime_paints_at_most_the_top_superpixels(trained, test_batch):
+    x, _ = test_batch
+    maps = explain.explain("lime", trained, x[:4], progress=False, num_samples=200, num_features=5, n_segments=50)
+    for m in maps:  # each painted superpixel carries its own LIME weight: at most 5 distinct positive values
+        assert 1 <= len(np.unique(m[m > 0])) <= 5
+
+
+def test_explainers_reject_wrong_channel_count(trained, test_batch):
+    x, _ = test_batch
+    with pytest.raises(ParameterError, match="images must be"):
+        explain.explain("lime", trained, np.repeat(x, 2, axis=-1))

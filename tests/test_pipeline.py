@@ -98,7 +98,7 @@ def test_failing_cell_is_reported_and_others_go_on(grid, tmp_path, monkeypatch):
     ({"attack": {"eps": [0.05, 2.0]}}, r"ε must lie in \[0, 1\]"),
     ({"attack": {"names": ["fgsm", "boom"]}}, "unknown attack 'boom'"),
     ({"datasets": ["cifar"]}, "unknown dataset 'cifar'"),
-    ({"explain": {"names": ["lime"]}}, "unknown explainer 'lime'"),
+    ({"explain": {"names": ["occlusion"]}}, "unknown explainer 'occlusion'"),
 ])
 def test_bad_config_fails_before_any_work(tmp_path, capsys, change, message):
     cfg = {**yaml.safe_load(TINY.read_text()), **change}
