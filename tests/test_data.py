@@ -115,3 +115,47 @@ def test_folder_missing_and_corrupt_image(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="cannot read image .*broken.jpeg.*replace or delete it"):
         data.load("chest_xray", 32, root=root)
     assert not list(Path(tmp_path / "cache").glob("*.npz"))
+
+
+def _isic_slice(tmp_path: Path, n_train: int = 40, n_test: int = 14) -> Path:
+    """A small ISIC 2018 tree of links to real images and the real CSV rows that describe them."""
+    import pandas as pd
+
+    src = data.data_dir() / "raw" / "ISIC2018"
+    dst = tmp_path / "raw" / "ISIC2018"
+    meta = pd.read_csv(src / "HAM10000_metadata.csv")
+    meta = meta[meta.lesion_id.isin(meta.lesion_id.drop_duplicates().iloc[:n_train])]
+    gt = pd.read_csv(src / "ISIC2018_Task3_Test_GroundTruth" / "ISIC2018_Task3_Test_GroundTruth.csv").iloc[:n_test]
+    for sub, ids in (("ISIC2018_Task3_Training_Input", meta.image_id), ("ISIC2018_Task3_Test_Input", gt.image)):
+        (dst / sub).mkdir(parents=True)
+        for i in ids:
+            (dst / sub / f"{i}.jpg").symlink_to(src / sub / f"{i}.jpg")
+    meta.to_csv(dst / "HAM10000_metadata.csv", index=False)
+    (dst / "ISIC2018_Task3_Test_GroundTruth").mkdir()
+    gt.to_csv(dst / "ISIC2018_Task3_Test_GroundTruth" / "ISIC2018_Task3_Test_GroundTruth.csv", index=False)
+    return tmp_path
+
+
+def test_isic_real_slice_labels_crop_and_lesion_split(tmp_path, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setenv("ADVXAI_CACHE", str(tmp_path / "cache"))
+    root = _isic_slice(tmp_path / "d")
+    ds = data.load("isic2018", 32, root=root, val_fraction=0.25)
+    assert ds.labels == ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"] and ds.license == "CC BY-NC 4.0"
+    meta = pd.read_csv(root / "raw" / "ISIC2018" / "HAM10000_metadata.csv")
+    assert len(ds.split("train")[1]) + len(ds.split("val")[1]) == len(meta)
+    assert ds.split("test")[0].shape == (14, 32, 32, 3)
+    gt = pd.read_csv(root / "raw" / "ISIC2018" / "ISIC2018_Task3_Test_GroundTruth" /
+                     "ISIC2018_Task3_Test_GroundTruth.csv")
+    assert np.array_equal(ds.split("test")[1], gt[ds.labels].to_numpy().argmax(1))
+    # the split is by lesion: val holds 10 of the 40 lesions, and no lesion has images on both sides
+    in_val = meta.image_id.isin(ds.info["val_image_ids"])
+    assert in_val.sum() == len(ds.split("val")[1])
+    assert meta[in_val].lesion_id.nunique() == 10
+    assert not set(meta[in_val].lesion_id) & set(meta[~in_val].lesion_id)
+
+
+def test_isic_missing_ground_truth_is_named(tmp_path):
+    with pytest.raises(DataError, match="lacks HAM10000_metadata.csv or the test ground truth; download the ISIC"):
+        data.load("isic2018", 32, root=tmp_path)

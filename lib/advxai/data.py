@@ -84,6 +84,13 @@ FOLDERS: dict[str, dict] = {
 }
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 
+# ISIC 2018 Task 3 / HAM10000 (RADAR-MIX): official class order of the challenge's ground-truth CSV.
+ISIC = {"folder": "ISIC2018", "labels": ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"],
+        "license": "CC BY-NC 4.0",
+        "howto": "download the ISIC 2018 Task 3 training/test images and ground truth from "
+                 "https://challenge.isic-archive.com/data/#2018 and HAM10000_metadata.csv from Harvard Dataverse "
+                 "(doi:10.7910/DVN/DBW86T) into"}
+
 
 @dataclass
 class Dataset:
@@ -296,6 +303,78 @@ def stratified_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
     return (x[~mask], y[~mask]), (x[mask], y[mask])
 
 
+# --- ISIC 2018 / HAM10000 --------------------------------------------------------------------------------
+
+
+def _isic_files(base: Path) -> dict:
+    """Training images with their labels and lesions (metadata CSV), test images with the official labels."""
+    import pandas as pd
+
+    meta_csv = base / "HAM10000_metadata.csv"
+    test_csv = base / "ISIC2018_Task3_Test_GroundTruth" / "ISIC2018_Task3_Test_GroundTruth.csv"
+    if not meta_csv.exists() or not test_csv.exists():
+        raise DataError(f"{base} lacks HAM10000_metadata.csv or the test ground truth; {ISIC['howto']} {base}")
+    meta = pd.read_csv(meta_csv)
+    labels = [lab.lower() for lab in ISIC["labels"]]
+    unknown = sorted(set(meta.dx) - set(labels))
+    if unknown:
+        raise DataError(f"{meta_csv} has unknown dx values {unknown}; expected {labels}")
+    test = pd.read_csv(test_csv)
+    return {
+        "train": ([base / "ISIC2018_Task3_Training_Input" / f"{i}.jpg" for i in meta.image_id],
+                  np.array([labels.index(d) for d in meta.dx]), meta.lesion_id.to_numpy()),
+        "test": ([base / "ISIC2018_Task3_Test_Input" / f"{i}.jpg" for i in test.image],
+                 test[ISIC["labels"]].to_numpy().argmax(1), None),
+    }
+
+
+def _files_md5(files: dict) -> str:
+    h = hashlib.md5()
+    for split, (paths, y, _) in files.items():
+        for p, k in zip(paths, y, strict=True):
+            if not p.exists():
+                raise DataError(f"image {p} listed in the ground truth is missing; {ISIC['howto']} {p.parent.parent}")
+            h.update(f"{split}/{k}/{p.name}/{p.stat().st_size}\n".encode())
+    return h.hexdigest()
+
+
+def load_isic(size: int = 64, root: Path | None = None, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
+    """ISIC 2018 Task 3: the 10,015 HAM10000 training images (labels from the metadata CSV) and the 1,512
+    official test images (official ground truth), 7 classes in the challenge's order.
+
+    Training images are full-field 4:3 and test images centre square crops, so both are centre-cropped to a
+    square (a no-op for the test images) before resizing. Validation is ``val_fraction`` of the *lesions*
+    (all images of a lesion stay on one side: HAM10000 has several images per lesion).
+    """
+    base = (root or data_dir()) / "raw" / ISIC["folder"]
+    files = _isic_files(base)
+    md5 = _files_md5(files)
+    cache = cache_dir() / f"isic2018_{size}_{md5[:12]}.npz"
+    arrays = _read_cache(cache)
+    if arrays is None:
+        arrays = {}
+        for split, (paths, y, _) in files.items():
+            x = np.empty((len(paths), size, size, 3), np.uint8)
+            for i, p in enumerate(tqdm(paths, desc=f"read ISIC {split}", leave=False)):
+                try:
+                    with Image.open(p) as img:
+                        x[i] = center_crop_resize(img, size, 3)
+                except OSError as exc:
+                    raise DataError(f"cannot read image {p} ({exc}); replace or delete it") from None
+            arrays[f"{split}_images"], arrays[f"{split}_labels"] = x, y
+        save_npz(cache, **arrays)
+    lesions = files["train"][2]
+    rng = np.random.default_rng(seed)
+    uniq = rng.permutation(np.unique(lesions))
+    val = np.isin(lesions, uniq[: max(1, round(val_fraction * len(uniq)))])
+    x_tr, y_tr = _to_float(arrays["train_images"]), arrays["train_labels"]
+    splits = {"train": (x_tr[~val], y_tr[~val]), "val": (x_tr[val], y_tr[val]),
+              "test": (_to_float(arrays["test_images"]), arrays["test_labels"])}
+    val_ids = [p.stem for p, v in zip(files["train"][0], val, strict=True) if v]
+    return Dataset("isic2018", size, list(ISIC["labels"]), splits, md5, ISIC["license"],
+                   {"path": str(base), "val_image_ids": val_ids})
+
+
 # --- registry ------------------------------------------------------------------------------------------
 
 
@@ -305,6 +384,8 @@ def load(name: str, size: int = 28, root: Path | None = None, **kw) -> Dataset:
         return load_medmnist(name, size, root)
     if name in FOLDERS:
         return load_folder(name, size, root, **kw)
+    if name == "isic2018":
+        return load_isic(size, root, **kw)
     raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(available())}")
 
 
@@ -318,11 +399,13 @@ def fingerprint(name: str, size: int, root: Path | None = None) -> str:
         if "train" not in present or "test" not in present:
             raise DataError(f"{base}/{{train,test}} not found; {KERMANY_HOWTO} {base}")
         return _folder_md5(base, present, FOLDERS[name]["labels"])
+    if name == "isic2018":
+        return _files_md5(_isic_files((root or data_dir()) / "raw" / ISIC["folder"]))
     raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(available())}")
 
 
 def available() -> list[str]:
-    return sorted(MEDMNIST) + sorted(FOLDERS)
+    return sorted(MEDMNIST) + sorted(FOLDERS) + ["isic2018"]
 
 
 def balanced_subset(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
