@@ -159,3 +159,11 @@ def test_isic_real_slice_labels_crop_and_lesion_split(tmp_path, monkeypatch):
 def test_isic_missing_ground_truth_is_named(tmp_path):
     with pytest.raises(DataError, match="lacks HAM10000_metadata.csv or the test ground truth; download the ISIC"):
         data.load("isic2018", 32, root=tmp_path)
+
+
+def test_isic_lesion_masks_align_with_images(data_root):
+    masks = data.isic_masks(["ISIC_0027419", "ISIC_0025030"], 32)
+    assert masks.shape == (2, 32, 32) and set(np.unique(masks)) <= {0, 1}
+    assert 0.02 < masks.mean() < 0.98  # a lesion, not the whole frame
+    with pytest.raises(DataError, match="no lesion mask for \\['ISIC_0034524'\\]"):
+        data.isic_masks(["ISIC_0034524"], 32)  # a test image: masks exist for training images only

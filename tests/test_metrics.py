@@ -123,3 +123,12 @@ def test_faithful_iou_saturates_on_gradcam_like_maps(rng):
     a, b = rng.random((16, 16)) + 0.01, rng.random((16, 16)) + 0.01  # positive everywhere, unrelated
     assert M.iou(a, b, faithful=True) == 1.0  # the seed's > 0 IoU cannot see any change
     assert M.iou(a, b, k=0.1) < 0.3
+
+
+def test_localisation_hand_computed():
+    s = np.array([[0.0, 0.5], [0.3, 0.2]])
+    m = np.array([[0, 1], [0, 1]])
+    assert M.mask_energy(s, m) == pytest.approx(0.7)
+    assert M.pointing_hit(s, m) == 1.0
+    assert M.pointing_hit(s, 1 - m) == 0.0
+    assert np.isnan(M.mask_energy(np.zeros((2, 2)), m))

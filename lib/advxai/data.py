@@ -375,6 +375,26 @@ def load_isic(size: int = 64, root: Path | None = None, val_fraction: float = 0.
                    {"path": str(base), "val_image_ids": val_ids})
 
 
+def isic_masks(image_ids: list[str], size: int, root: Path | None = None) -> np.ndarray:
+    """Lesion masks (N, size, size) in {0, 1} for ISIC training images, cropped and resized like the images
+    (centre square crop, nearest neighbour), from ``HAM10000_segmentations_lesion_200x150.npz``."""
+    path = (root or data_dir()) / "raw" / ISIC["folder"] / "HAM10000_segmentations_lesion_200x150.npz"
+    arrays = load_npz(path)
+    index = {str(i): k for k, i in enumerate(arrays["image_id"])}
+    missing = [i for i in image_ids if i not in index]
+    if missing:
+        raise DataError(f"no lesion mask for {missing[:3]}{'...' if len(missing) > 3 else ''} in {path}")
+    out = np.empty((len(image_ids), size, size), np.uint8)
+    for n, i in enumerate(image_ids):
+        img = Image.fromarray(arrays["masks"][index[i]] * 255)
+        w, h = img.size
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.NEAREST)
+        out[n] = np.asarray(img) > 127
+    return out
+
+
 # --- registry ------------------------------------------------------------------------------------------
 
 

@@ -237,6 +237,23 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a.ravel(), b.ravel()).statistic)
 
 
+# --- localisation (beyond both papers): does the saliency land on the lesion? -------------------------------
+
+
+def mask_energy(saliency: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the saliency mass inside the lesion mask: Σ_{p∈M} s_p / Σ_p s_p (energy-based pointing game,
+    Wang et al. 2020, Score-CAM). NaN for an all-zero map."""
+    s, m = _pair(saliency, np.asarray(mask, np.float64))
+    total = s.sum()
+    return float(s[m > 0].sum() / total) if total > 0 else float("nan")
+
+
+def pointing_hit(saliency: np.ndarray, mask: np.ndarray) -> float:
+    """Pointing game (Zhang et al. 2018): 1 if the most salient pixel lies inside the mask, else 0."""
+    s, m = _pair(saliency, np.asarray(mask, np.float64))
+    return float(m.ravel()[int(np.argmax(s))] > 0)
+
+
 # --- uncertainty ----------------------------------------------------------------------------------------
 
 
