@@ -59,10 +59,3 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
-
-
-def read(results: Path) -> pd.DataFrame:
-    """All finished runs' rows under ``results/runs`` as one frame (unfinished runs are ignored)."""
-    parts = [pd.read_csv(p) for p in sorted(Path(results).glob("runs/*/*/metrics.csv"))
-             if (p.parent / "provenance.json").exists()]
-    return pd.concat(parts, ignore_index=True) if parts else frame([])
