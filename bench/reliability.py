@@ -33,7 +33,7 @@ def _files(folder: Path) -> set[Path]:
 
 
 def bad_inputs(work: Path) -> list[dict]:
-    from advxai import attacks, data, explain, models, pipeline
+    from advxai import attacks, course, data, detect, explain, models, pipeline
     from advxai.errors import AdvXAIError
 
     real = data.data_dir() / "medmnist" / "pneumoniamnist.npz"
@@ -95,6 +95,11 @@ def bad_inputs(work: Path) -> list[dict]:
         "images in 0-255 (attack)": lambda: attacks.generate(net, x * 255, y, "fgsm", 0.1),
         "unknown explainer": lambda: explain.explain("occlusion", net, x),
         "wrong image shape (explainer)": lambda: explain.explain("gradcam", net, x[..., 0]),
+        "LIME on an image of the wrong shape": lambda: explain.explain("lime", net, x[:, :14, :14]),
+        "detector trained on one kind": lambda: detect.fit(np.zeros((4, 3)), np.zeros(4)),
+        "course folder without notebooks": lambda: course.student_copy(work / "nothing", work / "student"),
+        "radarmix with one attack": lambda: pipeline.load_config(config(radarmix={
+            "datasets": ["pneumoniamnist"], "attack": {"names": ["pgd"]}})),
         "config file missing": lambda: pipeline.load_config(work / "none.yaml"),
         "config not YAML": lambda: (Path(work / "bad.yaml").write_text("a: [1, 2"),
                                     pipeline.load_config(work / "bad.yaml")),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from advxai import attacks, data, detect, explain, manifold, train
+from advxai import attacks, data, detect, explain, manifold, metrics, train
 from advxai.errors import ParameterError, UnknownNameError
 
 
@@ -69,3 +69,18 @@ def test_penultimate_features_and_embeddings(trained, test_batch):
         manifold.embed(f, "pca")
     with pytest.raises(ParameterError, match="need features"):
         manifold.embed(f[:3], "tsne")
+
+
+def test_fast_scores_equal_scikit_learn():
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = rng.integers(6, 40)
+        is_adv = rng.integers(0, 2, n)
+        is_adv[:2] = [0, 1]
+        score = rng.integers(0, 6, n) / 5.0  # ties included
+        assert np.isclose(metrics.binary_auc(is_adv, score), roc_auc_score(is_adv, score))
+        for fpr in (0.0, 0.05, 0.25, 0.5):
+            f, t, _ = roc_curve(is_adv, score, drop_intermediate=False)
+            assert detect.tpr_at_fpr(is_adv, score, fpr) == t[f <= fpr + 1e-12].max()

@@ -16,6 +16,13 @@ def test_maps_shaped_normalised_and_deterministic(trained, test_batch, name):
     np.testing.assert_allclose(maps, explain.explain(name, trained, x, batch_size=7, progress=False), atol=1e-4)
 
 
+def test_compiled_gradcam_agrees_with_tf_keras_vis(trained, test_batch):
+    x, _ = test_batch
+    ours = explain.explain("gradcam", trained, x, progress=False)
+    reference = explain.explain("gradcam-tfkv", trained, x, progress=False)
+    np.testing.assert_allclose(ours, reference, atol=1e-4)
+
+
 def test_gradcam_follows_the_target_class(trained, test_batch):
     x, _ = test_batch
     pred = train.predict_logits(trained, x).argmax(1)
@@ -32,7 +39,8 @@ def test_last_conv_layer_of_registry_models():
 
 def test_bad_explainer_inputs(trained, test_batch):
     x, _ = test_batch
-    with pytest.raises(UnknownNameError, match=r"unknown explainer .occlusion.; known: gradcam, gradcam\+\+, lime"):
+    known = r"unknown explainer .occlusion.; known: gradcam, gradcam\+\+, gradcam-tfkv, lime"
+    with pytest.raises(UnknownNameError, match=known):
         explain.explain("occlusion", trained, x)
     with pytest.raises(ParameterError, match="images must be"):
         explain.explain("gradcam", trained, x[..., 0])

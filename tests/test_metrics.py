@@ -132,3 +132,23 @@ def test_localisation_hand_computed():
     assert M.pointing_hit(s, m) == 1.0
     assert M.pointing_hit(s, 1 - m) == 0.0
     assert np.isnan(M.mask_energy(np.zeros((2, 2)), m))
+
+
+def test_auc_equals_scikit_learn_binary_and_multiclass(rng):
+    from sklearn.metrics import roc_auc_score
+
+    y2 = rng.integers(0, 2, 80)
+    p2 = rng.dirichlet(np.ones(2), 80).round(1)  # rounded: ties included
+    assert np.isclose(M.auc(y2, p2), roc_auc_score(y2, p2[:, 1]))
+    y7 = rng.integers(0, 7, 200)
+    p7 = rng.dirichlet(np.ones(7), 200)
+    assert np.isclose(M.auc(y7, p7), roc_auc_score(y7, p7, multi_class="ovr", average="macro", labels=np.arange(7)))
+
+
+def test_reproduction_verdicts_follow_the_interval():
+    from advxai.reproduction import verdict
+
+    assert verdict((0.93, 0.93), (0.90, 0.95), 0.05) == "yes"
+    assert verdict((0.859, 0.889), (0.76, 0.83), 0.05) == "partially"  # misses by 0.029
+    assert verdict((0.75, 0.75), (0.46, 0.52), 0.05) == "no"
+    assert verdict((0.9, 1.0), (0.5, 0.89), 0.0) == "no"

@@ -22,19 +22,32 @@ def grid(tiny_grid):
 
 def test_grid_runs_and_writes_tidy_tables(grid):
     results, book, records = grid
-    assert [r["status"] for r in records] == ["done"] * 6
+    assert [r["status"] for r in records] == ["done"] * 8
     df = pd.read_csv(results / "tables" / "results.csv")
     assert list(df.columns) == tables.COLUMNS
     assert {"accuracy", "auc", "f1", "precision", "recall", "specificity", "mcc", "fooling_rate", "asr", "l2",
             "linf", "psnr", "ssim", "nissim", "mod", "vid"} <= set(df.metric)
-    assert set(df.attack) == {"none", "fgsm", "deepfool"}
+    assert set(df.attack) == {"none", "fgsm", "deepfool", "pgd"}
     att = df[(df.attack == "fgsm") & (df.metric == "linf")]
     assert att.value.max() <= 0.05 + 1e-6 and att.n.iloc[0] == 12
     ok = df.dropna(subset=["ci_low"])
     assert ((ok.ci_low <= ok.value + 1e-9) & (ok.value <= ok.ci_high + 1e-9)).all()
     mod = df[df.metric == "mod"]
     assert set(mod.explainer) == {"gradcam"} and mod.value.between(0, 1).all()
-    assert (book / "results.ipynb").exists() and len(list((book / "runs").glob("*.ipynb"))) == 5
+    assert (book / "results.ipynb").exists() and len(list((book / "runs").glob("*.ipynb"))) == 7
+
+
+def test_radarmix_and_detection_rows(grid):
+    results, _, _ = grid
+    df = pd.read_csv(results / "tables" / "results.csv")
+    shift = df[df.metric.isin(["iou", "ssim", "spearman", "topk_intersection"]) & (df.explainer != "none")]
+    assert set(shift.explainer) == {"gradcam", "lime"} and set(shift.attack) == {"fgsm", "pgd"}
+    assert shift[shift.explainer == "lime"].n.max() == 4 and shift[shift.explainer == "gradcam"].n.max() == 12
+    assert shift[shift.metric != "spearman"].value.between(0, 1).all()
+    det = df[df.metric.isin(["auroc", "tpr_at_5fpr"])]
+    assert set(det.attack) == {"fgsm", "pgd"}  # the held-out attack
+    assert set(det.explainer) == {"none", "gradcam", "outputs + gradcam"}  # LIME covers 4 images: no detector
+    assert det.value.between(0, 1).all() and (det.n == 12).all()  # 6 clean + 6 attacked test images
 
 
 def test_provenance_recorded_for_every_row(grid):
@@ -51,14 +64,14 @@ def test_provenance_recorded_for_every_row(grid):
 def test_rerun_reuses_and_a_changed_parameter_reruns_only_its_dependants(grid, tmp_path):
     results, _, _ = grid
     again = pipeline.run_grid(TINY, results, log=lambda *a, **k: None)
-    assert [r["status"] for r in again] == ["cached"] * 6
+    assert [r["status"] for r in again] == ["cached"] * 8
     cfg = yaml.safe_load(TINY.read_text())
     cfg["strength"] = {"faithful": True}
     changed = tmp_path / "tiny_faithful.yaml"
     changed.write_text(yaml.safe_dump(cfg))
     recs = {r["stage"]: r["status"] for r in pipeline.run_grid(changed, results, log=lambda *a, **k: None)}
     assert recs == {"train": "cached", "attack": "cached", "gradcam": "cached", "distortion": "cached",
-                    "strength": "done", "summary": "done"}
+                    "strength": "done", "radarmix": "cached", "detection": "cached", "summary": "done"}
     df = pd.read_csv(results / "tables" / "results.csv")
     assert {"nissim_max", "vid_seed"} <= set(df.metric)
 
@@ -99,6 +112,10 @@ def test_failing_cell_is_reported_and_others_go_on(grid, tmp_path, monkeypatch):
     ({"attack": {"names": ["fgsm", "boom"]}}, "unknown attack 'boom'"),
     ({"datasets": ["cifar"]}, "unknown dataset 'cifar'"),
     ({"explain": {"names": ["occlusion"]}}, "unknown explainer 'occlusion'"),
+    ({"radarmix": {"datasets": ["pneumoniamnist"], "explain": {"names": ["gradcam", "occlusion"]}}},
+     "unknown explainer 'occlusion'"),
+    ({"radarmix": {"datasets": ["pneumoniamnist"], "attack": {"names": ["pgd"]}}}, "at least two attacks"),
+    ({"radarmix": {"datasets": ["pneumoniamnist"], "attack": {"eps": [-0.1]}}}, r"ε must lie in \[0, 1\]"),
 ])
 def test_bad_config_fails_before_any_work(tmp_path, capsys, change, message):
     cfg = {**yaml.safe_load(TINY.read_text()), **change}

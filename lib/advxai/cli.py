@@ -50,6 +50,14 @@ def _book(args) -> int:
     return code
 
 
+def _student(args) -> int:
+    from .course import student_copy
+
+    for path in student_copy(args.source, args.out):
+        print(f"student copy: {path}")
+    return 0
+
+
 def _executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", default="serial", help="serial (default) or dask")
     p.add_argument("--scheduler", default=None, help="dask: address of an existing scheduler, tcp://HOST:PORT")
@@ -77,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--root", default=".", help="folder holding _config.yml and _toc.yml")
     b.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
     b.set_defaults(fn=_book)
+    s = sub.add_parser("student", help="copy the course notebooks with their solution cells stripped")
+    s.add_argument("source", type=Path, nargs="?", default=Path("book/course"))
+    s.add_argument("--out", type=Path, default=Path("student"))
+    s.set_defaults(fn=_student)
     args = p.parse_args(argv)
     try:
         return args.fn(args)

@@ -395,6 +395,15 @@ def isic_masks(image_ids: list[str], size: int, root: Path | None = None) -> np.
     return out
 
 
+def lesion_masks(ds: Dataset, split: str, idx: np.ndarray) -> np.ndarray | None:
+    """Lesion masks (N, H, W) for images ``idx`` of a split when the dataset has them, else None. ISIC's
+    validation split has them (held-out lesions of the masked HAM10000 training set); its test split has none."""
+    if ds.name != "isic2018" or split != "val":
+        return None
+    ids = ds.info["val_image_ids"]
+    return isic_masks([ids[i] for i in np.asarray(idx)], ds.size)
+
+
 # --- registry ------------------------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from . import metrics as M
 from .tables import mean_row, row, stat_row
 
-CLASSIFICATION = ("accuracy", "auc", "f1", "precision", "recall", "specificity", "mcc")
+CLASSIFICATION = ("accuracy", "balanced_accuracy", "auc", "f1", "precision", "recall", "specificity", "mcc")
 
 
 def classification_rows(y: np.ndarray, probs: np.ndarray, n_boot: int = 1000, seed: int = 0, **keys) -> list[dict]:
@@ -65,3 +65,36 @@ def strength_rows(nissims: np.ndarray, faithful: bool = False, n_boot: int = 100
         if keys.get("eps", 0) > 0:
             rows += [row("vid_seed", M.vid_seed(v, keys["eps"]), n=len(v), **keys)]
     return rows
+
+
+def shift_rows(clean_maps: np.ndarray, adv_maps: np.ndarray, k: float = 0.1, faithful: bool = False,
+               n_boot: int = 1000, seed: int = 0, **keys) -> list[dict]:
+    """Explanation shift between each image's clean and attacked map (RADAR-MIX; Ghorbani et al. 2019):
+    IoU of binarised maps (top-``k`` pixels; ``faithful``: > 0 as the seed), SSIM (window 5, as the seed),
+    Spearman rank correlation and top-``k`` intersection, each a mean over images with its interval."""
+    per_image = {
+        "iou": M.pairwise(M.iou, clean_maps, adv_maps, k=k, faithful=faithful),
+        "ssim": M.pairwise(M.ssim, clean_maps, adv_maps, win_size=5),
+        "spearman": M.pairwise(M.spearman, clean_maps, adv_maps),
+        "topk_intersection": M.pairwise(M.topk_intersection, clean_maps, adv_maps, k=k),
+    }
+    return [mean_row(name, v, n_boot, seed, **keys) for name, v in per_image.items()]
+
+
+def localisation_rows(maps: np.ndarray, masks: np.ndarray, n_boot: int = 1000, seed: int = 0, **keys) -> list[dict]:
+    """Does the map land on the lesion? Mean share of saliency inside the mask (``mask_energy``) and the
+    pointing-game hit rate (``pointing_game``), with the mask's own area share as the chance level."""
+    return [
+        mean_row("mask_energy", M.pairwise(M.mask_energy, maps, masks), n_boot, seed, **keys),
+        mean_row("pointing_game", M.pairwise(M.pointing_hit, maps, masks), n_boot, seed, **keys),
+        mean_row("mask_area", np.asarray(masks, np.float64).reshape(len(masks), -1).mean(1), n_boot, seed, **keys),
+    ]
+
+
+def detection_rows(records: list[dict], detector: str, **keys) -> list[dict]:
+    """Rows from :func:`advxai.detect.leave_one_attack_out` records: ``auroc`` and ``tpr_at_5fpr`` with the
+    held-out attack in ``attack``, its ε in ``eps``, and the detector's inputs in ``explainer`` (``none``:
+    outputs only; ``gradcam``: the map only; ``outputs + gradcam``: both)."""
+    return [row(m, r[m][0], r[m][1:], r["n"], **{**keys, "attack": r["held_out"], "eps": r["eps"] or 0.0,
+                                                   "explainer": detector})
+            for r in records for m in ("auroc", "tpr_at_5fpr")]

@@ -20,6 +20,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 
@@ -38,6 +39,8 @@ STAGES = {  # stage -> notebook, in execution order
     "gradcam": "03_gradcam.ipynb",
     "distortion": "04_distortion.ipynb",
     "strength": "05_strength.ipynb",
+    "radarmix": "06_radarmix.ipynb",
+    "detection": "07_detection.ipynb",
     "summary": "00_summary.ipynb",
 }
 VERSIONED = ["advxai", "tensorflow-cpu", "tensorflow", "keras", "adversarial-robustness-toolbox", "tf-keras-vis",
@@ -56,8 +59,9 @@ class Run:
     def notebook(self) -> Path:
         return NOTEBOOKS / STAGES[self.stage]
 
-    @property
+    @cached_property
     def key(self) -> str:
+        """Computed once, in the runner: a Dask worker receives it with the run (not recomputed there)."""
         blob = json.dumps({"stage": self.stage, "params": self.params, "deps": [d.key for d in self.deps],
                            "notebook": _file_md5(self.notebook), "code": code_fingerprint()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -111,12 +115,21 @@ DEFAULTS = {
     "n_boot": 1000,
     "gpu": False,  # true: train/attack/explain runs ask Dask workers for the resource GPU=1
 }
+# The RADAR-MIX part of a config (optional, section ``radarmix``): its own datasets and grid, trained models
+# shared with the Grad-Attacks part when dataset, model and training agree (same run key).
+RADARMIX = {
+    "datasets": [], "models": [{"name": "cnn"}], "train": {}, "split": "test",
+    "attack": {"names": ["fgsm", "bim", "pgd", "deepfool", "uap", "cw"], "eps": [0.001, 0.01, 0.05, 0.1, 0.5],
+               "n_images": 100, "params": {}},
+    "explain": {"names": ["gradcam", "gradcam++", "shap", "lime"], "n_explain": {}, "params": {},
+                "n_background": 32, "target": "predicted"},
+    "topk": 0.1, "faithful": False,
+    "detect": {"feature_sets": ["outputs", "explanation", "both"]},
+}
 
 
 def load_config(path: Path) -> dict:
     """Read a YAML grid and fill in defaults; unknown names and ε outside [0, 1] fail here, before any work."""
-    from . import attacks, data, explain, models
-
     path = Path(path)
     if not path.exists():
         raise ParameterError(f"config {path} not found; see configs/ for examples")
@@ -128,47 +141,70 @@ def load_config(path: Path) -> dict:
     cfg["name"] = raw.get("name", path.stem)
     cfg["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in raw.get("datasets", [])]
     cfg["models"] = [m if isinstance(m, dict) else {"name": m} for m in raw.get("models", ["cnn"])]
-    if not cfg["datasets"]:
+    if not cfg["datasets"] and "radarmix" not in raw:
         raise ParameterError(f"config {path} lists no datasets")
-    for d in cfg["datasets"]:
+    _check(cfg, cfg["attack"], cfg["explain"]["names"], path)
+    if "radarmix" in raw:
+        rm = raw["radarmix"] or {}
+        cfg["radarmix"] = {k: (dict(v, **rm.get(k, {})) if isinstance(v, dict) else rm.get(k, v))
+                           for k, v in RADARMIX.items()}
+        r = cfg["radarmix"]
+        r["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in r["datasets"]]
+        r["models"] = [m if isinstance(m, dict) else {"name": m} for m in r["models"]]
+        if not r["datasets"]:
+            raise ParameterError(f"config {path}: section radarmix lists no datasets")
+        _check(r, r["attack"], r["explain"]["names"], path)
+        unknown = set(r["explain"]["n_explain"]) - set(r["explain"]["names"])
+        if unknown:
+            raise ParameterError(f"radarmix.explain.n_explain names explainers not in the grid: {sorted(unknown)}")
+        if len(r["attack"]["names"]) < 2:
+            raise ParameterError("radarmix needs at least two attacks (the detector is tested leave-one-attack-out)")
+    return cfg
+
+
+def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> None:
+    """Unknown dataset/model/attack/explainer names and ε outside [0, 1] fail before any work."""
+    from . import attacks, data, explain, models
+
+    for d in section["datasets"]:
         if d["name"] not in data.available():
             raise ParameterError(f"unknown dataset {d['name']!r} in {path}; known: {', '.join(data.available())}")
         d.setdefault("size", 28)
-    for m in cfg["models"]:
+    for m in section["models"]:
         models.MODELS[m["name"]]
-    for a in cfg["attack"]["names"]:
-        attacks.params_for(a, cfg["attack"]["params"].get(a))
-    for e in cfg["attack"]["eps"]:
+    for a in attack["names"]:
+        attacks.params_for(a, attack["params"].get(a))
+    for e in attack["eps"]:
         attacks.check_eps(e)
-    for x in cfg["explain"]["names"]:
+    for x in explainers:
         explain.EXPLAINERS[x]
-    if int(cfg["attack"]["n_images"]) < 2:
+    if int(attack["n_images"]) < 2:
         raise ParameterError("attack.n_images must be ≥ 2")
-    return cfg
 
 
 def plan(cfg: dict, results: Path) -> list[Run]:
     """Expand a config into runs in execution order (every run after the runs it depends on)."""
-    from . import data
-
     runs: list[Run] = []
     seed, n_boot = cfg["seed"], cfg["n_boot"]
+    trains: dict[str, Run] = {}  # key -> run: one training run serves both parts of a config
+
+    def train_run(d: dict, m: dict, train_cfg: dict) -> tuple[Run, dict, str]:
+        dkeys = _data_keys(d)
+        mparams = dict(m.get("params", {}), **d.get("model_params", {}).get(m["name"], {}))
+        sep = "_" if d["name"][-1].isdigit() else ""  # isic2018_28, not isic201828
+        label = f"{d['name']}{sep}{d['size']}-{m['name']}"
+        run = Run("train", label, {**dkeys, "model": m["name"], "model_params": mparams, **train_cfg,
+                                   **d.get("train", {}), "seed": seed, "n_boot": n_boot}, results=results)
+        if run.key not in trains:
+            trains[run.key] = run
+            runs.append(run)
+        return trains[run.key], {**dkeys, "model": m["name"], "seed": seed, "n_boot": n_boot}, label
+
     groups = [[a] for a in cfg["attack"]["names"]] if cfg["attack"]["split"] else [list(cfg["attack"]["names"])]
     strength_runs = []
     for d in cfg["datasets"]:
-        try:
-            md5 = data.fingerprint(d["name"], d["size"])
-        except AdvXAIError as exc:  # reported by the dataset's training run; other datasets go on
-            md5 = f"unavailable: {exc}"
-        dkeys = {"dataset": d["name"], "size": int(d["size"]), "data_md5": md5}
         for m in cfg["models"]:
-            mparams = dict(m.get("params", {}), **d.get("model_params", {}).get(m["name"], {}))
-            label = f"{d['name']}{d['size']}-{m['name']}"
-            train = Run("train", label, {**dkeys, "model": m["name"], "model_params": mparams,
-                                         **cfg["train"], **d.get("train", {}), "seed": seed, "n_boot": n_boot},
-                        results=results)
-            runs.append(train)
-            base = {**dkeys, "model": m["name"], "seed": seed, "n_boot": n_boot}
+            train, base, label = train_run(d, m, cfg["train"])
             cams, atts = [], []
             for g in groups:
                 glabel = label + ("-" + g[0] if cfg["attack"]["split"] else "")
@@ -185,9 +221,35 @@ def plan(cfg: dict, results: Path) -> list[Run]:
             strength = Run("strength", label, {**base, **cfg["strength"]}, [*cams, *atts], results)
             runs.append(strength)
             strength_runs.append(strength)
+    for r in [cfg["radarmix"]] if "radarmix" in cfg else []:
+        a, x = r["attack"], r["explain"]
+        for d in r["datasets"]:
+            for m in r["models"]:
+                train, base, label = train_run(d, m, {**cfg["train"], **r["train"]})
+                rm = Run("radarmix", label, {
+                    **base, "split": d.get("split", r["split"]), "attacks": a["names"],
+                    "eps": [float(e) for e in a["eps"]], "n_images": int(a["n_images"]),
+                    "attack_params": {n: a["params"].get(n, {}) for n in a["names"]},
+                    "explainers": x["names"], "n_explain": x["n_explain"], "explainer_params": x["params"],
+                    "n_background": int(x["n_background"]), "target": x["target"], "topk": float(r["topk"]),
+                    "faithful": bool(r["faithful"])}, [train], results)
+                full = [n for n in x["names"] if n not in x["n_explain"]]  # maps for every attacked image
+                det = Run("detection", label, {**base, "explainers": full,
+                                               "feature_sets": r["detect"]["feature_sets"]}, [rm], results)
+                runs += [rm, det]
     others = [r for r in runs if r.stage != "strength"]
     runs.append(Run("summary", "summary", {"config": cfg["name"], "seed": seed}, [*others, *strength_runs], results))
     return runs
+
+
+def _data_keys(d: dict) -> dict:
+    from . import data
+
+    try:
+        md5 = data.fingerprint(d["name"], d["size"])
+    except AdvXAIError as exc:  # reported by the dataset's training run; other datasets go on
+        md5 = f"unavailable: {exc}"
+    return {"dataset": d["name"], "size": int(d["size"]), "data_md5": md5}
 
 
 # --- provenance ------------------------------------------------------------------------------------------
@@ -362,7 +424,7 @@ def run_dask(runs: list[Run], kernel: str = "python3", log=print, scheduler: str
             cluster.close()
 
 
-GPU_STAGES = ("train", "attack", "gradcam")
+GPU_STAGES = ("train", "attack", "gradcam", "radarmix")
 
 
 def run_grid(config: Path, results: Path = Path("results"), executor: str = "serial", book: Path | None = None,
@@ -415,11 +477,28 @@ def publish(runs: list[Run], book: Path) -> None:
         else:
             name, *rest = r.label.split("-")
             target = dest / f"{name}-{order[r.stage]}{r.stage}-{'-'.join(rest)}.ipynb"
-        _publishable(r.out_dir / "notebook.ipynb", target, "" if r.stage == "summary" else r.label)
+        prov = json.loads((r.out_dir / "provenance.json").read_text())
+        _publishable(r.out_dir / "notebook.ipynb", target, "" if r.stage == "summary" else r.label, prov)
 
 
-def _publishable(src: Path, dest: Path, label: str) -> None:
+def provenance_markdown(prov: dict) -> str:
+    """The provenance block shown at the end of every published page, from the run's ``provenance.json``."""
+    v = prov["versions"]
+    libs = ", ".join(f"{k} {v[k]}" for k in ("tensorflow-cpu", "tensorflow", "keras", "adversarial-robustness-toolbox",
+                                             "tf-keras-vis", "numpy", "scikit-learn") if k in v)
+    params = {k: val for k, val in prov["parameters"].items() if k not in ("out_dir", "run_id") and
+              not k.endswith(("_dir", "_dirs"))}
+    rows = "\n".join(f"| `{k}` | `{json.dumps(val)}` |" for k, val in sorted(params.items()))
+    return (f"## Provenance\n\nRun `{prov['dir'].rsplit('/', 1)[-1]}` (stage {prov['stage']}), started "
+            f"{prov['started']}, {prov['seconds']:.0f} s; git commit `{prov['git_commit']}`; library code MD5 "
+            f"`{prov['code_md5']}`; data MD5 `{prov.get('data_md5') or '—'}`; Python {v.get('python')}, {libs}; "
+            f"{prov['platform']}.\n\n| parameter | value |\n|---|---|\n{rows}\n")
+
+
+def _publishable(src: Path, dest: Path, label: str, prov: dict) -> None:
     nb = json.loads(Path(src).read_text())
+    nb["cells"].append({"cell_type": "markdown", "id": "provenance", "metadata": {},
+                        "source": provenance_markdown(prov)})
     for cell in nb["cells"]:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if "parameters" in tags:

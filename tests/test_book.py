@@ -1,0 +1,101 @@
+"""The book as readers see it: built from the tiny grid's executed runs, served on localhost and opened page by
+page in headless Chromium (Playwright driving Debian's `chromium`): every page loads, its figures load, no
+internal link is broken; screenshots of the index and a results page are saved under the test output."""
+
+import functools
+import http.server
+import os
+import shutil
+import socketserver
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+OUTPUT = Path(os.environ.get("ADVXAI_TEST_OUTPUT", ROOT / "results" / "test-output"))
+
+
+@pytest.fixture(scope="module")
+def built_book(tiny_grid, tmp_path_factory):
+    """A copy of the book sources with the tiny grid's run pages, built by jupyter-book (course executed)."""
+    _, book, _ = tiny_grid
+    root = tmp_path_factory.mktemp("bookroot")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("runs", "results.ipynb"))
+    shutil.copytree(book / "runs", root / "book" / "runs")
+    shutil.copy(book / "results.ipynb", root / "book" / "results.ipynb")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    out = subprocess.run([str(jb), "build", str(root), "--path-output", str(root), "--keep-going"],
+                         capture_output=True, text=True)
+    html = root / "_build" / "html"
+    assert out.returncode == 0 and (html / "index.html").exists(), out.stdout[-2000:] + out.stderr[-2000:]
+    return html
+
+
+def test_course_solutions_run_in_the_book(built_book):
+    page = (built_book / "book" / "course" / "exercises.html").read_text()
+    assert "matches ART" in page  # the hidden FGSM solution agrees with ART
+    assert "toggle" in page.lower()  # solutions sit behind a toggle
+
+
+def test_every_result_page_shows_its_provenance(built_book):
+    for page in (built_book / "book" / "runs").glob("*.html"):
+        text = page.read_text()
+        assert "Provenance" in text and "git commit" in text and "data MD5" in text, page.name
+
+
+@pytest.fixture(scope="module")
+def server(built_book):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_book))
+    handler.log_message = lambda *a, **k: None
+    httpd = socketserver.TCPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_every_page_loads_in_a_real_browser(built_book, server):
+    if CHROMIUM is None:
+        if os.environ.get("ADVXAI_REQUIRE_BROWSER"):
+            pytest.fail("chromium not found; install Debian's chromium package (apt-get install chromium)")
+        pytest.skip("chromium not installed (apt-get install chromium); CI sets ADVXAI_REQUIRE_BROWSER=1")
+    from playwright.sync_api import sync_playwright
+
+    pages = sorted(p.relative_to(built_book).as_posix() for p in built_book.rglob("*.html")
+                   if not p.relative_to(built_book).parts[0].startswith("_"))
+    assert "index.html" in pages and any(p.startswith("book/runs/") for p in pages)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    broken, failed = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        for rel in pages:
+            response = page.goto(f"{server}/{rel}", wait_until="load")
+            if response is None or not response.ok:
+                failed.append(rel)
+                continue
+            page.wait_for_load_state("networkidle")  # index.html redirects (meta refresh) to the first chapter
+            for img in page.eval_on_selector_all("img", "els => els.map(e => [e.src, e.complete && e.naturalWidth])"):
+                if not img[1]:
+                    broken.append(f"{rel}: image {img[0]}")
+            for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"):
+                url = urlparse(href)
+                if url.netloc != urlparse(server).netloc:
+                    continue  # external (launch buttons, citations' DOIs): not fetched offline
+                target = built_book / unquote(url.path).lstrip("/")
+                if target.is_dir():
+                    target = target / "index.html"
+                if not target.exists():
+                    broken.append(f"{rel}: link {url.path}")
+            if rel == "index.html" or rel == "book/results.html":
+                page.screenshot(path=str(OUTPUT / f"{Path(rel).stem}.png"), full_page=True)
+        browser.close()
+    assert not failed, f"pages that did not load: {failed}"
+    assert not broken, f"broken figures or internal links: {broken[:10]}"
+    assert (OUTPUT / "index.png").stat().st_size > 10_000 and (OUTPUT / "results.png").stat().st_size > 10_000
