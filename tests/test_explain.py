@@ -44,6 +44,8 @@ def test_bad_explainer_inputs(trained, test_batch):
         explain.explain("occlusion", trained, x)
     with pytest.raises(ParameterError, match="images must be"):
         explain.explain("gradcam", trained, x[..., 0])
+    with pytest.raises(ParameterError, match="images must be"):
+        explain.explain("lime", trained, x[:, :14, :14], progress=False)  # LIME on an image of the wrong shape
     with pytest.raises(ParameterError, match="targets for"):
         explain.explain("gradcam", trained, x, np.zeros(3, int))
 

@@ -149,6 +149,7 @@ def test_reproduction_verdicts_follow_the_interval():
     from advxai.reproduction import verdict
 
     assert verdict((0.93, 0.93), (0.90, 0.95), 0.05) == "yes"
-    assert verdict((0.859, 0.889), (0.76, 0.83), 0.05) == "partially"  # misses by 0.029
-    assert verdict((0.75, 0.75), (0.46, 0.52), 0.05) == "no"
-    assert verdict((0.9, 1.0), (0.5, 0.89), 0.0) == "no"
+    assert verdict((0.859, 0.889), (0.76, 0.83), 0.05) == "partially (ours lower)"  # misses by 0.029
+    assert verdict((0.75, 0.75), (0.46, 0.52), 0.05) == "no (ours lower)"
+    assert verdict((0.93, 0.93), (1.0, 1.0), 0.05) == "no (ours higher)"
+    assert verdict((0.9, 1.0), (0.5, 0.89), 0.0) == "no (ours lower)"

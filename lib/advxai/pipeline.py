@@ -474,6 +474,8 @@ def publish(runs: list[Run], book: Path) -> None:
     for r in runs:
         if r.stage == "summary":
             target = book / "results.ipynb"
+            for chapter in book.glob("*.md"):  # chapters paste its glued numbers: make Sphinx re-read them
+                chapter.touch()
         else:
             name, *rest = r.label.split("-")
             target = dest / f"{name}-{order[r.stage]}{r.stage}-{'-'.join(rest)}.ipynb"

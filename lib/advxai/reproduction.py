@@ -62,14 +62,16 @@ def _our_number(df: pd.DataFrame, c: Claim) -> pd.Series | None:
 
 
 def verdict(seed: tuple[float, float], ci: tuple[float, float], tolerance: float) -> str:
-    """``yes`` if the seed's range and our interval overlap, ``partially`` if they miss by ≤ tolerance, else ``no``."""
+    """``yes`` if the seed's range and our interval overlap, ``partially`` if they miss by ≤ tolerance, else
+    ``no``; a miss says on which side our number lies (``no (ours higher)``)."""
     lo, hi = ci
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        lo = hi = np.nan
-    gap = max(seed[0] - hi, lo - seed[1], 0.0)
-    if np.isnan(gap):
         return "no interval"
-    return "yes" if gap == 0 else "partially" if gap <= tolerance else "no"
+    gap = max(seed[0] - hi, lo - seed[1], 0.0)
+    if gap == 0:
+        return "yes"
+    side = "ours higher" if lo > seed[1] else "ours lower"
+    return f"{'partially' if gap <= tolerance else 'no'} ({side})"
 
 
 def report(df: pd.DataFrame, stage_of_run: dict[str, str]) -> pd.DataFrame:
