@@ -99,6 +99,7 @@ def leave_one_attack_out(clean: dict[str, np.ndarray], attacked: dict, feature_s
     test_half = np.zeros(n, bool)
     test_half[rng.permutation(n)[: n // 2]] = True
     xc = matrix(clean, feature_set)
+    test_y = np.r_[np.zeros(test_half.sum()), np.ones(test_half.sum())]  # clean half, then its attacked versions
     out = []
     for held in names:
         others = [matrix(f, feature_set)[~test_half] for k, f in attacked.items() if _attack_of(k) != held]
@@ -106,7 +107,6 @@ def leave_one_attack_out(clean: dict[str, np.ndarray], attacked: dict, feature_s
         det = fit(np.concatenate([xc[~test_half], *others]), train_y, seed)
         for key in [k for k in attacked if _attack_of(k) == held]:
             test_x = np.concatenate([xc[test_half], matrix(attacked[key], feature_set)[test_half]])
-            test_y = np.r_[np.zeros(test_half.sum()), np.ones(test_half.sum())]
             score = det.predict_proba(test_x)[:, 1]
             point = scores(test_y, score)
             cis = bootstrap_many((test_y, score), scores, n_boot, seed=seed)

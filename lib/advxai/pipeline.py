@@ -137,20 +137,14 @@ def load_config(path: Path) -> dict:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ParameterError(f"config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    cfg = {k: (dict(v, **raw.get(k, {})) if isinstance(v, dict) else raw.get(k, v)) for k, v in DEFAULTS.items()}
+    cfg = _merged(DEFAULTS, raw)
     cfg["name"] = raw.get("name", path.stem)
-    cfg["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in raw.get("datasets", [])]
-    cfg["models"] = [m if isinstance(m, dict) else {"name": m} for m in raw.get("models", ["cnn"])]
+    cfg["datasets"], cfg["models"] = raw.get("datasets", []), raw.get("models", ["cnn"])
     if not cfg["datasets"] and "radarmix" not in raw:
         raise ParameterError(f"config {path} lists no datasets")
     _check(cfg, cfg["attack"], cfg["explain"]["names"], path)
     if "radarmix" in raw:
-        rm = raw["radarmix"] or {}
-        cfg["radarmix"] = {k: (dict(v, **rm.get(k, {})) if isinstance(v, dict) else rm.get(k, v))
-                           for k, v in RADARMIX.items()}
-        r = cfg["radarmix"]
-        r["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in r["datasets"]]
-        r["models"] = [m if isinstance(m, dict) else {"name": m} for m in r["models"]]
+        r = cfg["radarmix"] = _merged(RADARMIX, raw["radarmix"] or {})
         if not r["datasets"]:
             raise ParameterError(f"config {path}: section radarmix lists no datasets")
         _check(r, r["attack"], r["explain"]["names"], path)
@@ -162,10 +156,18 @@ def load_config(path: Path) -> dict:
     return cfg
 
 
+def _merged(defaults: dict, raw: dict) -> dict:
+    """Defaults updated by a YAML section, one level deep (a nested dict keeps the defaults it does not set)."""
+    return {k: (dict(v, **raw.get(k, {})) if isinstance(v, dict) else raw.get(k, v)) for k, v in defaults.items()}
+
+
 def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> None:
-    """Unknown dataset/model/attack/explainer names and ε outside [0, 1] fail before any work."""
+    """Normalise the section's dataset/model entries (a bare name becomes ``{name: ...}``); unknown
+    dataset/model/attack/explainer names and ε outside [0, 1] fail before any work."""
     from . import attacks, data, explain, models
 
+    section["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in section["datasets"]]
+    section["models"] = [m if isinstance(m, dict) else {"name": m} for m in section["models"]]
     for d in section["datasets"]:
         if d["name"] not in data.available():
             raise ParameterError(f"unknown dataset {d['name']!r} in {path}; known: {', '.join(data.available())}")
