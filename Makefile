@@ -1,25 +1,46 @@
 # Two commands do all set-up on a fresh machine:  `make book`  and  `make test`.
-# Both create the project-local virtual environment (.venv, one pip resolve) when it is missing.
-# GPU users: `make GPU=1 book` installs tensorflow[and-cuda] instead of tensorflow-cpu.
+# Both create the project-local virtual environment (.venv) when it is missing, from the lock: every package
+# pinned with its sha256 (requirements/cpu.lock; GPU users: `make GPU=1 book` uses requirements/gpu.lock, with
+# tensorflow[and-cuda] instead of tensorflow-cpu). pyproject.toml names the top-level pins, the lock the full set.
+# `make lock` is the one command that refreshes the locks after a change to pyproject.toml (uv, a pinned version
+# in a throwaway venv; pins not affected by the change are kept; `make lock UPGRADE=1` takes the newest versions).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 EXTRA  := $(if $(GPU),gpu,cpu)
+LOCK   := requirements/$(EXTRA).lock
 CONFIG ?= configs/default.yaml
 # The data root: $ADVXAI_DATA if set, else the shared copies beside a checkout if present, else ./data
 # (MedMNIST files are downloaded there, MD5-checked).
 ADVXAI_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export ADVXAI_DATA
 
-.PHONY: book test lint bench clean env
+.PHONY: book test lint bench clean env lock
 env: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Locked pip/setuptools/wheel first; then the whole lock in one resolve (nothing unpinned: builds use the locked
+# setuptools); then advxai itself, editable, without resolving again.
+$(VENV)/.installed: pyproject.toml $(LOCK) requirements/build.lock
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "advxai needs Python 3.11 or 3.12"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --progress-bar off -e ".[$(EXTRA),test]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/build.lock
+	$(BIN)/python -m pip install --quiet --progress-bar off --require-hashes --no-build-isolation -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# The locks: one universal resolve per variant (Python 3.11 and 3.12; pip skips the lines whose markers do not
+# apply), hashes of every file. Each lock's header records the exact command.
+UV_VERSION := 0.13.9
+UV_VENV    := $(or $(TMPDIR),/tmp)/advxai-uv-$(UV_VERSION)
+COMPILE    := $(UV_VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet$(if $(UPGRADE), --upgrade)
+lock: $(UV_VENV)/bin/uv
+	$(COMPILE) pyproject.toml requirements/build.in --extra cpu --extra test -o requirements/cpu.lock
+	$(COMPILE) pyproject.toml requirements/build.in --extra gpu --extra test -o requirements/gpu.lock
+	$(COMPILE) requirements/build.in -c requirements/cpu.lock -o requirements/build.lock
+
+$(UV_VENV)/bin/uv:
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
 book: env
 	$(BIN)/advxai book $(CONFIG) --results results --book book

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -31,7 +34,7 @@ def test_deepfool_sweep_equals_art_at_each_overshoot(trained, test_batch):
         np.testing.assert_allclose(swept[eps][0], direct, atol=1e-5)
     fooled = train.predict_logits(trained, swept[0.1][0]).argmax(1) != train.predict_logits(trained, x).argmax(1)
     assert fooled.mean() >= 0.5
-    assert not attacks.ATTACKS["deepfool"].eps_bounded
+    assert not attacks.spec("deepfool").eps_bounded
 
 
 @pytest.mark.parametrize("eps", [-0.1, 1.5, float("nan")])
@@ -43,8 +46,10 @@ def test_eps_out_of_range(trained, test_batch, eps):
 
 def test_bad_names_shapes_and_params(trained, test_batch):
     x, y = test_batch
-    with pytest.raises(UnknownNameError, match="unknown attack .jsma.; known: autoattack, bim, cw, deepfool"):
+    with pytest.raises(UnknownNameError, match="unknown attack .jsma.; known: apgd-square, bim, cw, deepfool"):
         attacks.generate(trained, x, y, "jsma", 0.1)
+    with pytest.raises(ParameterError, match="'autoattack' is now apgd-square .*not the standard AutoAttack"):
+        attacks.params_for("autoattack")
     with pytest.raises(ParameterError, match=r"images must be \(N, 28, 28, 1\)"):
         attacks.generate(trained, x[:, :20], y, "fgsm", 0.1)
     with pytest.raises(ParameterError, match="scaled to"):
@@ -56,20 +61,27 @@ def test_bad_names_shapes_and_params(trained, test_batch):
 @pytest.mark.parametrize("name, params", [
     ("bim", {}),
     ("uap", {"max_iter": 5}),
-    ("autoattack", {"apgd_iter": 10, "square_iter": 20}),
+    ("apgd-square", {"apgd_iter": 10, "square_iter": 20}),
 ])
-def test_radarmix_bounded_attacks(trained, test_batch, name, params):
+def test_radarmix_bounded_attacks(trained, pneumonia, test_batch, name, params):
     x, y = test_batch
-    x_adv, _ = attacks.generate(trained, x, y, name, 0.1, params)
+    fit = attacks.fit_images(pneumonia, "test", 24, seed=1)
+    x_adv, _ = attacks.generate(trained, x, y, name, 0.1, params, fit=fit)
     assert np.abs(x_adv - x).max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
     before = train.predict_logits(trained, x).argmax(1)
     after = train.predict_logits(trained, x_adv).argmax(1)
     assert np.mean(before != after) >= 0.25
 
 
-def test_uap_is_one_perturbation_for_all_images(trained, test_batch):
+def test_uap_is_one_perturbation_fitted_on_other_images(trained, pneumonia, test_batch):
     x, y = test_batch
-    x_adv, _ = attacks.generate(trained, x, y, "uap", 0.05, {"max_iter": 3})
+    with pytest.raises(ParameterError, match="pass fit=.*another split"):
+        attacks.generate(trained, x, y, "uap", 0.05, {"max_iter": 3})
+    x_fit, _ = fit = attacks.fit_images(pneumonia, "test", 24, seed=0)
+    x_val = pneumonia.split("val")[0]
+    assert all(np.abs(x_val - f).reshape(len(x_val), -1).max(1).min() == 0 for f in x_fit[:3])  # from val
+    assert not any(np.abs(x - f).reshape(len(x), -1).max(1).min() == 0 for f in x_fit)  # not the scored ones
+    x_adv, _ = attacks.generate(trained, x, y, "uap", 0.05, {"max_iter": 3}, fit=fit)
     inside = (x > 0.06) & (x < 0.94)  # away from the clip bounds the same δ must appear everywhere
     deltas = (x_adv - x)[:, inside.all(axis=0)]
     np.testing.assert_allclose(deltas, np.broadcast_to(deltas[0], deltas.shape), atol=1e-5)
@@ -85,3 +97,46 @@ def test_cw_changes_predictions_with_small_l2_and_ignores_eps(trained, test_batc
     assert fooled.mean() >= 0.25
     l2 = np.sqrt(((x_adv - x) ** 2).reshape(len(x), -1).sum(1))
     assert np.median(l2[fooled]) < 2.0  # minimal perturbations: far below FGSM-0.1's ≈ 2.8
+
+
+def test_pgd_starts_at_random_and_bim_does_not(trained, test_batch):
+    x, y = test_batch
+    one = {"max_iter": 1, "step_ratio": 1e-6}  # one tiny step: what is left is the start
+    pgd, _ = attacks.generate(trained, x, y, "pgd", 0.05, one, seed=0)
+    bim, _ = attacks.generate(trained, x, y, "bim", 0.05, one, seed=0)
+    assert np.abs(pgd - x).mean() > 0.01 > np.abs(bim - x).max()
+    other, _ = attacks.generate(trained, x, y, "pgd", 0.05, one, seed=1)
+    assert not np.array_equal(pgd, other)
+    assert attacks.params_for("pgd", {"eps_step": 0.01})["eps_step"] == 0.01
+
+
+def test_linf_projection_is_exact_in_float32(rng):
+    x = rng.random((50, 8, 8, 1)).astype(np.float32)
+    far = x + rng.choice([-1, 1], x.shape).astype(np.float32) * 0.0300001
+    for eps in (0.01, 0.03, 0.075):
+        out = attacks.project_linf(x, far, eps)
+        assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+        assert attacks.check_budget(x, out, eps, "test") <= eps * (1 + 1e-6)
+    with pytest.raises(attacks.BudgetError, match=r"max ‖δ‖∞ = 0\.0300\d* > ε"):
+        attacks.check_budget(x, far, 0.03, "test")
+
+
+_FRESH = """
+import hashlib, sys, numpy as np
+from advxai import attacks, data, models
+ds = data.load("pneumoniamnist", 28)
+x, y = ds.split("test"); idx = data.balanced_subset(y, 16, 0)
+net = models.build("cnn", ds.input_shape, 2, width=8, seed=0)
+np.random.seed(int(sys.argv[2]))  # a different global state in each process: only the run's seed may matter
+x_adv, _ = attacks.generate(net, x[idx], y[idx], sys.argv[1], 0.05, {"uap": {"max_iter": 2},
+                            "apgd-square": {"apgd_iter": 5, "square_iter": 10}}[sys.argv[1]],
+                            seed=7, fit=attacks.fit_images(ds, "test", 16, 0))
+print(hashlib.sha256(x_adv.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("name", ["uap", "apgd-square"])
+def test_stochastic_attacks_are_byte_identical_across_fresh_processes(data_root, name):
+    digests = {subprocess.run([sys.executable, "-c", _FRESH, name, str(k)], capture_output=True, text=True,
+                              check=True).stdout.strip() for k in (1, 2)}
+    assert len(digests) == 1 and len(digests.pop()) == 64

@@ -1,6 +1,12 @@
+import dataclasses
+import hashlib
 import http.server
+import io
+import os
+import re
 import shutil
 import threading
+import zipfile
 from functools import partial
 from pathlib import Path
 
@@ -53,17 +59,48 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def http_root(tmp_path):
+class _RangeHandler(_Quiet):
+    """Honours ``Range: bytes=N-`` with 206 like S3's and Mendeley's file servers (SimpleHTTPRequestHandler ignores
+    it); drops the connection after ``cuts[0]`` bytes of the next response while ``cuts`` has entries."""
+
+    seen: list  # the Range header of each request
+    cuts: list
+
+    def do_GET(self):
+        body = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
+        rng = self.headers.get("Range")
+        self.seen.append(rng)
+        start = int(rng.removeprefix("bytes=").removesuffix("-")) if rng else 0
+        self.send_response(206 if rng else 200)
+        if rng:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        self.wfile.write(body[start:start + self.cuts.pop(0)] if self.cuts else body[start:])
+
+
+def _serve(folder: Path, handler):
     """A real HTTP server on 127.0.0.1 serving a folder (the download path is tested, not mocked)."""
-    served = tmp_path / "served"
-    served.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(served)))
+    folder.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    yield from _serve(tmp_path / "served", _Quiet)
+
+
+@pytest.fixture
+def range_root(tmp_path):
+    """A server that resumes downloads: (folder, url, handler class with the ``seen`` and ``cuts`` lists)."""
+    handler = type("Handler", (_RangeHandler,), {"seen": [], "cuts": []})
+    for served, url in _serve(tmp_path / "served_range", handler):
+        yield served, url, handler
 
 
 def test_download_checks_md5_and_is_atomic(tmp_path, http_root, data_root):
@@ -93,11 +130,100 @@ def test_folder_layout_real_images(tmp_path, monkeypatch):
     ds = data.load("chest_xray", 32, root=root, val_fraction=0.2)
     assert ds.labels == ["NORMAL", "PNEUMONIA"]
     assert ds.split("test")[0].shape == (20, 32, 32, 1)
-    assert ds.counts()["val"] == {"NORMAL": 2, "PNEUMONIA": 2}  # stratified from train (no val folder)
-    assert ds.counts()["train"] == {"NORMAL": 8, "PNEUMONIA": 8}
+    n_train, n_val = len(ds.split("train")[1]), len(ds.split("val")[1])
+    assert n_train + n_val == 20 and 0 < n_val == ds.info["val_images"] == len(ds.info["val_files"])
+    assert ds.info["val_split"] == "grouped by patient"
+    # val arrays, labels and file names stay aligned: each val label is the class folder of its file
+    assert [ds.labels.index(f.split("/")[0]) for f in ds.info["val_files"]] == ds.split("val")[1].tolist()
+    train_files = {f"{p.parent.name}/{p.name}" for p in (root / "raw" / "chest_xray" / "train").glob("*/*")}
+    val_patients = set(data.patient_ids("chest_xray", ds.info["val_files"]))
+    train_patients = set(data.patient_ids("chest_xray", train_files - set(ds.info["val_files"])))
+    assert len(val_patients) == ds.info["val_patients"] and not val_patients & train_patients
     assert list((tmp_path / "cache").glob("chest_xray_32_1_*.npz"))  # decoded once, cached
     again = data.load("chest_xray", 32, root=root, val_fraction=0.2)
     assert np.array_equal(again.split("test")[0], ds.split("test")[0]) and again.md5 == ds.md5
+    assert again.info["val_files"] == ds.info["val_files"]  # the cached names give the same split
+    assert np.array_equal(again.split("val")[0], ds.split("val")[0])
+    other = data.load("chest_xray", 32, root=root, val_fraction=0.2, seed=1)
+    assert other.info["val_files"] != ds.info["val_files"]
+
+
+@pytest.fixture(scope="module")
+def chest_train_listing(data_root):
+    """Labels and patients of all 5,216 real chest X-ray training images, from the listing (no decoding)."""
+    files = sorted((data_root / "raw" / "chest_xray" / "train").glob("*/*.jpeg"))
+    y = np.array([["NORMAL", "PNEUMONIA"].index(f.parent.name) for f in files])
+    return y, data.patient_ids("chest_xray", [f"{f.parent.name}/{f.name}" for f in files])
+
+
+def test_every_real_file_name_has_a_patient(data_root, chest_train_listing):
+    y, patients = chest_train_listing
+    assert len(y) == 5216 and len(np.unique(patients)) == 2846
+    assert all(p.startswith(("IM-", "NORMAL2-IM-")) for p in patients[y == 0])
+    assert all(p.startswith("person") for p in patients[y == 1])
+    test_names = [f.name for f in (data_root / "raw" / "chest_xray" / "test").glob("*/*.jpeg")]
+    assert len(data.patient_ids("chest_xray", test_names)) == 624
+    examples = {"person1_virus_6.jpeg": "person1", "person1000_bacteria_2931.jpeg": "person1000",
+                "person447_virus_921_1.jpeg": "person447", "IM-0115-0001.jpeg": "IM-0115",
+                "IM-0429-0001-0002.jpeg": "IM-0429", "NORMAL2-IM-0007-0001.jpeg": "NORMAL2-IM-0007",
+                "NORMAL2-IM-0552-0001-0002.jpeg": "NORMAL2-IM-0552"}
+    assert data.patient_ids("chest_xray", list(examples)).tolist() == list(examples.values())
+    oct_files = sorted((data_root / "raw" / "OCT2017" / "val").glob("*/*.jpeg"))
+    oct_ids = data.patient_ids("oct2017", [f"{f.parent.name}/{f.name}" for f in oct_files])
+    assert len(oct_ids) == 32 and len(set(oct_ids)) == 25
+    assert data.patient_ids("oct2017", ["CNV-6294785-2.jpeg", "NORMAL-6294785-1.jpeg"]).tolist() == ["6294785"] * 2
+
+
+def test_patient_split_is_grouped_stratified_and_seeded(chest_train_listing):
+    y, patients = chest_train_listing
+    val = data.patient_split(y, patients, 0.1, seed=0)
+    assert not set(patients[val]) & set(patients[~val])  # no patient on both sides
+    assert abs(val.mean() - 0.1) < 0.01
+    assert abs(y[val].mean() - y[~val].mean()) < 0.02  # class shares within 2 points
+    y2, p2 = y[::3], patients[::3]  # a third of the images: same code path, faster
+    again = data.patient_split(y2, p2, 0.1, seed=5)
+    assert np.array_equal(again, data.patient_split(y2, p2, 0.1, seed=5))
+    assert not np.array_equal(again, data.patient_split(y2, p2, 0.1, seed=6))
+    with pytest.raises(DataError, match="val_fraction 0.9 gives 1 folds"):
+        data.patient_split(y2, p2, 0.9, seed=0)
+
+
+def test_unparseable_file_name_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADVXAI_CACHE", str(tmp_path / "cache"))
+    root = real_slice(tmp_path / "d", per_class=3)
+    normal = root / "raw" / "chest_xray" / "train" / "NORMAL"
+    shutil.copyfile(next(normal.iterdir()).resolve(), normal / "scan_01.jpeg")
+    with pytest.raises(DataError, match=r"chest_xray: cannot tell the patient of image 'NORMAL/scan_01.jpeg'") as err:
+        data.load("chest_xray", 32, root=root)
+    assert "\n" not in str(err.value)
+
+
+def test_fingerprint_hashes_bytes_with_a_per_file_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADVXAI_CACHE", str(tmp_path / "cache"))
+    root = real_slice(tmp_path / "d", per_class=2)
+    image = next((root / "raw" / "chest_xray" / "train" / "NORMAL").iterdir())
+    target = image.resolve()
+    image.unlink()
+    shutil.copyfile(target, image)  # a copy we may edit (the real files are read-only)
+    calls = []
+    real_md5sum = data.md5sum
+    monkeypatch.setattr(data, "md5sum", lambda p: calls.append(p) or real_md5sum(p))
+
+    first = data.fingerprint("chest_xray", 32, root=root)
+    assert len(calls) == 8 and (tmp_path / "cache" / "file_hashes.json").exists()
+    assert data.fingerprint("chest_xray", 32, root=root) == first and len(calls) == 8  # warm: no bytes read
+
+    raw = bytearray(image.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one byte changed, same size
+    image.write_bytes(bytes(raw))
+    st = image.stat()
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a new mtime even on coarse-clock filesystems
+    changed = data.fingerprint("chest_xray", 32, root=root)
+    assert changed != first and len(calls) == 9 and calls[-1] == image  # only the edited file is re-read
+
+    (tmp_path / "cache" / "file_hashes.json").write_text("{not json")  # a corrupt cache is ignored and rebuilt
+    assert data.fingerprint("chest_xray", 32, root=root) == changed and len(calls) == 17
+    assert data.fingerprint("chest_xray", 32, root=root) == changed and len(calls) == 17
 
 
 def test_folder_missing_and_corrupt_image(tmp_path, monkeypatch):

@@ -72,3 +72,37 @@ def test_explainers_reject_wrong_channel_count(trained, test_batch):
     x, _ = test_batch
     with pytest.raises(ParameterError, match="images must be"):
         explain.explain("lime", trained, np.repeat(x, 2, axis=-1))
+
+
+def test_explanation_targets_and_reuse(trained, test_batch, monkeypatch):
+    """`clean` explains the clean class on both images; maps of the same image and class are computed once."""
+    from advxai import attacks
+
+    x, y = test_batch
+    x_adv, _ = attacks.generate(trained, x, y, "fgsm", 0.1)
+    pc = train.predict_logits(trained, x).argmax(1)
+    pa = train.predict_logits(trained, x_adv).argmax(1)
+    calls = []
+    real = explain.explain
+    monkeypatch.setattr(explain, "explain", lambda name, m, imgs, t, **kw: calls.append(len(imgs)) or
+                        real(name, m, imgs, t, **kw))
+    out = explain.explain_versions("gradcam", trained, x, y, {"fgsm": x_adv[None]}, {"clean": pc, "fgsm": pa[None]},
+                                   ["predicted", "clean", "label"], progress=False)
+    flipped = pa != pc
+    assert 0 < flipped.sum() < len(x)
+    # predicted: clean map (all) + attacked (all); clean target: only the flipped attacked images are new;
+    # label: the clean images where the label differs from the prediction, and attacked ones likewise
+    assert calls[:3] == [len(x), len(x), int(flipped.sum())]
+    np.testing.assert_array_equal(out["clean"]["fgsm"][0][~flipped], out["predicted"]["fgsm"][0][~flipped])
+    np.testing.assert_allclose(out["clean"]["fgsm"][0], real("gradcam", trained, x_adv, pc, progress=False), atol=1e-6)
+    np.testing.assert_allclose(out["label"]["clean"], real("gradcam", trained, x, y, progress=False), atol=1e-6)
+    with pytest.raises(UnknownNameError, match="unknown explanation target 'true'"):
+        explain.explain_versions("gradcam", trained, x, y, {}, {"clean": pc}, ["true"])
+
+
+def test_compiled_gradcam_is_keyed_by_the_model_object(trained, test_batch):
+    x, _ = test_batch
+    first = explain.explain("gradcam", trained, x, progress=False)
+    other = models.build("cnn", (28, 28, 1), 2, width=8, seed=5)
+    assert not np.allclose(explain.explain("gradcam", other, x, progress=False), first)
+    np.testing.assert_allclose(explain.explain("gradcam", trained, x, progress=False), first, atol=1e-5)

@@ -63,7 +63,9 @@ def test_attack_outcomes():
     y = np.array([0, 1, 1, 0])
     clean = np.array([0, 1, 0, 0])
     adv = np.array([1, 1, 1, 0])
-    assert M.fooling_rate(clean, adv) == 0.5
+    # images 0, 1, 3 are correct; of those, image 0 changes: FR = 1/3. Over all four, 0 and 2 change.
+    assert M.fooling_rate(y, clean, adv) == pytest.approx(1 / 3)
+    assert M.flip_rate(clean, adv) == 0.5  # counts image 2, wrong before and flipped back to its true class
     assert M.attack_success_rate(y, adv) == 0.25
     x = np.zeros((2, 2, 2, 1))
     d = M.perturbation_norms(x, x + np.array([0.1, 0.3]).reshape(2, 1, 1, 1))
@@ -114,6 +116,7 @@ def test_explanation_shift_metrics_hand_computed():
     assert M.iou(a, b, faithful=True) == pytest.approx(4 / 5)
     assert M.iou(a, a, k=0.5) == 1.0 and M.topk_intersection(a, a) == 1.0
     assert M.spearman(a, a) == pytest.approx(1.0) and M.spearman(a, -a) == pytest.approx(-1.0)
+    assert M.is_blank(np.zeros_like(a)) and M.is_blank(np.full_like(a, 0.3)) and not M.is_blank(a)
     assert np.isnan(M.spearman(a, np.zeros_like(a)))
     with pytest.raises(ParameterError, match="top-k fraction"):
         M.topk_mask(a, 0)
@@ -153,3 +156,69 @@ def test_reproduction_verdicts_follow_the_interval():
     assert verdict((0.75, 0.75), (0.46, 0.52), 0.05) == "no (ours lower)"
     assert verdict((0.93, 0.93), (1.0, 1.0), 0.05) == "no (ours higher)"
     assert verdict((0.9, 1.0), (0.5, 0.89), 0.0) == "no (ours lower)"
+
+
+def test_topk_keeps_every_tie_at_the_threshold():
+    flat = np.zeros((4, 4))
+    assert M.topk_mask(flat, 0.1).all()  # no position wins a tie: the whole flat map is "top"
+    s = np.array([[0.9, 0.5, 0.5], [0.5, 0.1, 0.0], [0.0, 0.0, 0.0]])
+    # top 2 of 9: 0.9 and then a three-way tie at 0.5 -> all four kept, none chosen by position
+    assert M.topk_mask(s, 2 / 9).sum() == 4
+    shifted = np.roll(s, 1, axis=1)
+    assert M.topk_mask(shifted, 2 / 9).sum() == 4
+
+
+def test_wilson_interval_hand_computed():
+    lo, hi = M.wilson_ci(100, 100)
+    assert hi == 1.0 and lo == pytest.approx(0.963, abs=5e-4)  # not [1, 1]
+    lo, hi = M.wilson_ci(0, 100)
+    assert lo == 0.0 and hi == pytest.approx(0.037, abs=5e-4)
+    # p̂ = 0.5, n = 10, z = 1.95996: centre 0.5, half = z·sqrt(0.025 + z²/400)/(1 + z²/10)
+    z = 1.959963984540054
+    half = z * np.sqrt(0.025 + z * z / 400) / (1 + z * z / 10)
+    assert M.wilson_ci(5, 10) == pytest.approx((0.5 - half, 0.5 + half))
+    assert all(np.isnan(M.wilson_ci(0, 0)))
+
+
+def test_rows_intervals_and_subsets():
+    from advxai import tables
+    from advxai.errors import ParameterError as PE
+
+    r = tables.proportion_row("fooling_rate", np.ones(100, bool), stage="attack", subset="correct")
+    assert r["value"] == 1.0 and r["ci_high"] - r["ci_low"] > 0.03 and r["n"] == 100
+    few = tables.mean_row("iou", np.full(6, 0.5), stage="radarmix", subset="fooled")
+    assert few["n"] == 6 and np.isnan(few["ci_low"]) and np.isnan(few["ci_high"])  # too few: no interval
+    with pytest.raises(PE, match="non-finite"):
+        tables.mean_row("spearman", np.array([0.1, np.nan]), stage="radarmix", subset="attacked")
+    with pytest.raises(PE, match="unknown subset"):
+        tables.frame([tables.row("accuracy", 0.5, stage="attack", subset="everything")])
+    df = tables.frame([tables.row("accuracy", 0.5, stage="attack", subset="attacked")] * 2)
+    assert len(tables.duplicates(df)) == 2
+
+
+def test_subset_masks_hand_computed():
+    from advxai.subsets import masks
+
+    y = np.array([0, 1, 1, 0, 1])
+    clean = np.array([0, 1, 0, 0, 1])
+    adv = np.array([1, 1, 1, 0, 0])
+    m = masks(y, clean, adv)
+    assert m["correct"].tolist() == [True, True, False, True, True]
+    assert m["fooled"].tolist() == [True, False, False, False, True]
+    assert m["not_fooled"].tolist() == [False, True, False, True, False]
+
+
+def test_shift_rows_count_blank_maps_and_split_by_fooling(rng):
+    from advxai import evaluation as E
+
+    clean = rng.random((12, 8, 8))
+    adv = clean.copy()
+    adv[:4] = rng.random((4, 8, 8))
+    adv[4] = 0.0  # a blank attacked map
+    y = np.zeros(12, int)
+    pred_adv = np.r_[np.ones(4, int), np.zeros(8, int)]  # the four moved maps are the fooled images
+    split = E.split_masks(y, np.zeros(12, int), pred_adv)
+    rows = {(r["subset"], r["metric"]): r for r in E.shift_rows(clean, adv, split, stage="radarmix")}
+    assert rows[("attacked", "blank_maps")]["value"] == 1 and rows[("attacked", "iou")]["n"] == 11
+    assert rows[("fooled", "iou")]["n"] == 4 and rows[("not_fooled", "iou")]["n"] == 7
+    assert rows[("not_fooled", "iou")]["value"] == 1.0 > rows[("fooled", "iou")]["value"]

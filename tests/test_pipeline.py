@@ -25,15 +25,24 @@ def test_grid_runs_and_writes_tidy_tables(grid):
     assert [r["status"] for r in records] == ["done"] * 8
     df = pd.read_csv(results / "tables" / "results.csv")
     assert list(df.columns) == tables.COLUMNS
-    assert {"accuracy", "auc", "f1", "precision", "recall", "specificity", "mcc", "fooling_rate", "asr", "l2",
-            "linf", "psnr", "ssim", "nissim", "mod", "vid"} <= set(df.metric)
+    assert tables.duplicates(df).empty  # every number has one meaning: no two rows share all key columns
+    assert {"accuracy", "auc", "f1", "precision", "recall", "specificity", "mcc", "fooling_rate", "flip_rate", "asr",
+            "l2", "linf", "linf_max", "psnr", "ssim", "nissim", "mod", "vid", "blank_maps"} <= set(df.metric)
     assert set(df.attack) == {"none", "fgsm", "deepfool", "pgd"}
-    att = df[(df.attack == "fgsm") & (df.metric == "linf")]
-    assert att.value.max() <= 0.05 + 1e-6 and att.n.iloc[0] == 12
+    assert set(df[df.stage == "train"].subset) == {"test"}
+    assert set(df[df.metric == "fooling_rate"].subset) == {"correct"}
+    assert set(df[df.metric == "flip_rate"].subset) == {"attacked"}
+    att = df[(df.attack == "fgsm") & (df.metric == "linf_max")]
+    assert att.value.max() <= 0.05 * (1 + 1e-6) and set(att.n[att.subset == "attacked"]) == {12}
     ok = df.dropna(subset=["ci_low"])
     assert ((ok.ci_low <= ok.value + 1e-9) & (ok.value <= ok.ci_high + 1e-9)).all()
+    assert (ok.n >= tables.MIN_N).all() and df[df.n < tables.MIN_N].ci_low.isna().all()
+    rates = ok[ok.metric.isin(["accuracy", "fooling_rate", "flip_rate", "asr", "pointing_game", "recall",
+                               "precision", "specificity"])]
+    assert (rates.ci_high > rates.ci_low).all()  # no zero-width interval for a proportion
     mod = df[df.metric == "mod"]
-    assert set(mod.explainer) == {"gradcam"} and mod.value.between(0, 1).all()
+    assert set(mod.explainer) == {"gradcam"} and set(mod.target) == {"predicted", "clean"}
+    assert set(mod.subset) == {"attacked", "fooled", "not_fooled"} and mod.value.dropna().between(0, 1).all()
     assert (book / "results.ipynb").exists() and len(list((book / "runs").glob("*.ipynb"))) == 7
 
 
@@ -42,12 +51,46 @@ def test_radarmix_and_detection_rows(grid):
     df = pd.read_csv(results / "tables" / "results.csv")
     shift = df[df.metric.isin(["iou", "ssim", "spearman", "topk_intersection"]) & (df.explainer != "none")]
     assert set(shift.explainer) == {"gradcam", "lime"} and set(shift.attack) == {"fgsm", "pgd"}
-    assert shift[shift.explainer == "lime"].n.max() == 4 and shift[shift.explainer == "gradcam"].n.max() == 12
-    assert shift[shift.metric != "spearman"].value.between(0, 1).all()
+    assert set(shift.subset) == {"attacked", "fooled", "not_fooled"} and set(shift.target) == {"predicted", "clean"}
+    assert shift[shift.explainer == "lime"].n.max() <= 4 and shift[shift.explainer == "gradcam"].n.max() == 12
+    assert shift[shift.metric != "spearman"].value.dropna().between(0, 1).all()
+    blank = df[df.metric == "blank_maps"].set_index(["stage", "explainer", "target", "attack", "eps", "subset"])
+    for key, n_ok in shift[shift.metric == "iou"].set_index(blank.index.names).n.items():
+        assert n_ok + blank.loc[key, "value"] == blank.loc[key, "n"]  # every pair either compared or counted blank
     det = df[df.metric.isin(["auroc", "tpr_at_5fpr"])]
     assert set(det.attack) == {"fgsm", "pgd"}  # the held-out attack
     assert set(det.explainer) == {"none", "gradcam", "outputs + gradcam"}  # LIME covers 4 images: no detector
     assert det.value.between(0, 1).all() and (det.n == 12).all()  # 6 clean + 6 attacked test images
+
+
+def test_fooling_rate_recomputed_from_saved_arrays(grid):
+    """The table's fooling rate on `correct` equals an independent recount from the attack stage's arrays."""
+    import numpy as np
+
+    results, _, _ = grid
+    df = pd.read_csv(results / "tables" / "results.csv")
+    for f in (results / "runs" / "attack").glob("*/adv_*.npz"):
+        d = np.load(f)
+        for k, e in enumerate(d["eps"]):
+            ok = d["pred_clean"] == d["y"]
+            mine = np.mean(d["pred_adv"][k][ok] != d["pred_clean"][ok])
+            row = df[(df.stage == "attack") & (df.attack == f.stem[4:]) & np.isclose(df.eps, e)
+                     & (df.metric == "fooling_rate")]
+            assert len(row) == 1 and row.value.iloc[0] == pytest.approx(mine) and row.n.iloc[0] == ok.sum()
+
+
+def test_cache_key_hashes_only_the_modules_a_stage_uses(grid):
+    from advxai import fingerprint
+
+    results, _, _ = grid
+    runs = {r.stage: r for r in pipeline.plan(pipeline.load_config(TINY), results)}
+    uses = {s: set(fingerprint.notebook_modules(r.notebook)) for s, r in runs.items()}
+    assert "detect" in uses["detection"] and "detect" not in uses["train"] and "explain" not in uses["train"]
+    assert {"attacks", "data"} <= uses["attack"]
+    key = runs["detection"].key
+    assert all(len(r.key) == 12 for r in runs.values()) and key == runs["detection"].key
+    prov = json.loads((runs["train"].out_dir / "provenance.json").read_text())
+    assert prov["lock"] and "numpy" in prov["versions"] and "detect" not in prov["modules"]
 
 
 def test_provenance_recorded_for_every_row(grid):

@@ -14,6 +14,9 @@ import numpy as np
 
 from .errors import DataError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_path(path: Path):
@@ -24,6 +27,7 @@ def atomic_path(path: Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600: results are shared with the group like any file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -28,8 +28,11 @@ def _run(args) -> int:
 
 
 def _fetch(args) -> int:
+    """Download a raw set (chest_xray, isic2018: verified, unpacked) or a MedMNIST file (MD5-checked), then load it."""
     from . import data
 
+    if args.dataset in data.RAW:
+        data.fetch_raw(args.dataset, base_url=args.base_url)
     ds = data.load(args.dataset, args.size)
     print(f"{ds.name} {ds.size}px: {ds.counts()} md5 {ds.md5}")
     return 0
@@ -73,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     _executor_args(r)
     r.add_argument("--book", default=None, help="publish executed notebooks into this book folder")
     r.set_defaults(fn=_run)
-    f = sub.add_parser("fetch", help="download (MD5-checked) and load a dataset")
+    f = sub.add_parser("fetch", help="download (checked) and load a dataset: a MedMNIST flag, chest_xray, isic2018")
     f.add_argument("dataset")
     f.add_argument("--size", type=int, default=28)
+    f.add_argument("--base-url", default=None, help="chest_xray, isic2018: fetch each file from BASE_URL/FILE")
     f.set_defaults(fn=_fetch)
     b = sub.add_parser("book", help="run a grid, then build the jupyter-book")
     b.add_argument("config", type=Path)

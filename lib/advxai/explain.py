@@ -49,14 +49,18 @@ def _register_cams():
 
 
 _register_cams()
-_COMPILED: dict = {}  # (model, layer) -> compiled CAM function: built once, reused for every batch
+# One compiled CAM function, for one (model, layer) at a time: keyed by a weak reference to the model object
+# itself (an id() can be reused by a new model once the old one is freed), compared by identity.
+_COMPILED: dict = {}
 
 
 def _compiled_cam(model: keras.Model, layer: str):
+    import weakref
+
     import tensorflow as tf
 
-    key = (id(model), layer)
-    if key not in _COMPILED:
+    cached = _COMPILED.get("model")
+    if cached is None or cached() is not model or _COMPILED.get("layer") != layer:
         both = keras.Model(model.inputs, [model.get_layer(layer).output, model.outputs[0]])
 
         @tf.function(reduce_retracing=True)
@@ -69,8 +73,8 @@ def _compiled_cam(model: keras.Model, layer: str):
             return tf.nn.relu(tf.reduce_sum(acts * weights, axis=-1))  # ReLU(Σ_k α_k A_k)
 
         _COMPILED.clear()  # one model at a time: do not keep old models alive
-        _COMPILED[key] = cam
-    return _COMPILED[key]
+        _COMPILED.update(model=weakref.ref(model), layer=layer, cam=cam)
+    return _COMPILED["cam"]
 
 
 @EXPLAINERS.register("gradcam")
@@ -169,3 +173,52 @@ def explain(name: str, model: keras.Model, x: np.ndarray, targets: np.ndarray | 
     if x.shape[-1] not in (1, 3):
         raise ParameterError(f"explainers take grey (C=1) or RGB (C=3) images, got C={x.shape[-1]}")
     return fn(model, x, targets, **kw)
+
+
+# --- explanation targets: which class each map explains --------------------------------------------------
+# (clean-image target, attacked-image target) from the true labels y and the clean / attacked predictions.
+TARGETS: Registry = Registry("explanation target")
+TARGETS.register("predicted")(lambda y, pc, pa: (pc, pa))  # each map explains its own prediction (a deployed view)
+TARGETS.register("label")(lambda y, pc, pa: (y, y))  # the true class (the seeds' Grad-CAM)
+TARGETS.register("clean")(lambda y, pc, pa: (pc, pc))  # the clean prediction on both: map change without class change
+
+
+def explain_versions(name: str, model: keras.Model, x: np.ndarray, y: np.ndarray, advs: dict[str, np.ndarray],
+                     preds: dict[str, np.ndarray], targets: list[str], repeated: tuple[str, ...] = (),
+                     **kw) -> dict[str, dict[str, np.ndarray]]:
+    """Maps of explainer ``name`` for clean images ``x`` and every attacked version, for each target.
+
+    ``advs[a]`` holds the attacked images (E, N, H, W, C) of attack ``a`` at each ε, ``preds`` the predicted
+    classes (``preds["clean"]`` (N,), ``preds[a]`` (E, N)). Returns ``{target: {"clean": (N, H, W),
+    a: (E, N, H, W)}}``. A map of the same image for the same class is computed once and reused (the
+    ``clean`` target equals ``predicted`` wherever the attack did not change the prediction), and attacks in
+    ``repeated`` (ε-free, e.g. C&W: the same images at every ε) are explained once.
+    """
+    done: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}  # version -> [(targets, maps)] computed so far
+
+    def maps_for(version: str, imgs: np.ndarray, t: np.ndarray) -> np.ndarray:
+        out, todo = None, np.ones(len(t), bool)
+        for t_prev, m_prev in done.get(version, []):
+            same = todo & (t_prev == t)
+            if same.any():
+                out = m_prev.copy() if out is None else out
+                out[same] = m_prev[same]
+                todo &= ~same
+        if todo.any():
+            new = explain(name, model, imgs[todo], t[todo], **kw)
+            out = np.zeros((len(t), *new.shape[1:]), np.float32) if out is None else out
+            out[todo] = new
+        done.setdefault(version, []).append((t.copy(), out))
+        return out
+
+    result = {}
+    for target in targets:
+        fn = TARGETS[target]
+        res = {"clean": maps_for("clean", x, np.asarray(fn(y, preds["clean"], preds["clean"])[0]))}
+        for a, xa in advs.items():
+            once = a in repeated
+            stack = [maps_for(f"{a}/{k}", xa[k], np.asarray(fn(y, preds["clean"], preds[a][k])[1]))
+                     for k in range(1 if once else len(xa))]
+            res[a] = np.repeat(stack[0][None], len(xa), axis=0) if once else np.stack(stack)
+        result[target] = res
+    return result

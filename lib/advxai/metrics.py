@@ -87,13 +87,22 @@ def classification_metrics(y: np.ndarray, probs: np.ndarray) -> dict[str, float]
 # --- attack outcome -------------------------------------------------------------------------------------
 
 
-def fooling_rate(pred_clean: np.ndarray, pred_adv: np.ndarray) -> float:
-    """FR = share of evaluated images whose predicted label changes under attack (Grad-Attacks)."""
+def fooling_rate(y: np.ndarray, pred_clean: np.ndarray, pred_adv: np.ndarray) -> float:
+    """FR = share of the *correctly classified* images whose prediction changes under attack (the standard
+    definition, e.g. Moosavi-Dezfooli et al. 2016). NaN when no image is classified correctly."""
+    correct = np.asarray(pred_clean) == np.asarray(y)
+    return float(np.mean(np.asarray(pred_adv)[correct] != np.asarray(pred_clean)[correct])) if correct.any() \
+        else float("nan")
+
+
+def flip_rate(pred_clean: np.ndarray, pred_adv: np.ndarray) -> float:
+    """The Grad-Attacks seed's "fooling rate": share of *all* attacked images whose prediction changes. It
+    counts an already-wrong image that an attack flips back to the true class (DeepFool does) as fooled."""
     return float(np.mean(np.asarray(pred_clean) != np.asarray(pred_adv)))
 
 
 def attack_success_rate(y: np.ndarray, pred_adv: np.ndarray) -> float:
-    """ASR = 1 − accuracy on the adversarial images (RADAR-MIX). Counts images misclassified before too."""
+    """ASR = 1 − accuracy on the adversarial images (RADAR-MIX), over the subset it is given."""
     return float(1.0 - np.mean(np.asarray(y) == np.asarray(pred_adv)))
 
 
@@ -217,20 +226,27 @@ def heatmap_nissim(clean_maps: np.ndarray, adv_maps: np.ndarray, images: np.ndar
 
 
 def topk_mask(saliency: np.ndarray, k: float = 0.1) -> np.ndarray:
-    """Boolean mask of the ``k`` fraction of pixels with the highest saliency (ties broken by position)."""
+    """Boolean mask of the ``k`` fraction of pixels with the highest saliency. Ties at the threshold are all
+    kept (the mask may hold more than ``k``): breaking them by position would make two flat maps share their
+    top-left pixels and inflate IoU."""
     if not 0 < k <= 1:
         raise ParameterError(f"top-k fraction must lie in (0, 1], got {k}")
-    flat = np.asarray(saliency, np.float64).ravel()
-    n = max(1, int(round(k * flat.size)))
-    mask = np.zeros(flat.size, bool)
-    mask[np.argsort(-flat, kind="stable")[:n]] = True
-    return mask.reshape(np.shape(saliency))
+    s = np.asarray(saliency, np.float64)
+    n = max(1, int(round(k * s.size)))
+    threshold = np.partition(s.ravel(), s.size - n)[s.size - n]  # the n-th largest value
+    return s >= threshold
+
+
+def is_blank(saliency: np.ndarray) -> bool:
+    """A constant map (all pixels equal, e.g. LIME with no positive superpixel) ranks nothing: shift metrics
+    are undefined on it, so it is counted and left out rather than compared."""
+    return bool(np.ptp(np.asarray(saliency)) == 0)
 
 
 def iou(a: np.ndarray, b: np.ndarray, k: float = 0.1, faithful: bool = False) -> float:
-    """IoU = |A ∩ B| / |A ∪ B| of binarised maps: the top-``k`` pixels of each (default), or, as the
-    RADAR-MIX seed did, the pixels > 0 (``faithful``; saturates for Grad-CAM, whose maps are mostly > 0).
-    Two empty masks give 1."""
+    """IoU = |A ∩ B| / |A ∪ B| of binarised maps: the top-``k`` pixels of each (default, ties kept), or, as
+    the RADAR-MIX seed did, the pixels > 0 (``faithful``; saturates for Grad-CAM, whose maps are mostly > 0).
+    Two empty masks give 1 (only possible with ``faithful``; blank maps are excluded before comparing)."""
     a, b = _pair(a, b)
     ma, mb = (a > 0, b > 0) if faithful else (topk_mask(a, k), topk_mask(b, k))
     union = np.logical_or(ma, mb).sum()
@@ -238,7 +254,7 @@ def iou(a: np.ndarray, b: np.ndarray, k: float = 0.1, faithful: bool = False) ->
 
 
 def topk_intersection(a: np.ndarray, b: np.ndarray, k: float = 0.1) -> float:
-    """Share of the top-``k`` pixels of ``a`` that are also top-``k`` in ``b`` (Ghorbani et al. 2019)."""
+    """Share of the top-``k`` pixels of ``a`` that are also top-``k`` in ``b`` (Ghorbani et al. 2019; ties kept)."""
     a, b = _pair(a, b)
     ma, mb = topk_mask(a, k), topk_mask(b, k)
     return float(np.logical_and(ma, mb).sum() / ma.sum())
@@ -272,6 +288,23 @@ def pointing_hit(saliency: np.ndarray, mask: np.ndarray) -> float:
 
 
 # --- uncertainty ----------------------------------------------------------------------------------------
+
+
+def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion k/n (Wilson 1927; Brown, Cai & DasGupta 2001):
+    (p̂ + z²/2n ± z·sqrt(p̂(1 − p̂)/n + z²/4n²)) / (1 + z²/n). Unlike a percentile bootstrap it does not
+    collapse to [1, 1] when every image succeeds: 100/100 gives [0.963, 1]. (nan, nan) for n = 0."""
+    from scipy.stats import norm
+
+    if n <= 0:
+        return float("nan"), float("nan")
+    z = float(norm.ppf(1 - (1 - level) / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: rounding must not exclude p̂
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return float(lo), float(hi)
 
 
 def bootstrap_ci(values: np.ndarray | tuple, statistic: Callable = np.mean, n_boot: int = 1000,

@@ -20,13 +20,12 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import cached_property
-from importlib import metadata
+from functools import cache, cached_property
 from pathlib import Path
 
 import yaml
 
-from . import __version__
+from . import __version__, environment, fingerprint
 from .artefacts import save_json
 from .errors import AdvXAIError, ParameterError
 from .registry import Registry
@@ -43,8 +42,6 @@ STAGES = {  # stage -> notebook, in execution order
     "detection": "07_detection.ipynb",
     "summary": "00_summary.ipynb",
 }
-VERSIONED = ["advxai", "tensorflow-cpu", "tensorflow", "keras", "adversarial-robustness-toolbox", "tf-keras-vis",
-             "numpy", "scikit-learn", "scikit-image", "pandas", "papermill", "jupyter-book"]
 
 
 @dataclass
@@ -61,9 +58,12 @@ class Run:
 
     @cached_property
     def key(self) -> str:
-        """Computed once, in the runner: a Dask worker receives it with the run (not recomputed there)."""
+        """Hash of everything that can change the run's numbers: its parameters, its upstream runs, its
+        notebook, the library modules that notebook uses, the versions of the numerical dependencies and the
+        lock file of the environment. Computed once, in the runner: a Dask worker receives it with the run."""
         blob = json.dumps({"stage": self.stage, "params": self.params, "deps": [d.key for d in self.deps],
-                           "notebook": _file_md5(self.notebook), "code": code_fingerprint()}, sort_keys=True)
+                           "notebook": _file_md5(self.notebook), "code": code_fingerprint(self.notebook),
+                           "versions": _numerical_versions(), "lock": environment.lock_hash()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
@@ -90,17 +90,16 @@ def _file_md5(path: Path) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest() if Path(path).exists() else "missing"
 
 
-_CODE: list[str] = []
+@cache
+def code_fingerprint(notebook: Path) -> str:
+    """MD5 over the library modules the stage's notebook uses (:mod:`advxai.fingerprint`)."""
+    return fingerprint.code_fingerprint(notebook)
 
 
-def code_fingerprint() -> str:
-    """MD5 over the library's source files: results from other code are never reused."""
-    if not _CODE:
-        h = hashlib.md5()
-        for f in sorted((ROOT / "lib" / "advxai").glob("*.py")):
-            h.update(f.name.encode() + f.read_bytes())
-        _CODE.append(h.hexdigest())
-    return _CODE[0]
+@cache
+def _numerical_versions() -> dict[str, str]:
+    v = environment.versions()
+    return {k: v[k] for k in [*environment.NUMERICAL, "python"] if k in v}
 
 
 # --- config ----------------------------------------------------------------------------------------------
@@ -110,7 +109,7 @@ DEFAULTS = {
     "train": {"epochs": 15, "batch_size": 64, "lr": 1e-3, "patience": 4, "augment": True, "balance": True},
     "attack": {"names": ["fgsm", "pgd", "deepfool"], "eps": [0.01, 0.05, 0.075, 0.1], "n_images": 100,
                "params": {}, "split": False},
-    "explain": {"names": ["gradcam", "gradcam++"], "target": "predicted"},
+    "explain": {"names": ["gradcam", "gradcam++"], "target": ["predicted", "clean"]},
     "strength": {"faithful": False},
     "n_boot": 1000,
     "gpu": False,  # true: train/attack/explain runs ask Dask workers for the resource GPU=1
@@ -122,7 +121,7 @@ RADARMIX = {
     "attack": {"names": ["fgsm", "bim", "pgd", "deepfool", "uap", "cw"], "eps": [0.001, 0.01, 0.05, 0.1, 0.5],
                "n_images": 100, "params": {}},
     "explain": {"names": ["gradcam", "gradcam++", "shap", "lime"], "n_explain": {}, "params": {},
-                "n_background": 32, "target": "predicted"},
+                "n_background": 32, "target": ["predicted", "clean"]},
     "topk": 0.1, "faithful": False,
     "detect": {"feature_sets": ["outputs", "explanation", "both"]},
 }
@@ -180,8 +179,15 @@ def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> No
         attacks.check_eps(e)
     for x in explainers:
         explain.EXPLAINERS[x]
+    section["explain"]["target"] = targets = _as_list(section["explain"]["target"])
+    for t in targets:
+        explain.TARGETS[t]
     if int(attack["n_images"]) < 2:
         raise ParameterError("attack.n_images must be ≥ 2")
+
+
+def _as_list(v) -> list:
+    return list(v) if isinstance(v, list | tuple) else [v]
 
 
 def plan(cfg: dict, results: Path) -> list[Run]:
@@ -215,7 +221,7 @@ def plan(cfg: dict, results: Path) -> list[Run]:
                                              "attack_params": {a: cfg["attack"]["params"].get(a, {}) for a in g}},
                           [train], results)
                 cam = Run("gradcam", glabel, {**base, "explainers": cfg["explain"]["names"],
-                                              "target": cfg["explain"]["target"]}, [train, att], results)
+                                              "targets": cfg["explain"]["target"]}, [train, att], results)
                 dist = Run("distortion", glabel, dict(base), [att], results)
                 runs += [att, cam, dist]
                 cams.append(cam)
@@ -233,10 +239,11 @@ def plan(cfg: dict, results: Path) -> list[Run]:
                     "eps": [float(e) for e in a["eps"]], "n_images": int(a["n_images"]),
                     "attack_params": {n: a["params"].get(n, {}) for n in a["names"]},
                     "explainers": x["names"], "n_explain": x["n_explain"], "explainer_params": x["params"],
-                    "n_background": int(x["n_background"]), "target": x["target"], "topk": float(r["topk"]),
+                    "n_background": int(x["n_background"]), "targets": x["target"], "topk": float(r["topk"]),
                     "faithful": bool(r["faithful"])}, [train], results)
                 full = [n for n in x["names"] if n not in x["n_explain"]]  # maps for every attacked image
-                det = Run("detection", label, {**base, "explainers": full,
+                shown = "predicted" if "predicted" in x["target"] else x["target"][0]  # what a deployed system shows
+                det = Run("detection", label, {**base, "explainers": full, "target": shown,
                                                "feature_sets": r["detect"]["feature_sets"]}, [rm], results)
                 runs += [rm, det]
     others = [r for r in runs if r.stage != "strength"]
@@ -267,22 +274,13 @@ def git_commit() -> str:
         return "unknown"
 
 
-def versions() -> dict[str, str]:
-    out = {}
-    for name in VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    out["python"] = platform.python_version()
-    return out
-
-
 def provenance(run: Run, seconds: float, started: float) -> dict:
     return {"stage": run.stage, "label": run.label, "key": run.key, "parameters": run.notebook_parameters(),
             "dir": str(run.out_dir),
-            "data_md5": run.params.get("data_md5"), "git_commit": git_commit(), "versions": versions(),
-            "advxai": __version__, "code_md5": code_fingerprint(), "platform": platform.platform(),
+            "data_md5": run.params.get("data_md5"), "git_commit": git_commit(), "versions": environment.versions(),
+            "lock": environment.lock_hash(), "lock_file": str(environment.lock_file() or ""),
+            "modules": fingerprint.notebook_modules(run.notebook),
+            "advxai": __version__, "code_md5": code_fingerprint(run.notebook), "platform": platform.platform(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), "seconds": round(seconds, 2),
             "upstream": [str(d.out_dir) for d in run.deps]}
 

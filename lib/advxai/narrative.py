@@ -1,0 +1,176 @@
+"""Sentences from numbers: every comparative word in the book's prose is chosen here from the values and
+their 95 % intervals, never typed by hand.
+
+Two numbers are called different only when their intervals do not overlap (a conservative test); otherwise
+the sentence says they cannot be told apart. Below ``tables.MIN_N`` images a number has no interval and is
+never ranked. The functions return Markdown; :func:`html` turns it into the HTML the book pastes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+NOT_RUN = "*Not run in this configuration.*"
+
+
+def fmt(r, digits: int = 2) -> str:
+    """``0.83 [0.74, 0.89]``, or ``0.83 (n = 6: too few images for an interval)``."""
+    if not np.isfinite(r.value):
+        return f"— (n = {int(r.n)})"
+    if np.isfinite(r.ci_low):
+        return f"{r.value:.{digits}f} [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]"
+    return f"{r.value:.{digits}f} (n = {int(r.n)}: too few images for an interval)"
+
+
+def has_ci(r) -> bool:
+    return bool(np.isfinite(r.ci_low) and np.isfinite(r.ci_high))
+
+
+def compare(a, b) -> str:
+    """How ``a`` relates to ``b``: "higher than", "lower than", "indistinguishable from" (intervals overlap),
+    or "not comparable with" (one of them has too few images for an interval)."""
+    if not (has_ci(a) and has_ci(b)):
+        return "not comparable with"
+    if a.ci_low > b.ci_high:
+        return "higher than"
+    if a.ci_high < b.ci_low:
+        return "lower than"
+    return "indistinguishable from"
+
+
+def top_group(rows: pd.DataFrame, label: str) -> tuple[list[str], list[str]]:
+    """Split rows into those indistinguishable from the largest value (intervals overlapping the top row's)
+    and the rest, by the ``label`` column. Rows without an interval are left out of both."""
+    ok = rows[np.isfinite(rows.ci_low)].sort_values("value", ascending=False)
+    if ok.empty:
+        return [], []
+    best = ok.iloc[0]
+    tied = ok[ok.ci_high >= best.ci_low]
+    return tied[label].tolist(), ok[~ok.index.isin(tied.index)][label].tolist()
+
+
+def ranking_sentence(rows: pd.DataFrame, label: str, what: str) -> str:
+    """E.g. "PGD and DeepFool fool the most (their intervals overlap); FGSM fewer." from rows of one metric."""
+    top, rest = top_group(rows, label)
+    if not top:
+        return f"No {what} has enough images for an interval: no ranking."
+    if len(top) == 1:
+        head = f"{top[0]} has the highest {what}, its interval above every other's"
+    else:
+        head = f"{', '.join(top[:-1])} and {top[-1]} share the highest {what} (their intervals overlap)"
+    return head + (f"; {', '.join(rest)} lower." if rest else ".")
+
+
+def html(markdown: str):
+    """Markdown -> an IPython HTML object (cross-document glue pastes HTML, not Markdown)."""
+    from IPython.display import HTML
+    from markdown_it import MarkdownIt
+
+    return HTML(MarkdownIt("commonmark").enable("table").render(markdown))
+
+
+def _pick(df: pd.DataFrame, **sel) -> pd.DataFrame:
+    for k, v in sel.items():
+        df = df[np.isclose(df[k], v)] if k == "eps" else df[df[k] == v]
+    return df
+
+
+def clean_md(df: pd.DataFrame, benchmarks: dict | None = None) -> str:
+    """One line per trained (dataset, model): test accuracy, balanced accuracy and AUC with intervals, and the
+    benchmark it is held against when there is one (``benchmarks[dataset] = (text, accuracy)``)."""
+    tr = df[(df.stage == "train") & (df.subset == "test")]
+    if tr.empty:
+        return NOT_RUN
+    lines = []
+    for (d, m), g in tr.groupby(["dataset", "model"]):
+        v = g.set_index("metric")
+        line = (f"- **{d} · {m}** ({int(v.loc['accuracy'].n)} test images): accuracy {fmt(v.loc['accuracy'])}, "
+                f"balanced accuracy {fmt(v.loc['balanced_accuracy'])}, AUC {fmt(v.loc['auc'])}")
+        if benchmarks and d in benchmarks:
+            text, acc = benchmarks[d]
+            r = v.loc["accuracy"]
+            side = "above" if r.ci_low > acc else "below" if r.ci_high < acc else "within reach of"
+            line += f"; {side} {text} (accuracy {acc:.3f})"
+        lines.append(line + ".")
+    return "\n".join(lines)
+
+
+def fooling_md(df: pd.DataFrame, stage: str = "attack") -> str:
+    """Per (dataset, model), at the largest ε of the grid: the fooling rate over the correctly classified
+    images and the seeds' flip rate over all attacked images, with the ranking of attacks under each."""
+    att = df[(df.stage == stage) & (df.attack != "none")]
+    if att.empty:
+        return NOT_RUN
+    out = []
+    for (d, m), g in att.groupby(["dataset", "model"]):
+        e = g.eps.max()
+        fr = _pick(g, eps=e, metric="fooling_rate", subset="correct")
+        fl = _pick(g, eps=e, metric="flip_rate", subset="attacked")
+        parts = ", ".join(f"{r.attack} {fmt(r)} of {int(r.n)}" for r in fr.itertuples())
+        flips = ", ".join(f"{r.attack} {fmt(r)}" for r in fl.itertuples())
+        out.append(f"**{d} · {m}, ε = {e:g}.** Fooling rate over the correctly classified images: {parts}. "
+                   f"{ranking_sentence(fr, 'attack', 'fooling rate')} Over all attacked images, as the seeds "
+                   f"counted (flip rate): {flips}. {ranking_sentence(fl, 'attack', 'flip rate')}")
+    return "\n\n".join(out)
+
+
+def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: str = "predicted") -> str:
+    """Per (dataset, model, explainer), at the largest ε: ``metric`` on fooled vs not-fooled images, and on
+    fooled images with the ``clean`` target (both maps explain the clean class) when it was run."""
+    s = df[(df.stage == stage) & (df.metric == metric) & (df.attack != "none")]
+    if s.empty:
+        return NOT_RUN
+    out = []
+    for (d, m, x), g in s.groupby(["dataset", "model", "explainer"]):
+        e = g.eps.max()
+        lines = []
+        for a, ga in _pick(g, eps=e).groupby("attack"):
+            f = _pick(ga, target=target, subset="fooled")
+            nf = _pick(ga, target=target, subset="not_fooled")
+            if f.empty or nf.empty:
+                continue
+            f, nf = f.iloc[0], nf.iloc[0]
+            line = (f"{a}: fooled {fmt(f)} (n = {int(f.n)}) is {compare(f, nf)} not fooled {fmt(nf)} "
+                    f"(n = {int(nf.n)})")
+            cl = _pick(ga, target="clean", subset="fooled")
+            if target != "clean" and len(cl):
+                line += f"; explaining the clean class on the fooled images: {fmt(cl.iloc[0])}"
+            lines.append(f"- {line}.")
+        if lines:
+            out.append(f"**{d} · {m} · {x}, ε = {e:g}** ({meaning}):\n\n" + "\n".join(lines))
+    return "\n\n".join(out) if out else NOT_RUN
+
+
+def detection_md(df: pd.DataFrame) -> str:
+    """Per (dataset, model): the median held-out AUROC of each detector and its range over held-out attacks."""
+    det = df[(df.stage == "detection") & (df.metric == "auroc")]
+    if det.empty:
+        return NOT_RUN
+    out = []
+    for (d, m), g in det.groupby(["dataset", "model"]):
+        parts = [f"{x} median {v.value.median():.2f} (range {v.value.min():.2f}–{v.value.max():.2f}, "
+                 f"{len(v)} held-out cells of {int(v.n.iloc[0])} test images)" for x, v in g.groupby("explainer")]
+        best = g.loc[g.value.idxmax()]
+        out.append(f"**{d} · {m}.** Held-out AUROC by detector input: {'; '.join(parts)}. Best cell: "
+                   f"{best.explainer} on held-out {best.attack} at ε = {best.eps:g}, {fmt(best)}.")
+    return "\n\n".join(out)
+
+
+def grid_md(provenance: dict[str, dict]) -> str:
+    """What was run, from the runs' recorded parameters: datasets, sizes, models, attacks, ε, images."""
+    lines = []
+    for p in sorted(provenance.values(), key=lambda p: (p["stage"], p["label"])):
+        q = p["parameters"]
+        if p["stage"] == "attack":
+            lines.append(f"- Grad-Attacks on **{q['dataset']} {q['size']} px · {q['model']}**: "
+                         f"{', '.join(q['attacks'])} at ε ∈ {{{', '.join(f'{e:g}' for e in q['eps'])}}} on "
+                         f"{q['n_images']} class-balanced test images (seed {q['seed']}).")
+        elif p["stage"] == "radarmix":
+            costly = ", ".join(f"{k} on {v}" for k, v in q["n_explain"].items())
+            lines.append(f"- RADAR-MIX on **{q['dataset']} {q['size']} px · {q['model']}**: "
+                         f"{', '.join(q['attacks'])} at ε ∈ {{{', '.join(f'{e:g}' for e in q['eps'])}}} on "
+                         f"{q['n_images']} class-balanced `{q['split']}` images; explainers "
+                         f"{', '.join(q['explainers'])}" + (f" ({costly} images)" if costly else "")
+                         + f"; targets {', '.join(q['targets'])}; top-k share {q['topk']:g}.")
+    return "\n".join(lines) if lines else NOT_RUN

@@ -1,0 +1,59 @@
+import re
+import tomllib
+
+from advxai import environment
+
+from conftest import ROOT
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.split("[")[0].strip().lower())
+
+
+def _lock_pins(path) -> dict[str, set[str]]:
+    """name -> versions pinned in a lock (a universal lock may pin two, under Python-version markers)."""
+    pins: dict[str, set[str]] = {}
+    for line in path.read_text().splitlines():
+        if m := re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line):
+            pins.setdefault(_norm(m[1]), set()).add(m[2])
+    return pins
+
+
+def test_versions_names_the_numerical_stack_and_python():
+    v = environment.versions()
+    assert {"keras", "numpy", "python"} <= v.keys()
+    assert "tensorflow-cpu" in v or "tensorflow" in v
+    assert re.fullmatch(r"3\.\d+\.\d+.*", v["python"])
+
+
+def test_lock_hash_is_16_hex_and_follows_the_bytes(tmp_path, monkeypatch):
+    lock = tmp_path / "cpu.lock"
+    lock.write_bytes(b"numpy==2.4.6\n")
+    monkeypatch.setattr(environment, "lock_file", lambda: lock)
+    first = environment.lock_hash()
+    assert re.fullmatch(r"[0-9a-f]{16}", first)
+    assert environment.lock_hash(lock) == first
+    lock.write_bytes(b"numpy==2.4.7\n")
+    assert environment.lock_hash() != first
+    monkeypatch.setattr(environment, "lock_file", lambda: None)
+    assert environment.lock_hash() == "no-lock"
+    assert environment.lock_hash(tmp_path / "missing.lock") == "no-lock"
+
+
+def test_the_repository_lock_applies():
+    assert environment.lock_file() in (ROOT / "requirements" / "cpu.lock", ROOT / "requirements" / "gpu.lock")
+    assert re.fullmatch(r"[0-9a-f]{16}", environment.lock_hash())
+
+
+def test_every_top_level_pin_is_in_the_cpu_lock_at_the_same_version():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    pins = {}
+    for req in project["dependencies"] + extras["cpu"] + extras["test"]:
+        name, version = re.fullmatch(r"([A-Za-z0-9._-]+(?:\[[^\]]*\])?)==(\S+)", req.split(";")[0].strip()).groups()
+        pins[_norm(name)] = version
+    lock = _lock_pins(ROOT / "requirements" / "cpu.lock")
+    wrong = {name: (version, sorted(lock.get(name, []))) for name, version in pins.items()
+             if lock.get(name) != {version}}
+    assert not wrong, f"pyproject.toml pin vs cpu.lock (run `make lock`): {wrong}"
+    assert "advxai" not in lock

@@ -1,0 +1,63 @@
+"""Sentences and verdicts are computed from numbers and their intervals (synthetic rows: a formula test)."""
+
+import numpy as np
+import pandas as pd
+
+from advxai import narrative as N
+from advxai import reproduction as R
+from advxai.tables import row
+
+
+def _r(value, lo, hi, n=100, **keys):
+    return pd.Series(row(keys.pop("metric", "fooling_rate"), value, (lo, hi), n, **keys))
+
+
+def test_comparative_words_follow_the_intervals():
+    a, b = _r(0.9, 0.85, 0.95), _r(0.6, 0.5, 0.7)
+    assert N.compare(a, b) == "higher than" and N.compare(b, a) == "lower than"
+    assert N.compare(a, _r(0.88, 0.8, 0.93)) == "indistinguishable from"
+    assert N.compare(a, _r(0.5, np.nan, np.nan, n=6)) == "not comparable with"
+    assert "too few images" in N.fmt(_r(0.5, np.nan, np.nan, n=6))
+
+
+def test_ranking_names_the_top_group():
+    rows = pd.DataFrame([row("fooling_rate", v, (lo, hi), 80, attack=a, subset="correct", stage="attack")
+                         for a, v, lo, hi in [("pgd", 1.0, 0.95, 1.0), ("deepfool", 0.97, 0.91, 0.99),
+                                              ("fgsm", 0.4, 0.3, 0.5)]])
+    s = N.ranking_sentence(rows, "attack", "fooling rate")
+    assert s.startswith("pgd and deepfool share the highest fooling rate") and s.endswith("fgsm lower.")
+    one = N.ranking_sentence(rows[rows.attack != "deepfool"], "attack", "fooling rate")
+    assert one.startswith("pgd has the highest fooling rate")
+
+
+def _table(deepfool_flip, pgd_flip, size=64, model="cnn"):
+    d = f"chest_xray_{size}"
+    k = dict(stage="attack", dataset=d, model=model, eps=0.1)
+    return pd.DataFrame([
+        row("accuracy", 0.87, (0.84, 0.90), 624, stage="train", dataset=d, model=model, subset="test"),
+        row("flip_rate", deepfool_flip[0], deepfool_flip[1:], 100, attack="deepfool", subset="attacked", **k),
+        row("flip_rate", pgd_flip[0], pgd_flip[1:], 100, attack="pgd", subset="attacked", **k),
+        row("fooling_rate", 1.0, (0.95, 1.0), 83, attack="deepfool", subset="correct", **k),
+        row("fooling_rate", 1.0, (0.95, 1.0), 83, attack="pgd", subset="correct", **k),
+    ])
+
+
+def test_reproduction_reads_the_declared_cell_and_withholds_verdicts_across_settings():
+    rep = R.report(_table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89))).set_index("claim")
+    clean = rep.loc["clean accuracy on chest X-ray 85.9–88.9 %"]
+    assert clean["reproduced"] == "not comparable" and "64 px" in clean["why"] and "cnn" in clean["why"]
+    assert rep.loc["fooling rate up to 96 % (PGD, OCT; all attacked images, ε 0.1)", "reproduced"] == "not run"
+    paper = R.report(_table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89), size=224, model="resnet50"),
+                     pretrained={("chest_xray_224", "resnet50"): True}).set_index("claim")
+    assert paper.loc["clean accuracy on chest X-ray 85.9–88.9 %", "reproduced"] == "yes"
+    ranked = paper.loc[paper.index.str.startswith("DeepFool has the strongest")].iloc[0]
+    assert ranked["reproduced"] == "yes"  # over all images DeepFool's interval lies above PGD's
+    again = paper.loc[paper.index.str.startswith("… re-examined")].iloc[0]
+    assert again["reproduced"].startswith("indistinguishable from pgd")  # over correct images it does not
+
+
+def test_reproduction_ranking_says_no_when_another_attack_is_clearly_stronger():
+    rep = R.report(_table((0.5, 0.4, 0.6), (0.9, 0.84, 0.95), size=224, model="vgg16"),
+                   pretrained={("chest_xray_224", "vgg16"): True})
+    row_ = rep[rep.claim.str.startswith("DeepFool has the strongest")].iloc[0]
+    assert row_["reproduced"] == "no (pgd higher)"
