@@ -140,3 +140,18 @@ def test_stochastic_attacks_are_byte_identical_across_fresh_processes(data_root,
     digests = {subprocess.run([sys.executable, "-c", _FRESH, name, str(k)], capture_output=True, text=True,
                               check=True).stdout.strip() for k in (1, 2)}
     assert len(digests) == 1 and len(digests.pop()) == 64
+
+
+def test_sigma_units_are_the_seeds_normalised_budget_unclipped(trained, test_batch):
+    """Faithful RADAR-MIX: ε in ImageNet-σ units (ε·σ_c on pixels, about a quarter of ε) with no [0, 1] clip."""
+    x, y = test_batch
+    x_adv, _ = attacks.generate(trained, x, y, "pgd", 0.1, seed=0, units="sigma")
+    budget = 0.1 * 0.226  # the mean ImageNet σ
+    d = np.abs(x_adv.astype(np.float64) - x)
+    assert d.max() <= budget * (1 + 1e-5) and d.max() > 0.9 * budget
+    assert x_adv.min() < 0 or x_adv.max() > 1  # nothing clipped to the image range
+    assert attacks.eps_in_pixels(0.1, "sigma") == pytest.approx(0.0226) and attacks.eps_in_pixels(0.1) == 0.1
+    with pytest.raises(ParameterError, match="σ units .* not 'deepfool'"):
+        attacks.generate(trained, x, y, "deepfool", 0.1, units="sigma")
+    with pytest.raises(ParameterError, match="unknown ε units 'bits'"):
+        attacks.generate(trained, x, y, "fgsm", 0.1, units="bits")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from advxai import data
 from advxai.errors import DataError, UnknownNameError
@@ -293,3 +294,302 @@ def test_isic_lesion_masks_align_with_images(data_root):
     assert 0.02 < masks.mean() < 0.98  # a lesion, not the whole frame
     with pytest.raises(DataError, match="no lesion mask for \\['ISIC_0034524'\\]"):
         data.isic_masks(["ISIC_0034524"], 32)  # a test image: masks exist for training images only
+
+
+# --- MedMNIST: every official 2D flag -------------------------------------------------------------------
+
+N_CLASSES = {"pathmnist": 9, "chestmnist": 14, "dermamnist": 7, "octmnist": 4, "pneumoniamnist": 2, "retinamnist": 5,
+             "breastmnist": 2, "bloodmnist": 8, "tissuemnist": 8, "organamnist": 11, "organcmnist": 11,
+             "organsmnist": 11}
+RGB = {"pathmnist", "dermamnist", "bloodmnist", "retinamnist"}
+SINGLE_LABEL = [f for f in N_CLASSES if f != "chestmnist"]
+
+
+def test_medmnist_table_has_every_2d_flag_and_size():
+    assert list(data.MEDMNIST) == list(N_CLASSES)  # the official order
+    md5s = {(f, s): m for f, info in data.MEDMNIST.items() for s, m in info["md5"].items()}
+    assert len(md5s) == 48 and {s for _, s in md5s} == set(data.SIZES)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", m) for m in md5s.values()) and len(set(md5s.values())) == 48
+    assert {f: len(info["labels"]) for f, info in data.MEDMNIST.items()} == N_CLASSES
+    assert {f for f, info in data.MEDMNIST.items() if info["channels"] == 3} == RGB
+    assert data.MEDMNIST["retinamnist"]["task"] == "ordinal-regression"  # 5 grades, loaded as 5 classes
+    assert data.medmnist_url("organsmnist", 28) == f"{data.ZENODO}/organsmnist.npz?download=1"
+    assert data.medmnist_url("organsmnist", 224) == f"{data.ZENODO}/organsmnist_224.npz?download=1"
+    assert set(data.available()) == set(SINGLE_LABEL) | {"chest_xray", "oct2017", "isic2018"}
+
+
+def _medmnist_file(root: Path, flag: str, size: int, **override) -> str:
+    """A small file in the official layout of ``flag`` at its official path under ``root``; returns its MD5."""
+    info = data.MEDMNIST[flag]
+    n, rng, arrays = len(info["labels"]), np.random.default_rng(0), {}
+    for split, count in (("train", 2 * n), ("val", n), ("test", n)):
+        shape = (count, size, size) + ((3,) if info["channels"] == 3 else ())
+        arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(count) % n).astype(np.uint8).reshape(-1, 1)
+    path = root / "medmnist" / data.medmnist_filename(flag, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **(arrays | override))
+    return data.md5sum(path)
+
+
+@pytest.mark.parametrize("flag,size", [(f, data.SIZES[i % 4]) for i, f in enumerate(SINGLE_LABEL)])
+def test_each_single_label_flag_loads_its_official_layout(tmp_path, flag, size):
+    md5 = _medmnist_file(tmp_path, flag, size)
+    ds = data.load_medmnist(flag, size, root=tmp_path, md5=md5)
+    n, channels = N_CLASSES[flag], 3 if flag in RGB else 1
+    assert ds.n_classes == len(ds.labels) == n and ds.md5 == md5 and ds.info["task"] == data.MEDMNIST[flag]["task"]
+    for split, count in (("train", 2 * n), ("val", n), ("test", n)):
+        x, y = ds.split(split)
+        assert x.shape == (count, size, size, channels) and x.dtype == np.float32 and 0 <= x.min() <= x.max() <= 1
+        assert y.dtype == np.int64 and y.tolist() == [k % n for k in range(count)]
+
+    md5 = _medmnist_file(tmp_path / "bad", flag, size, test_labels=np.full((n, 1), n, np.uint8))
+    with pytest.raises(DataError, match=rf"test labels span {n}..{n}, outside the label map 0..{n - 1} \({n} cl"):
+        data.load_medmnist(flag, size, root=tmp_path / "bad", md5=md5)
+
+
+def test_medmnist_file_of_the_wrong_layout_is_refused(tmp_path):
+    grey = np.zeros((18, 28, 28), np.uint8)  # pathmnist is RGB
+    md5 = _medmnist_file(tmp_path, "pathmnist", 28, train_images=grey)
+    with pytest.raises(DataError, match=r"train images uint8 \(18, 28, 28\) .* not the official layout "
+                                        r"\(uint8 \(N, 28, 28, 3\) and \(N, 1\)\)") as err:
+        data.load_medmnist("pathmnist", 28, root=tmp_path, md5=md5)
+    assert "\n" not in str(err.value)
+
+
+def test_chestmnist_is_refused_in_one_line(tmp_path):
+    for refuse in (lambda: data.check("chestmnist", 28), lambda: data.load("chestmnist", 64, root=tmp_path),
+                   lambda: data.fingerprint("chestmnist", 28)):
+        with pytest.raises(DataError, match=r"^chestmnist is multi-label, binary-class \(14 findings per image\); "
+                                            r"advxai's attacks and metrics are single-label: pick another flag$"):
+            refuse()
+    assert not (tmp_path / "medmnist").exists()  # refused before any download
+
+
+def test_unknown_flag_and_missing_size_name_the_fix():
+    with pytest.raises(UnknownNameError, match=r"^unknown dataset 'organmnist'; known: .*organamnist, organcmnist"):
+        data.check("organmnist", 28)  # the MedMNIST v1 name
+    with pytest.raises(DataError, match=r"^octmnist: size must be one of \(28, 64, 128, 224\), got 32; set the "
+                                        r"dataset's size to one of them$"):
+        data.check("octmnist", 32)
+    with pytest.raises(DataError, match="^chest_xray: size must be a positive number of pixels, got 0$"):
+        data.check("chest_xray", 0)
+    for name, size in (("retinamnist", 224), ("isic2018", 64), ("oct2017", 300)):
+        data.check(name, size)  # accepted
+
+
+# --- raw sets: download, verify, unpack atomically ------------------------------------------------------
+
+
+def _chest_zip(path: Path, per_class: int = 4) -> dict[str, int]:
+    """ChestXRay2017.zip in the official layout, chest_xray/{train,test}/{NORMAL,PNEUMONIA}/, from the first real
+    images of each class, plus the clutter a zip made on a Mac carries (to be ignored); returns the counts."""
+    src, counts = data.data_dir() / "raw" / "chest_xray", {}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for split in ("train", "test"):
+            for cls in ("NORMAL", "PNEUMONIA"):
+                files = sorted((src / split / cls).glob("*.jpeg"))[:per_class]
+                for f in files:
+                    zf.write(f, f"chest_xray/{split}/{cls}/{f.name}")
+                counts[f"{split}/{cls}"] = len(files)
+        zf.writestr(f"__MACOSX/chest_xray/test/PNEUMONIA/._{files[0].name}", b"\0\5\26\7")
+        zf.writestr("chest_xray/.DS_Store", b"\0\0\0\1Bud1")
+    return counts
+
+
+def _chest_registry(monkeypatch, **changes):
+    """Change fields of the chest X-ray archive's registry entry for one test."""
+    entry = data.RAW["chest_xray"]
+    monkeypatch.setitem(data.RAW, "chest_xray",
+                        dict(entry, archives=[dataclasses.replace(entry["archives"][0], **changes)]))
+
+
+@pytest.fixture
+def chest_zip(tmp_path, monkeypatch):
+    """A small real ChestXRay2017.zip, and a registry entry that expects its counts (the real one expects 5,856)."""
+    monkeypatch.setenv("ADVXAI_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "ChestXRay2017.zip"
+    _chest_registry(monkeypatch, counts=_chest_zip(path))
+    return path
+
+
+def _quiet(*_):
+    pass
+
+
+def test_fetch_raw_unpacks_a_verified_archive_the_loader_reads(tmp_path, http_root, chest_zip):
+    served, url = http_root
+    shutil.copy(chest_zip, served / "ChestXRay2017.zip")
+    root, lines = tmp_path / "root", []
+    base = data.fetch_raw("chest_xray", root=root, base_url=url, log=lines.append)
+    assert base == root / "raw" / "chest_xray"
+    assert lines[0].startswith(f"chest_xray: 1 file(s) to fetch into {base}: about 1.2 GB to download")
+    sha = hashlib.sha256(chest_zip.read_bytes()).hexdigest()
+    assert f"ChestXRay2017.zip: SHA-256 {sha} (none recorded in data.RAW yet" in lines[1]
+    assert [p.name for p in (root / "raw").iterdir()] == ["chest_xray"]  # no archive, .part or temporary folder
+    assert not list(base.rglob(".*")) and not list(base.rglob("__MACOSX"))  # the Mac clutter stayed in the zip
+    ds = data.load("chest_xray", 28, root=root, val_fraction=0.5)
+    assert ds.counts()["test"] == {"NORMAL": 4, "PNEUMONIA": 4} and ds.split("test")[0].shape == (8, 28, 28, 1)
+    assert len(ds.split("train")[1]) + len(ds.split("val")[1]) == 8
+
+    lines.clear()  # fetched: a second call has nothing to do (and needs no network)
+    data.fetch_raw("chest_xray", root=root, base_url="http://127.0.0.1:9", log=lines.append)
+    assert len(lines) == 1 and lines[0].startswith("chest_xray: 0 file(s) to fetch")
+
+
+def test_archive_put_by_hand_is_verified_without_downloading(tmp_path, chest_zip, monkeypatch):
+    raw = tmp_path / "root" / "raw"
+    raw.mkdir(parents=True)
+    shutil.copy(chest_zip, raw / "ChestXRay2017.zip")
+    data.fetch_raw("chest_xray", root=tmp_path / "root", base_url="http://127.0.0.1:9", log=_quiet)
+    assert len(list((raw / "chest_xray").glob("*/*/*.jpeg"))) == 16
+    shutil.copy(chest_zip, raw / "ChestXRay2017.zip")
+    shutil.rmtree(raw / "chest_xray")
+    _chest_registry(monkeypatch, counts=data.RAW["chest_xray"]["archives"][0].counts | {"train/NORMAL": 1349})
+    with pytest.raises(DataError, match=r"not the expected release \(train/NORMAL has 4 images, expected 1349\)"):
+        data.fetch_raw("chest_xray", root=tmp_path / "root", log=_quiet)
+    assert list(raw.iterdir()) == []
+
+
+def test_partial_download_restarts_when_the_server_cannot_resume(tmp_path, http_root, chest_zip):
+    served, url = http_root  # SimpleHTTPRequestHandler ignores Range: 200 with the whole file
+    shutil.copy(chest_zip, served / "ChestXRay2017.zip")
+    raw = tmp_path / "root" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "ChestXRay2017.zip.part").write_bytes(b"stale bytes of an older attempt" * 100)
+    lines = []
+    data.fetch_raw("chest_xray", root=tmp_path / "root", base_url=url, log=lines.append)
+    assert "ChestXRay2017.zip: the server does not resume downloads; starting again from byte 0" in lines
+    assert len(list((raw / "chest_xray").glob("*/*/*.jpeg"))) == 16 and not (raw / "ChestXRay2017.zip.part").exists()
+
+
+def test_dropped_download_resumes_with_a_range_request(tmp_path, range_root, chest_zip):
+    served, url, handler = range_root
+    shutil.copy(chest_zip, served / "ChestXRay2017.zip")
+    size, half = chest_zip.stat().st_size, chest_zip.stat().st_size // 2
+    handler.cuts.append(half)  # the first response stops halfway, as when a connection drops
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match=rf"stopped at {half} of {size} bytes; run the fetch again to resume"):
+        data.fetch_raw("chest_xray", root=root, base_url=url, log=_quiet)
+    assert [p.name for p in (root / "raw").iterdir()] == ["ChestXRay2017.zip.part"]  # kept, nothing unpacked
+    data.fetch_raw("chest_xray", root=root, base_url=url, log=_quiet)
+    assert handler.seen == [None, f"bytes={half}-"]  # only the missing half was asked for
+    assert len(list((root / "raw" / "chest_xray").glob("*/*/*.jpeg"))) == 16
+
+
+def _damaged(zip_bytes: bytes, damage: str) -> bytes:
+    raw, mid = bytearray(zip_bytes), len(zip_bytes) // 2
+    if damage == "truncated":
+        del raw[len(raw) * 2 // 3:]
+    elif damage == "corrupt":
+        raw[mid:mid + 64] = bytes(b ^ 0xFF for b in raw[mid:mid + 64])  # bytes flipped in the middle
+    else:  # a sound zip holding a truncated JPEG (its CRC matches): only decoding the image finds it
+        with zipfile.ZipFile(io.BytesIO(zip_bytes)) as src, zipfile.ZipFile(out := io.BytesIO(), "w") as dst:
+            for i, m in enumerate(src.namelist()):
+                dst.writestr(m, src.read(m)[: None if i else 5000])
+        return out.getvalue()
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt", "undecodable"])
+def test_bad_archive_leaves_nothing_unpacked(tmp_path, http_root, chest_zip, damage):
+    served, url = http_root
+    (served / "ChestXRay2017.zip").write_bytes(_damaged(chest_zip.read_bytes(), damage))
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match=r"^ChestXRay2017.zip is truncated, corrupt or not the expected release \(.*\); "
+                                        r"nothing was unpacked and it was deleted: run `advxai fetch chest_xray` "
+                                        r"again$") as err:
+        data.fetch_raw("chest_xray", root=root, base_url=url, log=_quiet)
+    cause = {"truncated": "File is not a zip file", "corrupt": "Bad CRC-32|Error -3|Bad magic|differ",
+             "undecodable": r"image train/NORMAL/\S+.jpeg does not decode \(image file is truncated"}[damage]
+    assert re.search(cause, str(err.value)) and "\n" not in str(err.value)
+    assert list((root / "raw").iterdir()) == []  # no chest_xray, no temporary folder, no archive, no .part
+
+
+def test_known_sha256_is_enforced(tmp_path, http_root, chest_zip, monkeypatch):
+    served, url = http_root
+    shutil.copy(chest_zip, served / "ChestXRay2017.zip")
+    _chest_registry(monkeypatch, sha256="0" * 64)
+    with pytest.raises(DataError, match=r"^ChestXRay2017.zip: SHA-256 [0-9a-f]{64} != expected 0{64}; the download "
+                                        r"was corrupt and is deleted: run `advxai fetch chest_xray` again$"):
+        data.fetch_raw("chest_xray", root=tmp_path / "a", base_url=url, log=_quiet)
+    assert list((tmp_path / "a" / "raw").iterdir()) == []
+    _chest_registry(monkeypatch, sha256=hashlib.sha256(chest_zip.read_bytes()).hexdigest())
+    lines = []
+    data.fetch_raw("chest_xray", root=tmp_path / "b", base_url=url, log=lines.append)
+    assert not any("SHA-256" in line for line in lines) and (tmp_path / "b" / "raw" / "chest_xray" / "test").is_dir()
+
+
+def test_cli_fetch_error_is_one_line_naming_the_fix(tmp_path, monkeypatch, capsys):
+    from advxai import cli
+
+    monkeypatch.setenv("ADVXAI_DATA", str(tmp_path))
+    assert cli.main(["fetch", "chest_xray", "--base-url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    archive = tmp_path / "raw" / "ChestXRay2017.zip"
+    assert err.startswith("advxai: error: cannot download ChestXRay2017.zip from http://127.0.0.1:9/ChestXRay2017.zip")
+    assert err.endswith(f"get it by hand from {data.MENDELEY}, put it at {archive} and run again")
+
+
+def _zip(path: Path, members: dict[str, Path | bytes]) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in members.items():
+            zf.writestr(name, content if isinstance(content, bytes) else content.read_bytes())
+
+
+def test_fetch_isic2018_unpacks_images_and_csvs_and_converts_the_masks(tmp_path, http_root, monkeypatch):
+    """The ISIC archives in their official layouts, built from real images, CSV rows and lesion masks (upscaled to
+    Tschandl's 600×450 PNGs), fetched and read back by the loader."""
+    import pandas as pd
+
+    monkeypatch.setenv("ADVXAI_CACHE", str(tmp_path / "cache"))
+    served, url = http_root
+    src = data.data_dir() / "raw" / "ISIC2018"
+    meta = pd.read_csv(src / "HAM10000_metadata.csv").iloc[:12]
+    test_gt = pd.read_csv(src / "ISIC2018_Task3_Test_GroundTruth" / "ISIC2018_Task3_Test_GroundTruth.csv").iloc[:5]
+    train_gt = pd.read_csv(src / "ISIC2018_Task3_Training_GroundTruth" /
+                           "ISIC2018_Task3_Training_GroundTruth_reconstructed.csv").iloc[:12]
+    shared = data.load_npz(src / "HAM10000_segmentations_lesion_200x150.npz")
+    index = {str(i): k for k, i in enumerate(shared["image_id"])}
+
+    def png(mask: np.ndarray) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(np.kron(mask, np.ones((3, 3), np.uint8)) * 255).save(out, "PNG")
+        return out.getvalue()
+
+    tin, tst = "ISIC2018_Task3_Training_Input", "ISIC2018_Task3_Test_Input"
+    _zip(served / f"{tin}.zip", {f"{tin}/{i}.jpg": src / tin / f"{i}.jpg" for i in meta.image_id}
+         | {f"{tin}/LICENSE.txt": b"CC BY-NC 4.0"})
+    _zip(served / f"{tst}.zip", {f"{tst}/{i}.jpg": src / tst / f"{i}.jpg" for i in test_gt.image})
+    for part, table in (("Test", test_gt), ("Training", train_gt)):
+        folder = f"ISIC2018_Task3_{part}_GroundTruth"
+        _zip(served / f"{folder}.zip", {f"{folder}/{folder}.csv": table.to_csv(index=False).encode()})
+    meta.to_csv(served / "HAM10000_metadata.csv", index=False)
+    _zip(served / "HAM10000_segmentations_lesion_tschandl.zip",
+         {f"HAM10000_segmentations_lesion_tschandl/{i}_segmentation.png": png(shared["masks"][index[i]])
+          for i in meta.image_id})
+    counts = {f"{tin}.zip": 12, f"{tst}.zip": 5, "HAM10000_metadata.csv": 12,
+              "HAM10000_segmentations_lesion_tschandl.zip": 12}
+    monkeypatch.setitem(data.RAW, "isic2018", dict(data.RAW["isic2018"], archives=[
+        dataclasses.replace(a, counts={"": counts[a.file]} if a.file in counts else {})
+        for a in data.RAW["isic2018"]["archives"]]))
+
+    root = tmp_path / "root"
+    base = data.fetch_raw("isic2018", root=root, base_url=url, log=_quiet)
+    assert [p.name for p in (root / "raw").iterdir()] == ["ISIC2018"]
+    assert sorted(p.name for p in base.iterdir()) == sorted(["HAM10000_metadata.csv", "ISIC2018_Task3_Test_Input",
+        "HAM10000_segmentations_lesion_200x150.npz", "ISIC2018_Task3_Test_GroundTruth", tin,
+        "ISIC2018_Task3_Training_GroundTruth"])  # fmt: skip
+    ds = data.load("isic2018", 32, root=root, val_fraction=0.5)
+    assert ds.split("test")[0].shape == (5, 32, 32, 3) and len(ds.split("train")[1]) + len(ds.split("val")[1]) == 12
+    masks = data.load_npz(base / "HAM10000_segmentations_lesion_200x150.npz")
+    assert masks["image_id"].tolist() == sorted(meta.image_id)
+    assert np.array_equal(masks["masks"], shared["masks"][[index[i] for i in sorted(meta.image_id)]])
+    ids = ds.info["val_image_ids"]
+    assert np.array_equal(data.isic_masks(ids, 32, root=root), data.isic_masks(ids, 32))
+
+
+def test_missing_lesion_masks_name_where_to_get_them(tmp_path):
+    with pytest.raises(DataError, match=r"HAM10000_segmentations_lesion_200x150.npz not found \(lesion masks\); run "
+                                        r"`advxai fetch isic2018`, which converts HAM10000_segmentations_lesion_"):
+        data.isic_masks(["ISIC_0027419"], 32, root=tmp_path)

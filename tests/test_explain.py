@@ -34,7 +34,7 @@ def test_gradcam_follows_the_target_class(trained, test_batch):
 def test_last_conv_layer_of_registry_models():
     assert models.last_conv_layer(models.build("cnn", (28, 28, 1), 2)) == "relu2_1"
     assert models.last_conv_layer(models.build("vgg16", (32, 32, 1), 2)) == "block5_conv3"
-    assert models.last_conv_layer(models.build("resnet50", (32, 32, 3), 3)) == "conv5_block3_out"
+    assert models.last_conv_layer(models.build("resnet50", (64, 64, 3), 3)) == "conv5_block3_out"
 
 
 def test_bad_explainer_inputs(trained, test_batch):

@@ -219,6 +219,20 @@ def test_shift_rows_count_blank_maps_and_split_by_fooling(rng):
     pred_adv = np.r_[np.ones(4, int), np.zeros(8, int)]  # the four moved maps are the fooled images
     split = E.split_masks(y, np.zeros(12, int), pred_adv)
     rows = {(r["subset"], r["metric"]): r for r in E.shift_rows(clean, adv, split, stage="radarmix")}
-    assert rows[("attacked", "blank_maps")]["value"] == 1 and rows[("attacked", "iou")]["n"] == 11
+    assert rows[("attacked", "blank_pairs")]["value"] == 1 and rows[("attacked", "iou")]["n"] == 11
     assert rows[("fooled", "iou")]["n"] == 4 and rows[("not_fooled", "iou")]["n"] == 7
     assert rows[("not_fooled", "iou")]["value"] == 1.0 > rows[("fooled", "iou")]["value"]
+
+
+def test_shift_and_localisation_rows_of_one_cell_never_share_keys(rng):
+    """Both count blank maps of the same (attack, ε, explainer, target) cell: under different metric names."""
+    from advxai import evaluation as E
+    from advxai import tables
+
+    clean, adv = rng.random((12, 8, 8)), rng.random((12, 8, 8))
+    masks = rng.random((12, 8, 8)) > 0.5
+    split = E.split_masks(np.zeros(12, int), np.zeros(12, int), np.r_[np.ones(6, int), np.zeros(6, int)])
+    keys = dict(stage="radarmix", dataset="d", model="m", attack="pgd", eps=0.05, explainer="gradcam",
+                target="predicted")
+    rows = E.shift_rows(clean, adv, split, **keys) + E.localisation_rows(adv, masks, **keys)
+    assert tables.duplicates(tables.frame(rows)).empty

@@ -1,8 +1,18 @@
+import re
+
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from PIL import Image
 
-from advxai import models, train
+from advxai import attacks, data, explain, models, train
 from advxai.errors import DataError, ParameterError, UnknownNameError
+
+
+def cam_map(net) -> tuple[int, int]:
+    """(H, W) of the Grad-CAM layer's output."""
+    return tuple(net.get_layer(models.last_conv_layer(net)).output.shape[1:3])
 
 
 def test_logits_output_and_save_load_roundtrip(trained, test_batch, tmp_path):
@@ -30,8 +40,20 @@ def test_build_errors_and_imagenet_nets_take_grey_inputs():
         models.build("cnn", (28, 28), 2)
     with pytest.raises(ParameterError, match="at least 2 classes"):
         models.build("cnn", (28, 28, 1), 1)
-    net = models.build("inceptionv3", (28, 28, 1), 2)  # grey -> RGB and upsampled to 75 px inside
+    net = models.build("vgg16", (28, 28, 1), 2)  # grey -> RGB and upsampled to 32 px inside
     assert net.output.shape[-1] == 2 and net.get_layer("upsample") is not None
+    assert cam_map(net) == (2, 2)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "resnet50v2", "inceptionv3", "densenet201", "efficientnetb0"])
+def test_build_refuses_inputs_that_leave_a_1x1_gradcam_map(name):
+    with pytest.raises(ParameterError, match=rf"^{name} at 16 px leaves a Grad-CAM map smaller than 2×2; "
+                                             r"use ≥ \d+ px \(or the cnn model\)$") as err:
+        models.build(name, (16, 16, 1), 2)
+    smallest = int(re.search(r"≥ (\d+) px", str(err.value))[1])
+    with pytest.raises(ParameterError, match=rf"at {smallest - 1}×224 px"):
+        models.build(name, (smallest - 1, 224, 1), 2)
+    assert cam_map(models.build(name, (smallest, smallest, 1), 2)) == (2, 2)  # the advertised minimum is tight
 
 
 def test_training_reaches_better_than_chance(pneumonia, trained):
@@ -39,3 +61,57 @@ def test_training_reaches_better_than_chance(pneumonia, trained):
     assert m["auc"] > 0.85
     with pytest.raises(ParameterError, match="no training images"):
         train.class_weights(np.zeros(10, int), 2)
+
+
+# --- the paper-scale path (224 px ImageNet nets, random weights: no download) on two real chest X-rays -------
+# Grad-CAM layer and its map at 224 px per net.
+PAPER_NETS = {"resnet50": ("conv5_block3_out", 7), "vgg16": ("block5_conv3", 14), "inceptionv3": ("mixed10", 5),
+              "resnet50v2": ("post_relu", 7), "densenet201": ("relu", 7), "efficientnetb0": ("top_activation", 7)}
+
+
+@pytest.fixture(scope="module")
+def xrays(data_root):
+    """The first NORMAL and the first PNEUMONIA Kaggle test X-ray at 224 px in [0, 1], and their labels."""
+    folder = data_root / "raw" / "chest_xray" / "test"
+    images = []
+    for cls in ("NORMAL", "PNEUMONIA"):
+        with Image.open(sorted((folder / cls).glob("*.jpeg"))[0]) as img:
+            images.append(data.center_crop_resize(img, 224, 1))
+    return np.stack(images).astype(np.float32) / 255.0, np.array([0, 1])
+
+
+@pytest.fixture(scope="module", params=list(PAPER_NETS))
+def paper_net(request):
+    return models.build(request.param, (224, 224, 1), 2, weights=None, seed=0)
+
+
+def test_paper_net_gradcam_layer_is_spatial(paper_net):
+    layer, side = PAPER_NETS[paper_net.name]
+    assert models.last_conv_layer(paper_net) == layer
+    assert cam_map(paper_net) == (side, side)
+
+
+def test_paper_net_trains(paper_net, xrays):
+    x, y = xrays
+    # One eager SGD step on train.fit's loss: tracing train_on_batch took 25 s for DenseNet201, Adam's slots 4 s.
+    opt = keras.optimizers.SGD(1e-4)
+    with tf.GradientTape() as tape:
+        logits = paper_net(x, training=True)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
+    grads = tape.gradient(loss, paper_net.trainable_variables)
+    opt.apply(grads, paper_net.trainable_variables)
+    assert np.isfinite(float(loss)) and np.isfinite(float(tf.linalg.global_norm(grads)))
+
+
+def test_paper_net_fgsm(paper_net, xrays):
+    x, y = xrays
+    adv, _ = attacks.generate(paper_net, x, y, "fgsm", 0.01)
+    assert adv.shape == x.shape and adv.min() >= 0 and adv.max() <= 1
+    assert np.abs(adv - x).max() <= 0.01 * (1 + 1e-6)
+
+
+def test_paper_net_gradcam(paper_net, xrays):
+    x, y = xrays
+    maps = explain.explain("gradcam", paper_net, x, y, progress=False)
+    assert maps.shape == (2, 224, 224) and maps.dtype == np.float32
+    assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1

@@ -27,7 +27,7 @@ def test_grid_runs_and_writes_tidy_tables(grid):
     assert list(df.columns) == tables.COLUMNS
     assert tables.duplicates(df).empty  # every number has one meaning: no two rows share all key columns
     assert {"accuracy", "auc", "f1", "precision", "recall", "specificity", "mcc", "fooling_rate", "flip_rate", "asr",
-            "l2", "linf", "linf_max", "psnr", "ssim", "nissim", "mod", "vid", "blank_maps"} <= set(df.metric)
+            "l2", "linf", "linf_max", "psnr", "ssim", "nissim", "mod", "vid", "blank_pairs"} <= set(df.metric)
     assert set(df.attack) == {"none", "fgsm", "deepfool", "pgd"}
     assert set(df[df.stage == "train"].subset) == {"test"}
     assert set(df[df.metric == "fooling_rate"].subset) == {"correct"}
@@ -54,7 +54,7 @@ def test_radarmix_and_detection_rows(grid):
     assert set(shift.subset) == {"attacked", "fooled", "not_fooled"} and set(shift.target) == {"predicted", "clean"}
     assert shift[shift.explainer == "lime"].n.max() <= 4 and shift[shift.explainer == "gradcam"].n.max() == 12
     assert shift[shift.metric != "spearman"].value.dropna().between(0, 1).all()
-    blank = df[df.metric == "blank_maps"].set_index(["stage", "explainer", "target", "attack", "eps", "subset"])
+    blank = df[df.metric == "blank_pairs"].set_index(["stage", "explainer", "target", "attack", "eps", "subset"])
     for key, n_ok in shift[shift.metric == "iou"].set_index(blank.index.names).n.items():
         assert n_ok + blank.loc[key, "value"] == blank.loc[key, "n"]  # every pair either compared or counted blank
     det = df[df.metric.isin(["auroc", "tpr_at_5fpr"])]
@@ -154,11 +154,19 @@ def test_failing_cell_is_reported_and_others_go_on(grid, tmp_path, monkeypatch):
     ({"attack": {"eps": [0.05, 2.0]}}, r"ε must lie in \[0, 1\]"),
     ({"attack": {"names": ["fgsm", "boom"]}}, "unknown attack 'boom'"),
     ({"datasets": ["cifar"]}, "unknown dataset 'cifar'"),
+    ({"datasets": [{"name": "chestmnist", "size": 28}]}, "chestmnist is multi-label"),
+    ({"datasets": [{"name": "pneumoniamnist", "size": 32}]}, "pneumoniamnist.* 32"),
     ({"explain": {"names": ["occlusion"]}}, "unknown explainer 'occlusion'"),
     ({"radarmix": {"datasets": ["pneumoniamnist"], "explain": {"names": ["gradcam", "occlusion"]}}},
      "unknown explainer 'occlusion'"),
     ({"radarmix": {"datasets": ["pneumoniamnist"], "attack": {"names": ["pgd"]}}}, "at least two attacks"),
     ({"radarmix": {"datasets": ["pneumoniamnist"], "attack": {"eps": [-0.1]}}}, r"ε must lie in \[0, 1\]"),
+    ({"radarmix": {"datasets": ["pneumoniamnist"], "eps_units": "sigma"}}, "σ units .* not 'deepfool'"),
+    ({"atack": {"names": ["fgsm"]}}, "unknown key 'atack'; did you mean 'attack'"),
+    ({"attack": {"names": ["fgsm"], "epsilon": [0.1]}}, "unknown key attack.'epsilon'; did you mean 'eps'"),
+    ({"radarmix": {"datasets": [{"name": "pneumoniamnist", "sise": 28}]}}, "unknown key radarmix.datasets.*'sise'"),
+    ({"attack": {"names": ["fgsm", "autoattack"]}}, "'autoattack' is now apgd-square"),
+    ({"explain": {"names": ["gradcam"], "target": ["predicted", "truth"]}}, "unknown explanation target 'truth'"),
 ])
 def test_bad_config_fails_before_any_work(tmp_path, capsys, change, message):
     cfg = {**yaml.safe_load(TINY.read_text()), **change}

@@ -33,13 +33,38 @@ class AttackSpec:
 ATTACKS: Registry[AttackSpec] = Registry("attack")
 
 
-def classifier(model: keras.Model, batch_size: int = 100):
-    """ART TensorFlowV2Classifier over a logits model (from_logits cross-entropy, clip (0, 1))."""
+def classifier(model: keras.Model, clip: bool = True):
+    """ART TensorFlowV2Classifier over a logits model (from_logits cross-entropy, clip (0, 1) unless ``clip``
+    is false: the σ-units faithful mode, where the seed attacked unclipped normalised tensors)."""
     from art.estimators.classification import TensorFlowV2Classifier
 
     return TensorFlowV2Classifier(
         model=model, nb_classes=int(model.output.shape[-1]), input_shape=tuple(model.input.shape[1:]),
-        loss_object=keras.losses.CategoricalCrossentropy(from_logits=True), clip_values=(0.0, 1.0))
+        loss_object=keras.losses.CategoricalCrossentropy(from_logits=True), clip_values=(0.0, 1.0) if clip else None)
+
+
+# ε units. ``pixel`` (default): ε bounds ‖δ‖∞ on [0, 1] pixels, results clipped to [0, 1]. ``sigma`` (faithful to
+# the RADAR-MIX code, which attacked ImageNet-normalised tensors without clipping): ε is in units of the ImageNet
+# s.d., i.e. ε·σ in pixel units, and nothing is clipped to [0, 1]. One σ for all channels, their mean (0.226; the
+# three differ by under 2 %), because ART's random start takes a scalar L∞ radius.
+IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+UNITS = ("pixel", "sigma")
+SIGMA_ATTACKS = ("fgsm", "bim", "pgd")  # the seed's ε-bounded gradient attacks; the others are ε-free or fitted
+
+
+def eps_in_pixels(eps: float, units: str = "pixel") -> float:
+    """ε as the attack sees it on [0, 1] pixels: the number itself, or ε·σ̄ (σ̄ the mean ImageNet s.d.)."""
+    if units not in UNITS:
+        raise ParameterError(f"unknown ε units {units!r}; known: {', '.join(UNITS)}")
+    return float(eps) if units == "pixel" else float(eps * IMAGENET_STD.mean())
+
+
+def check_units(name: str, units: str) -> None:
+    if units not in UNITS:
+        raise ParameterError(f"unknown ε units {units!r}; known: {', '.join(UNITS)}")
+    if units == "sigma" and name not in SIGMA_ATTACKS:
+        raise ParameterError(f"ε in σ units (faithful) applies to {', '.join(SIGMA_ATTACKS)}, not {name!r}; "
+                             "drop it from the grid or use eps_units: pixel")
 
 
 # Builders take every hyper-parameter explicitly; the defaults live once, in the registry entries below.
@@ -164,36 +189,43 @@ class BudgetError(ParameterError):
     """An ε-bounded attack returned a perturbation beyond its budget: the run fails rather than report it."""
 
 
-def project_linf(x: np.ndarray, x_adv: np.ndarray, eps: float) -> np.ndarray:
-    """x_adv clipped to [0, 1] and to the L∞ ball of radius ε around x, exactly in float32: where rounding to
-    float32 lands a pixel one ulp outside the ball, it is moved one ulp back towards x."""
+def project_linf(x: np.ndarray, x_adv: np.ndarray, eps, clip: bool = True) -> np.ndarray:
+    """x_adv clipped to [0, 1] (unless ``clip`` is false) and to the L∞ ball of radius ε (a number or a
+    per-channel array) around x, exactly in float32: where rounding to float32 lands a pixel one ulp outside
+    the ball, it is moved one ulp back towards x."""
     x64 = np.asarray(x, np.float64)
-    out = np.clip(np.clip(np.asarray(x_adv, np.float64), x64 - eps, x64 + eps), 0.0, 1.0).astype(np.float32)
+    eps = np.broadcast_to(np.asarray(eps, np.float64), x64.shape)
+    out = np.clip(np.asarray(x_adv, np.float64), x64 - eps, x64 + eps)
+    out = (np.clip(out, 0.0, 1.0) if clip else out).astype(np.float32)
     over = np.abs(out.astype(np.float64) - x64) > eps
     out[over] = np.nextafter(out[over], np.asarray(x, np.float32)[over])
     return out
 
 
-def check_budget(x: np.ndarray, x_adv: np.ndarray, eps: float, name: str) -> float:
-    """max ‖δ‖∞ over the images, asserted ≤ ε (1 + 1e-6) for an ε-bounded attack."""
-    linf = float(np.max(np.abs(np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)))) if len(x) else 0.0
-    if linf > eps * (1 + 1e-6):
-        raise BudgetError(f"{name} at ε = {eps:g} returned max ‖δ‖∞ = {linf:.6g} > ε; report this as a bug")
-    return linf
+def check_budget(x: np.ndarray, x_adv: np.ndarray, eps, name: str) -> float:
+    """max ‖δ‖∞ over the images, asserted ≤ ε (1 + 1e-6) for an ε-bounded attack (ε per channel if an array)."""
+    d = np.abs(np.asarray(x_adv, np.float64) - np.asarray(x, np.float64))
+    bound = np.broadcast_to(np.asarray(eps, np.float64), d.shape) * (1 + 1e-6)
+    if np.any(d > bound):
+        raise BudgetError(f"{name} at ε = {np.max(eps):g} returned max ‖δ‖∞ = {d.max():.6g} > ε; report this as a bug")
+    return float(d.max()) if d.size else 0.0
 
 
 def generate(model: keras.Model, x: np.ndarray, y: np.ndarray, name: str, eps: float, params: dict | None = None,
-             seed: int = 0, fit: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, float]:
+             seed: int = 0, fit: tuple[np.ndarray, np.ndarray] | None = None,
+             units: str = "pixel") -> tuple[np.ndarray, float]:
     """Adversarial images for (x, y) under attack ``name`` at ``eps``; returns (x_adv, seconds).
 
     Untargeted, using the true labels ``y`` (integers). For ε-bounded attacks ε = 0 returns x unchanged (the
     clean reference); for DeepFool ε = 0 is plain DeepFool without overshoot. Every random draw (PGD's start,
     Square's search, UAP's image order) comes from ``seed``: the same call gives the same bytes. A perturbation
     fitted across images (UAP) is fitted on ``fit`` = (images, labels), never on the images it is scored on.
-    ε-bounded results are projected onto the ε-ball exactly and checked (:func:`check_budget`).
+    ε-bounded results are projected onto the ε-ball exactly and checked (:func:`check_budget`). ``units``:
+    ``pixel``, or ``sigma`` (faithful to the RADAR-MIX code: :func:`eps_in_pixels`, nothing clipped).
     """
     entry = spec(name)
     eps = check_eps(eps)
+    check_units(name, units)
     x = _check_images(model, x)
     if eps == 0 and entry.eps_bounded:
         return x.copy(), 0.0
@@ -201,7 +233,9 @@ def generate(model: keras.Model, x: np.ndarray, y: np.ndarray, name: str, eps: f
         raise ParameterError(f"attack {name!r} fits one perturbation across images: pass fit=(images, labels) "
                              "from another split than the attacked images")
     n_classes = int(model.output.shape[-1])
-    attack = entry.build(classifier(model), eps, **params_for(name, params))
+    budget = eps_in_pixels(eps, units)
+    clip = units == "pixel"
+    attack = entry.build(classifier(model, clip), budget, **params_for(name, params))
     keras.utils.set_random_seed(int(seed))  # Python, NumPy and TF generators: ART draws from all three
     t0 = time.perf_counter()
     if entry.fits_perturbation:
@@ -212,8 +246,8 @@ def generate(model: keras.Model, x: np.ndarray, y: np.ndarray, name: str, eps: f
         x_adv = attack.generate(x=x, y=np.eye(n_classes, dtype=np.float32)[np.asarray(y)])
     secs = time.perf_counter() - t0
     if entry.eps_bounded:
-        x_adv = project_linf(x, x_adv, eps)
-        check_budget(x, x_adv, eps, name)
+        x_adv = project_linf(x, x_adv, budget, clip)
+        check_budget(x, x_adv, budget, name)
         return x_adv, secs
     return np.clip(np.asarray(x_adv, np.float32), 0.0, 1.0), secs
 
@@ -228,7 +262,7 @@ def _check_images(model: keras.Model, x: np.ndarray) -> np.ndarray:
 
 
 def sweep(model: keras.Model, x: np.ndarray, y: np.ndarray, name: str, eps_grid, params: dict | None = None,
-          seed: int = 0, fit: tuple[np.ndarray, np.ndarray] | None = None,
+          seed: int = 0, fit: tuple[np.ndarray, np.ndarray] | None = None, units: str = "pixel",
           progress: bool = True) -> dict[float, tuple[np.ndarray, float]]:
     """``generate`` for every ε of a grid: {ε: (x_adv, seconds)}.
 
@@ -239,7 +273,7 @@ def sweep(model: keras.Model, x: np.ndarray, y: np.ndarray, name: str, eps_grid,
     from tqdm.auto import tqdm
 
     grid = [check_eps(e) for e in eps_grid]
-    kw = {"params": params, "seed": seed, "fit": fit}
+    kw = {"params": params, "seed": seed, "fit": fit, "units": units}
     if spec(name).eps_free:
         x_adv, secs = generate(model, x, y, name, 1.0, **kw)
         return {e: (x_adv, secs) for e in grid}

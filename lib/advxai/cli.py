@@ -20,9 +20,10 @@ def _run(args) -> int:
     from .pipeline import run_grid
 
     options = {"scheduler": args.scheduler, "workers": args.workers} if args.executor == "dask" else {}
-    records = run_grid(args.config, args.results, args.executor, Path(args.book) if args.book else None, **options)
+    records = run_grid(args.config, args.results, args.executor, Path(args.book) if args.book else None,
+                       verbose=args.verbose, **options)
     failed = [r for r in records if r["status"] == "failed"]
-    for r in failed:
+    for r in failed if args.executor != "serial" else []:  # the serial runner reports each as it happens
         print(f"advxai: failed: {r['stage']} {r['run']}: {r['error']} (notebook: {r['notebook']})", file=sys.stderr)
     return 1 if failed else 0
 
@@ -43,14 +44,34 @@ def _book(args) -> int:
     code = _run(args)
     root = Path(args.root)
     jb = Path(sys.executable).with_name("jupyter-book")  # the venv's own jupyter-book
-    out = subprocess.run([str(jb), "build", str(root), "--path-output", str(root),
-                          "--warningiserror" if args.strict else "--keep-going"], check=False)
+    log = Path(args.results) / "logs" / "book.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        out = subprocess.run([str(jb), "build", str(root), "--path-output", str(root),
+                              "--warningiserror" if args.strict else "--keep-going"], check=False,
+                             stdout=None if args.verbose else f, stderr=subprocess.STDOUT)
     index = (root / "_build" / "html" / "index.html").resolve()
     if out.returncode != 0 or not index.exists():
-        print("advxai: error: jupyter-book build failed; see its log above", file=sys.stderr)
+        print(f"advxai: error: jupyter-book build failed; see {log} (or rerun with --verbose)", file=sys.stderr)
         return 1
-    print(f"book: {index}")
+    missing = [line for line in log.read_text().splitlines() if "Glue reference" in line] if log.exists() else []
+    if missing:  # a chapter pastes a number the results did not compute: the book would show a blank
+        print(f"advxai: error: {len(missing)} missing glue references, e.g. {missing[0].strip()[:160]}; see {log}",
+              file=sys.stderr)
+        return 1
+    stale = _remove_stale_pages(root, Path(args.book))
+    print(f"book: {index}" + (f" ({stale} pages of an earlier grid removed)" if stale else ""))
     return code
+
+
+def _remove_stale_pages(root: Path, book: Path) -> int:
+    """Delete built run pages whose notebook the current grid no longer publishes (Sphinx keeps them)."""
+    built = root / "_build" / "html" / book / "runs"
+    current = {p.stem for p in (book / "runs").glob("*.ipynb")}
+    stale = [p for p in built.glob("*.html") if p.stem not in current]
+    for p in stale:
+        p.unlink()
+    return len(stale)
 
 
 def _student(args) -> int:
@@ -62,6 +83,7 @@ def _student(args) -> int:
 
 
 def _executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true", help="show kernel, TensorFlow and Sphinx output on the terminal")
     p.add_argument("--executor", default="serial", help="serial (default) or dask")
     p.add_argument("--scheduler", default=None, help="dask: address of an existing scheduler, tcp://HOST:PORT")
     p.add_argument("--workers", type=int, default=None, help="dask: local workers (default: cores / 2)")

@@ -132,7 +132,7 @@ MEDMNIST: dict[str, dict] = {
 SINGLE_LABEL_TASKS = ("binary-class", "multi-class", "ordinal-regression")
 
 # Raw folder datasets of the seeds: name -> (sub-folder of raw/, classes, splits on disk, how to get it).
-# Kermany et al. 2018 (Mendeley Data): fetch_raw downloads the chest X-rays; OCT2017 (≈ 5 GB) is fetched by hand.
+# Kermany et al. 2018 (Mendeley Data): fetch_raw downloads the chest X-rays; OCT2017 (several GB) is fetched by hand.
 KERMANY_HOWTO = ("download 'ChestXRay2017.zip' / 'OCT2017.tar.gz' from https://data.mendeley.com/datasets/"
                  "rscbjbr9sj/2 (for chest_xray `advxai fetch chest_xray` does it; or Kaggle "
                  "paultimothymooney/chest-xray-pneumonia, kermany2018) and unpack it to")
@@ -593,7 +593,7 @@ class Archive:
     dest: str  # what it becomes under raw/<folder>/ ("" is that folder itself)
     unpack: str = "zip"  # key of UNPACK
     top: str = ""  # "zip": the archive's folder whose content becomes dest
-    counts: dict[str, int] = field(default_factory=dict)  # images per sub-folder of dest ("" itself); csv: rows
+    counts: dict[str, int] = field(default_factory=dict)  # images per sub-folder of dest ("": dest); csv: rows
     columns: tuple[str, ...] = ()  # "csv": the columns the loader reads
     sha256: str | None = None  # None: not recorded yet (the fetch prints it, so that a maintainer can record it)
 

@@ -125,7 +125,7 @@ def shift_rows(clean_maps: np.ndarray, adv_maps: np.ndarray, split: dict[str, np
     """Explanation shift between each image's clean and attacked map (RADAR-MIX; Ghorbani et al. 2019), per
     subset of ``split``: IoU of binarised maps (top-``k`` pixels, ties kept; ``faithful``: > 0 as the seed),
     SSIM (window 5, as the seed), Spearman rank correlation and top-``k`` intersection, each a mean over images.
-    Pairs with a blank (constant) map are left out and counted in a ``blank_maps`` row."""
+    Pairs with a blank (constant) map are left out and counted in a ``blank_pairs`` row."""
     blank = np.array([M.is_blank(a) or M.is_blank(b) for a, b in zip(clean_maps, adv_maps, strict=True)], bool)
     ok = ~blank
     per_image = {name: np.full(len(blank), np.nan) for name in SHIFT_METRICS}
@@ -137,7 +137,7 @@ def shift_rows(clean_maps: np.ndarray, adv_maps: np.ndarray, split: dict[str, np
         per_image["topk_intersection"][ok] = M.pairwise(M.topk_intersection, c, a, k=k)
     rows = []
     for s, sel in split.items():
-        rows.append(row("blank_maps", int((sel & blank).sum()), n=int(sel.sum()), subset=s, **keys))
+        rows.append(row("blank_pairs", int((sel & blank).sum()), n=int(sel.sum()), subset=s, **keys))
         rows += [mean_row(name, v[sel & ok], n_boot, seed, subset=s, **keys) for name, v in per_image.items()]
     return rows
 

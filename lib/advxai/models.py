@@ -64,15 +64,23 @@ def compact_cnn(input_shape, n_classes: int, weights=None, width: int = 16, stem
     return keras.Model(inp, out, name="cnn")
 
 
-def _application(builder, mode: str, min_size: int):
-    """Wrap a keras.applications constructor: [0,1] input, grey->RGB, resize up to its minimum size, logits."""
+def _application(builder, mode: str, min_size: int, upsample: bool = False):
+    """Wrap a keras.applications constructor: [0,1] input, grey->RGB, logits; refuse (or, with ``upsample``,
+    resize up to ``min_size`` inside the model) inputs smaller than ``min_size``."""
+    name = builder.__name__.lower()
 
     def build(input_shape, n_classes: int, weights=None, dropout: float = 0.0):
+        h, w = input_shape[:2]
+        small = min(h, w) < min_size
+        if small and not upsample:
+            size = f"{h}" if h == w else f"{h}×{w}"
+            raise ParameterError(f"{name} at {size} px leaves a Grad-CAM map smaller than 2×2; "
+                                 f"use ≥ {min_size} px (or the cnn model)")
         inp = keras.Input(input_shape, name="image")
         x = inp
         if input_shape[-1] == 1:
             x = layers.Concatenate(name="grey_to_rgb")([x, x, x])
-        if min(input_shape[:2]) < min_size:  # the net cannot shrink below its minimum: upsample inside
+        if small:
             x = layers.Resizing(min_size, min_size, name="upsample")(x)
         x = ImagenetPreprocess(mode, name="preprocess")(x)
         base = builder(include_top=False, weights=weights, input_tensor=x)
@@ -80,22 +88,26 @@ def _application(builder, mode: str, min_size: int):
         if dropout:
             x = layers.Dropout(dropout, name="dropout")(x)
         out = layers.Dense(n_classes, name="logits")(x)
-        return keras.Model(inp, out, name=builder.__name__.lower())
+        return keras.Model(inp, out, name=name)
 
     return build
 
 
+# min_size: the smallest input whose Grad-CAM layer (last_conv_layer) still has a map of at least 2×2, measured
+# by building each net (ResNet, DenseNet and EfficientNet downsample 32× with rounding; InceptionV3 ≈ 32× after a
+# 75 px stem). Below it the map is 1×1: Grad-CAM is then a constant, so build refuses those inputs. VGG's block5
+# map is still 2×2 at Keras' 32 px minimum, so smaller inputs are upsampled to 32 px inside the model instead.
 apps = keras.applications
-for _name, _builder, _mode, _min in [
-    ("resnet50", apps.ResNet50, "caffe", 32),
-    ("resnet50v2", apps.ResNet50V2, "tf", 32),
-    ("vgg16", apps.VGG16, "caffe", 32),
-    ("vgg19", apps.VGG19, "caffe", 32),
-    ("inceptionv3", apps.InceptionV3, "tf", 75),
-    ("densenet201", apps.DenseNet201, "torch", 32),
-    ("efficientnetb0", apps.EfficientNetB0, "raw", 32),
+for _name, _builder, _mode, _min, _upsample in [
+    ("resnet50", apps.ResNet50, "caffe", 33, False),
+    ("resnet50v2", apps.ResNet50V2, "tf", 33, False),
+    ("vgg16", apps.VGG16, "caffe", 32, True),
+    ("vgg19", apps.VGG19, "caffe", 32, True),
+    ("inceptionv3", apps.InceptionV3, "tf", 107, False),
+    ("densenet201", apps.DenseNet201, "torch", 61, False),
+    ("efficientnetb0", apps.EfficientNetB0, "raw", 33, False),
 ]:
-    MODELS.register(_name)(_application(_builder, _mode, _min))
+    MODELS.register(_name)(_application(_builder, _mode, _min, _upsample))
 
 
 def build(name: str, input_shape, n_classes: int, weights=None, seed: int | None = None, **kw) -> keras.Model:

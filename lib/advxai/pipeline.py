@@ -11,14 +11,17 @@ reported in one line and its dependants are skipped; the rest of the grid goes o
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -123,6 +126,7 @@ RADARMIX = {
     "explain": {"names": ["gradcam", "gradcam++", "shap", "lime"], "n_explain": {}, "params": {},
                 "n_background": 32, "target": ["predicted", "clean"]},
     "topk": 0.1, "faithful": False,
+    "eps_units": "pixel",  # "sigma": ε in ImageNet σ units on unclipped inputs, as the RADAR-MIX code (faithful)
     "detect": {"feature_sets": ["outputs", "explanation", "both"]},
 }
 
@@ -136,6 +140,7 @@ def load_config(path: Path) -> dict:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ParameterError(f"config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    _known_keys(raw, path)
     cfg = _merged(DEFAULTS, raw)
     cfg["name"] = raw.get("name", path.stem)
     cfg["datasets"], cfg["models"] = raw.get("datasets", []), raw.get("models", ["cnn"])
@@ -150,9 +155,53 @@ def load_config(path: Path) -> dict:
         unknown = set(r["explain"]["n_explain"]) - set(r["explain"]["names"])
         if unknown:
             raise ParameterError(f"radarmix.explain.n_explain names explainers not in the grid: {sorted(unknown)}")
+        from .attacks import check_units
+
+        for a in r["attack"]["names"]:
+            check_units(a, r["eps_units"])
         if len(r["attack"]["names"]) < 2:
             raise ParameterError("radarmix needs at least two attacks (the detector is tested leave-one-attack-out)")
     return cfg
+
+
+# Keys a config may hold besides the defaults' own (a typo must fail, not silently fall back to a default).
+TOP_LEVEL = {"name", "datasets", "models", "radarmix"}
+DATASET_KEYS = {"name", "size", "model_params", "train", "split"}
+MODEL_KEYS = {"name", "params"}
+FREE_FORM = {"params", "n_explain", "model_params"}  # maps of registry names to parameters, checked by the registries
+
+
+def _known_keys(raw: dict, path: Path) -> None:
+    """Every key of the YAML is one the runner knows; an unknown one fails with the closest known key."""
+
+    def check(section: dict, allowed, where: str) -> None:
+        if not isinstance(section, dict):
+            raise ParameterError(f"config {path}: {where or 'the file'} must be a mapping, got {section!r}")
+        for key in section:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), list(allowed), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(allowed))}"
+                raise ParameterError(f"config {path}: unknown key {where + '.' if where else ''}{key!r}{hint}")
+
+    def entries(items, allowed, where):
+        for item in items or []:
+            if isinstance(item, dict):
+                check(item, allowed, where)
+
+    check(raw, set(DEFAULTS) | TOP_LEVEL, "")
+    for name, default in DEFAULTS.items():
+        if isinstance(default, dict) and name in raw:
+            check(raw[name] or {}, set(default), name)
+    entries(raw.get("datasets"), DATASET_KEYS, "datasets[]")
+    entries(raw.get("models"), MODEL_KEYS, "models[]")
+    if raw.get("radarmix") is not None:
+        r = raw["radarmix"]
+        check(r, set(RADARMIX), "radarmix")
+        for name, default in RADARMIX.items():
+            if isinstance(default, dict) and name in r and name not in FREE_FORM:
+                check(r[name] or {}, set(default), f"radarmix.{name}")
+        entries(r.get("datasets"), DATASET_KEYS, "radarmix.datasets[]")
+        entries(r.get("models"), MODEL_KEYS, "radarmix.models[]")
 
 
 def _merged(defaults: dict, raw: dict) -> dict:
@@ -168,9 +217,7 @@ def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> No
     section["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in section["datasets"]]
     section["models"] = [m if isinstance(m, dict) else {"name": m} for m in section["models"]]
     for d in section["datasets"]:
-        if d["name"] not in data.available():
-            raise ParameterError(f"unknown dataset {d['name']!r} in {path}; known: {', '.join(data.available())}")
-        d.setdefault("size", 28)
+        data.check(d["name"], d.setdefault("size", 28))  # unknown name, size the set lacks, multi-label flag
     for m in section["models"]:
         models.MODELS[m["name"]]
     for a in attack["names"]:
@@ -240,7 +287,7 @@ def plan(cfg: dict, results: Path) -> list[Run]:
                     "attack_params": {n: a["params"].get(n, {}) for n in a["names"]},
                     "explainers": x["names"], "n_explain": x["n_explain"], "explainer_params": x["params"],
                     "n_background": int(x["n_background"]), "targets": x["target"], "topk": float(r["topk"]),
-                    "faithful": bool(r["faithful"])}, [train], results)
+                    "faithful": bool(r["faithful"]), "eps_units": r["eps_units"]}, [train], results)
                 full = [n for n in x["names"] if n not in x["n_explain"]]  # maps for every attacked image
                 shown = "predicted" if "predicted" in x["target"] else x["target"][0]  # what a deployed system shows
                 det = Run("detection", label, {**base, "explainers": full, "target": shown,
@@ -342,20 +389,65 @@ def _one_line(exc: BaseException) -> str:
 EXECUTORS: Registry = Registry("executor")
 
 
+@contextmanager
+def _quiet(log_file: Path | None):
+    """Send this process's and its children's stdout and stderr (the kernel's TensorFlow, absl, oneDNN and
+    Jupyter lines) to ``log_file`` for the duration; ``None`` leaves them on the terminal."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log_file, "a") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def _expected_seconds(run: Run) -> float | None:
+    """How long this run took last time it ran with any key (its stage and label), from provenance."""
+    prov = sorted(run.out_dir.parent.glob(f"{run.label}-*/provenance.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(prov[-1].read_text())["seconds"] if prov else None
+
+
 @EXECUTORS.register("serial")
-def run_serial(runs: list[Run], kernel: str = "python3", log=print, **_) -> list[dict]:
-    """Run in order in this process; a run whose dependency did not finish is skipped."""
+def run_serial(runs: list[Run], kernel: str = "python3", log=print, verbose: bool = False, **_) -> list[dict]:
+    """Run in order in this process under one progress bar (run i/N, stage, dataset, elapsed, ETA from the
+    runs' last measured durations); each run's kernel output goes to ``results/logs/<stage>-<label>.log``
+    (``verbose``: to the terminal). A run whose dependency did not finish is skipped; a failure is one line."""
+    from tqdm.auto import tqdm
+
     status: dict[int, str] = {}
     records = []
-    for i, run in enumerate(runs, 1):
+    expected = {id(r): (0.0 if r.done else _expected_seconds(r)) for r in runs}
+    bar = tqdm(total=len(runs), unit="run", file=sys.stderr, dynamic_ncols=True, disable=log is not print)
+    for run in runs:
+        todo = [expected[id(r)] for r in runs[len(records):]]
+        eta = f"ETA ≈ {sum(todo) / 60:.0f} min" if todo and None not in todo else "ETA: first run of some stages"
+        bar.set_description(f"{run.stage} {run.label}")
+        bar.set_postfix_str(eta)
         if any(status.get(id(d)) not in ("done", "cached") for d in run.deps):
             rec = _skipped(run)
         else:
-            log(f"[{i}/{len(runs)}] {run.stage:<10} {run.label} ...", end=" ", flush=True)
-            rec = execute(run, kernel)
-            log(_describe(rec))
+            log_file = None if verbose else run.results / "logs" / f"{run.stage}-{run.label}.log"
+            with _quiet(log_file):
+                rec = execute(run, kernel)
+            if rec["status"] == "failed":
+                bar.write(f"advxai: failed: {run.stage} {run.label}: {rec['error']} (log: {log_file})")
         status[id(run)] = rec["status"]
         records.append(rec)
+        bar.update(1)
+    bar.close()
     return records
 
 
@@ -428,7 +520,7 @@ GPU_STAGES = ("train", "attack", "gradcam", "radarmix")
 
 
 def run_grid(config: Path, results: Path = Path("results"), executor: str = "serial", book: Path | None = None,
-             kernel: str = "python3", log=print, **executor_options) -> list[dict]:
+             kernel: str = "python3", log=print, verbose: bool = False, **executor_options) -> list[dict]:
     """Plan and execute a config; write the combined table and provenance; publish notebooks to ``book``."""
     from . import data
 
@@ -438,6 +530,8 @@ def run_grid(config: Path, results: Path = Path("results"), executor: str = "ser
     cfg = load_config(config)
     runs = plan(cfg, results)
     t0 = time.perf_counter()
+    if executor == "serial":
+        executor_options["verbose"] = verbose
     records = EXECUTORS[executor](runs, kernel=kernel, log=log, gpu=bool(cfg.get("gpu")), **executor_options)
     sweep_temporaries(results)  # nothing is in flight now: what is left was killed
     finished = [r for r in runs if r.done]
@@ -446,9 +540,21 @@ def run_grid(config: Path, results: Path = Path("results"), executor: str = "ser
                                         "seconds": round(time.perf_counter() - t0, 1)})
     if book is not None:
         publish(finished, Path(book))
-    counts = {s: sum(r["status"] == s for r in records) for s in ("done", "cached", "failed", "skipped")}
-    log(", ".join(f"{v} {k}" for k, v in counts.items()) + f" in {time.perf_counter() - t0:.0f} s")
+    log(summary_table(records) + f"\n{len(records)} runs in {time.perf_counter() - t0:.0f} s; tables: "
+        f"{results / 'tables' / 'results.csv'}; kernel logs: {results / 'logs'}")
     return records
+
+
+def summary_table(records: list[dict]) -> str:
+    """Per stage: how many runs were done, cached, failed, skipped, and the seconds the done ones took."""
+    states = ("done", "cached", "failed", "skipped")
+    lines = [f"{'stage':<11}" + "".join(f"{s:>8}" for s in states) + f"{'seconds':>9}"]
+    for stage in dict.fromkeys(r["stage"] for r in records):
+        mine = [r for r in records if r["stage"] == stage]
+        secs = sum(r.get("seconds", 0) for r in mine)
+        lines.append(f"{stage:<11}" + "".join(f"{sum(r['status'] == s for r in mine):>8}" for s in states)
+                     + f"{secs:>9.0f}")
+    return "\n".join(lines)
 
 
 def combine(runs: list[Run], results: Path) -> None:
