@@ -23,9 +23,9 @@ env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml $(LOCK) requirements/build.lock
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "advxai needs Python 3.11 or 3.12"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/build.lock
-	$(BIN)/python -m pip install --quiet --progress-bar off --require-hashes --no-build-isolation -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --quiet --require-hashes -r requirements/build.lock
+	$(BIN)/python -m pip install --quiet --quiet --progress-bar off --require-hashes --no-build-isolation -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 # The locks: one universal resolve per variant (Python 3.11 and 3.12; pip skips the lines whose markers do not
@@ -53,4 +53,4 @@ bench: env
 	$(BIN)/python bench/stages.py
 
 clean:
-	rm -rf results _build book/runs book/results.ipynb
+	rm -rf results _build book/runs book/results.ipynb book/results.csv

@@ -30,6 +30,7 @@ def built_book(tiny_grid, tmp_path_factory):
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("runs", "results.ipynb"))
     shutil.copytree(book / "runs", root / "book" / "runs")
     shutil.copy(book / "results.ipynb", root / "book" / "results.ipynb")
+    shutil.copy(book / "results.csv", root / "book" / "results.csv")
     jb = Path(sys.executable).with_name("jupyter-book")
     out = subprocess.run([str(jb), "build", str(root), "--path-output", str(root), "--keep-going"],
                          capture_output=True, text=True)

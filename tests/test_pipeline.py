@@ -178,3 +178,18 @@ def test_bad_config_fails_before_any_work(tmp_path, capsys, change, message):
     err = capsys.readouterr().err.strip()
     assert err.startswith("advxai: error: ") and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_validate_and_plan_before_any_work(grid, tmp_path, capsys):
+    results, _, _ = grid
+    assert cli.main(["validate", str(TINY), "--results", str(results)]) == 0
+    assert "valid; 8 runs" in capsys.readouterr().out
+    assert cli.main(["plan", str(TINY), "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "8 runs: 8 cached, 0 to run" in out and "radarmix" in out
+    fresh = tmp_path / "fresh"
+    rows = pipeline.plan_rows(ROOT / "configs" / "paper_grad_attacks.yaml", fresh)
+    assert len(rows) > 20 and all(r["state"] == "will run" for r in rows) and not fresh.exists()
+    assert {r["from"] for r in rows} == {"config estimate"} and all(r["seconds"] > 0 for r in rows)
+    assert {r["from"] for r in pipeline.plan_rows(ROOT / "configs" / "paper_radarmix.yaml", fresh)} == \
+        {"config estimate"}

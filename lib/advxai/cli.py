@@ -28,6 +28,25 @@ def _run(args) -> int:
     return 1 if failed else 0
 
 
+def _validate(args) -> int:
+    """Check a config against the schema and the registries before any work; one line either way."""
+    from .pipeline import load_config, plan
+
+    cfg = load_config(args.config)
+    runs = plan(cfg, Path(args.results))
+    print(f"{args.config}: valid; {len(runs)} runs over "
+          f"{len({(r.params.get('dataset'), r.params.get('size')) for r in runs if r.stage == 'train'})} datasets")
+    return 0
+
+
+def _plan(args) -> int:
+    """The runs a config makes, which are cached, which will run, and how long that is expected to take."""
+    from .pipeline import plan_rows, plan_text
+
+    print(plan_text(plan_rows(args.config, args.results)))
+    return 0
+
+
 def _fetch(args) -> int:
     """Download a raw set (chest_xray, isic2018: verified, unpacked) or a MedMNIST file (MD5-checked), then load it."""
     from . import data
@@ -98,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     _executor_args(r)
     r.add_argument("--book", default=None, help="publish executed notebooks into this book folder")
     r.set_defaults(fn=_run)
+    for name, fn, text in [("validate", _validate, "check a config before any work"),
+                           ("plan", _plan, "list the runs of a config: cached, to run, expected time")]:
+        v = sub.add_parser(name, help=text)
+        v.add_argument("config", type=Path)
+        v.add_argument("--results", type=Path, default=Path("results"))
+        v.set_defaults(fn=fn)
     f = sub.add_parser("fetch", help="download (checked) and load a dataset: a MedMNIST flag, chest_xray, isic2018")
     f.add_argument("dataset")
     f.add_argument("--size", type=int, default=28)

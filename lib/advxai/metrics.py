@@ -321,7 +321,10 @@ def bootstrap_ci(values: np.ndarray | tuple, statistic: Callable = np.mean, n_bo
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
-    stats = np.array([statistic(*(a[i] for a in arrays)) for i in idx], dtype=np.float64)
+    if statistic is np.mean and len(arrays) == 1:  # the common case, vectorised (same draws, same numbers)
+        stats = arrays[0].astype(np.float64)[idx].mean(axis=1)
+    else:
+        stats = np.array([statistic(*(a[i] for a in arrays)) for i in idx], dtype=np.float64)
     stats = stats[np.isfinite(stats)]
     if len(stats) == 0:
         return float("nan"), float("nan")

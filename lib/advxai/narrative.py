@@ -17,7 +17,7 @@ NOT_RUN = "*Not run in this configuration.*"
 def fmt(r, digits: int = 2) -> str:
     """``0.83 [0.74, 0.89]``, or ``0.83 (n = 6: too few images for an interval)``."""
     if not np.isfinite(r.value):
-        return f"— (n = {int(r.n)})"
+        return "—"
     if np.isfinite(r.ci_low):
         return f"{r.value:.{digits}f} [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]"
     return f"{r.value:.{digits}f} (n = {int(r.n)}: too few images for an interval)"
@@ -51,15 +51,15 @@ def top_group(rows: pd.DataFrame, label: str) -> tuple[list[str], list[str]]:
 
 
 def ranking_sentence(rows: pd.DataFrame, label: str, what: str) -> str:
-    """E.g. "PGD and DeepFool fool the most (their intervals overlap); FGSM fewer." from rows of one metric."""
+    """E.g. "Highest fooling rate, with overlapping intervals: pgd and deepfool; lower: fgsm." """
     top, rest = top_group(rows, label)
     if not top:
         return f"No {what} has enough images for an interval: no ranking."
     if len(top) == 1:
-        head = f"{top[0]} has the highest {what}, its interval above every other's"
+        head = f"Highest {what}: {top[0]}, its interval above every other's"
     else:
-        head = f"{', '.join(top[:-1])} and {top[-1]} share the highest {what} (their intervals overlap)"
-    return head + (f"; {', '.join(rest)} lower." if rest else ".")
+        head = f"Highest {what}, with overlapping intervals: {', '.join(top[:-1])} and {top[-1]}"
+    return head + (f"; lower: {', '.join(rest)}." if rest else ".")
 
 
 def html(markdown: str):
@@ -131,8 +131,13 @@ def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: st
             if f.empty or nf.empty:
                 continue
             f, nf = f.iloc[0], nf.iloc[0]
-            line = (f"{a}: fooled {fmt(f)} (n = {int(f.n)}) is {compare(f, nf)} not fooled {fmt(nf)} "
-                    f"(n = {int(nf.n)})")
+            if f.n == 0 or nf.n == 0:  # nothing to compare with: say which side is empty
+                some, none = (f, "fooled") if f.n else (nf, "not fooled")
+                line = (f"{a}: {none} {fmt(some)} (n = {int(some.n)}); "
+                        f"{'no correctly classified image resisted' if not nf.n else 'no image was fooled'}")
+            else:
+                line = (f"{a}: fooled {fmt(f)} (n = {int(f.n)}) is {compare(f, nf)} not fooled {fmt(nf)} "
+                        f"(n = {int(nf.n)})")
             cl = _pick(ga, target="clean", subset="fooled")
             if target != "clean" and len(cl):
                 line += f"; explaining the clean class on the fooled images: {fmt(cl.iloc[0])}"

@@ -116,6 +116,7 @@ DEFAULTS = {
     "strength": {"faithful": False},
     "n_boot": 1000,
     "gpu": False,  # true: train/attack/explain runs ask Dask workers for the resource GPU=1
+    "estimates": {},  # stage -> seconds per run on the intended machine, for `advxai plan` before any run
 }
 # The RADAR-MIX part of a config (optional, section ``radarmix``): its own datasets and grid, trained models
 # shared with the Grad-Attacks part when dataset, model and training agree (same run key).
@@ -191,7 +192,7 @@ def _known_keys(raw: dict, path: Path) -> None:
     check(raw, set(DEFAULTS) | TOP_LEVEL, "")
     for name, default in DEFAULTS.items():
         if isinstance(default, dict) and name in raw:
-            check(raw[name] or {}, set(default), name)
+            check(raw[name] or {}, set(STAGES) if name == "estimates" else set(default), name)
     entries(raw.get("datasets"), DATASET_KEYS, "datasets[]")
     entries(raw.get("models"), MODEL_KEYS, "models[]")
     if raw.get("radarmix") is not None:
@@ -540,9 +541,38 @@ def run_grid(config: Path, results: Path = Path("results"), executor: str = "ser
                                         "seconds": round(time.perf_counter() - t0, 1)})
     if book is not None:
         publish(finished, Path(book))
+        shutil.copy(results / "tables" / "results.csv", Path(book) / "results.csv")  # the Results page's download
     log(summary_table(records) + f"\n{len(records)} runs in {time.perf_counter() - t0:.0f} s; tables: "
         f"{results / 'tables' / 'results.csv'}; kernel logs: {results / 'logs'}")
     return records
+
+
+def plan_rows(config: Path, results: Path = Path("results")) -> list[dict]:
+    """What ``advxai run`` would do, without doing it: each run with its key, whether a finished run with that
+    key is cached, and its expected seconds (its last recorded duration, else the config's ``estimates``)."""
+    cfg = load_config(config)
+    rows = []
+    for r in plan(cfg, Path(results).resolve()):
+        last = _expected_seconds(r)
+        secs = 0.0 if r.done else last if last is not None else cfg["estimates"].get(r.stage)
+        rows.append({"stage": r.stage, "run": r.label, "key": r.key, "state": "cached" if r.done else "will run",
+                     "seconds": secs, "from": "cache" if r.done else "last run" if last is not None else
+                     "config estimate" if secs is not None else "unknown"})
+    return rows
+
+
+def plan_text(rows: list[dict]) -> str:
+    """The plan as a table with the total time still to run (what is known of it)."""
+    lines = [f"{'stage':<11}{'run':<34}{'key':<14}{'state':<10}{'expected':>10}  from"]
+    for r in rows:
+        secs = "—" if r["seconds"] is None else f"{r['seconds']:.0f} s"
+        lines.append(f"{r['stage']:<11}{r['run']:<34}{r['key']:<14}{r['state']:<10}{secs:>10}  {r['from']}")
+    todo = [r for r in rows if r["state"] == "will run"]
+    known = sum(r["seconds"] for r in todo if r["seconds"] is not None)
+    unknown = sum(r["seconds"] is None for r in todo)
+    lines.append(f"{len(rows)} runs: {len(rows) - len(todo)} cached, {len(todo)} to run, ≈ {known / 60:.0f} min"
+                 + (f" + {unknown} runs with no recorded duration or estimate" if unknown else ""))
+    return "\n".join(lines)
 
 
 def summary_table(records: list[dict]) -> str:

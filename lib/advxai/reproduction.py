@@ -112,11 +112,11 @@ def _differences(setting: dict, dataset: str, model: str, pretrained: bool) -> l
     size = _family(dataset)[1]
     why = []
     if setting["models"] is not None and model not in setting["models"]:
-        why.append(f"model {model} (seed: {', '.join(setting['models'])})")
+        why.append(f"{model}, seed {'/'.join(setting['models'])}")
     if size != setting["size"]:
-        why.append(f"{size} px (seed: {setting['size']} px)")
+        why.append(f"{size} px, seed {setting['size']}")
     if setting["pretrained"] and not pretrained:
-        why.append("trained from scratch (seed: ImageNet-pretrained)")
+        why.append("from scratch, seed ImageNet")
     return why
 
 
