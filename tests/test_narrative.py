@@ -61,3 +61,15 @@ def test_reproduction_ranking_says_no_when_another_attack_is_clearly_stronger():
                    pretrained={("chest_xray_224", "vgg16"): True})
     row_ = rep[rep.claim.str.startswith("DeepFool has the strongest")].iloc[0]
     assert row_["reproduced"] == "no (pgd higher)"
+
+
+def test_split_sentence_says_which_side_is_empty():
+    keys = dict(stage="strength", dataset="d_28", model="cnn", explainer="gradcam", eps=0.1)
+    rows = [row("mod", 0.49, (0.48, 0.50), 73, attack="deepfool", target="predicted", subset="fooled", **keys),
+            row("mod", np.nan, (np.nan, np.nan), 0, attack="deepfool", target="predicted", subset="not_fooled",
+                **keys),
+            row("mod", 0.42, (0.40, 0.44), 39, attack="fgsm", target="predicted", subset="fooled", **keys),
+            row("mod", 0.20, (0.17, 0.23), 34, attack="fgsm", target="predicted", subset="not_fooled", **keys)]
+    text = N.split_md(pd.DataFrame(rows), "strength", "mod", "MOD")
+    assert "deepfool: fooled 0.49 [0.48, 0.50] (n = 73); no correctly classified image resisted" in text
+    assert "fgsm: fooled 0.42 [0.40, 0.44] (n = 39) is higher than not fooled 0.20 [0.17, 0.23] (n = 34)" in text

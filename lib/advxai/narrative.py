@@ -23,6 +23,11 @@ def fmt(r, digits: int = 2) -> str:
     return f"{r.value:.{digits}f} (n = {int(r.n)}: too few images for an interval)"
 
 
+def fmt_n(r, digits: int = 2) -> str:
+    """:func:`fmt` with the image count (which ``fmt`` already gives when there is no interval)."""
+    return fmt(r, digits) + (f" (n = {int(r.n)})" if has_ci(r) else "")
+
+
 def has_ci(r) -> bool:
     return bool(np.isfinite(r.ci_low) and np.isfinite(r.ci_high))
 
@@ -132,15 +137,14 @@ def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: st
                 continue
             f, nf = f.iloc[0], nf.iloc[0]
             if f.n == 0 or nf.n == 0:  # nothing to compare with: say which side is empty
-                some, none = (f, "fooled") if f.n else (nf, "not fooled")
-                line = (f"{a}: {none} {fmt(some)} (n = {int(some.n)}); "
-                        f"{'no correctly classified image resisted' if not nf.n else 'no image was fooled'}")
+                row, side = (f, "fooled") if f.n else (nf, "not fooled")  # the side that has images
+                empty = "no correctly classified image resisted" if not nf.n else "no image was fooled"
+                line = f"{a}: {side} {fmt_n(row)}; {empty}"
             else:
-                line = (f"{a}: fooled {fmt(f)} (n = {int(f.n)}) is {compare(f, nf)} not fooled {fmt(nf)} "
-                        f"(n = {int(nf.n)})")
+                line = f"{a}: fooled {fmt_n(f)} is {compare(f, nf)} not fooled {fmt_n(nf)}"
             cl = _pick(ga, target="clean", subset="fooled")
             if target != "clean" and len(cl):
-                line += f"; explaining the clean class on the fooled images: {fmt(cl.iloc[0])}"
+                line += f"; explaining the clean class on the fooled images: {fmt_n(cl.iloc[0])}"
             lines.append(f"- {line}.")
         if lines:
             out.append(f"**{d} · {m} · {x}, ε = {e:g}** ({meaning}):\n\n" + "\n".join(lines))
