@@ -19,11 +19,12 @@ os.umask(_UMASK)
 
 
 @contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it."""
+def atomic_path(path: Path, suffix: str = ".part"):
+    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it. ``suffix``:
+    for writers that insist on an extension (Keras saves only to ``*.keras``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
         yield Path(tmp)

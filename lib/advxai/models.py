@@ -143,11 +143,11 @@ def last_conv_layer(model: keras.Model) -> str:
 
 def save(model: keras.Model, path: Path) -> Path:
     """Save as ``.keras`` through a temporary name so an interrupted save leaves no half-written model."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    tmp.replace(path)
-    return path
+    from .artefacts import atomic_path
+
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+    return Path(path)
 
 
 def load(path: Path) -> keras.Model:

@@ -1,0 +1,144 @@
+"""The experiment config: YAML -> a checked dict with every default filled in. Unknown keys, names no registry
+knows, ε outside [0, 1], sizes a dataset lacks and multi-label sets fail here, in one line, before any work."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import yaml
+
+from .errors import ParameterError
+from .runs import STAGES
+
+DEFAULTS = {
+    "seed": 0,
+    "train": {"epochs": 15, "batch_size": 64, "lr": 1e-3, "patience": 4, "augment": True, "balance": True},
+    "attack": {"names": ["fgsm", "pgd", "deepfool"], "eps": [0.01, 0.05, 0.075, 0.1], "n_images": 100,
+               "params": {}, "split": False},
+    "explain": {"names": ["gradcam", "gradcam++"], "target": ["predicted", "clean"]},
+    "strength": {"faithful": False},
+    "n_boot": 1000,
+    "gpu": False,  # true: train/attack/explain runs ask Dask workers for the resource GPU=1
+    "estimates": {},  # stage -> seconds per run on the intended machine, for `advxai plan` before any run
+}
+
+
+# The RADAR-MIX part of a config (optional, section ``radarmix``): its own datasets and grid, trained models
+# shared with the Grad-Attacks part when dataset, model and training agree (same run key).
+RADARMIX = {
+    "datasets": [], "models": [{"name": "cnn"}], "train": {}, "split": "test",
+    "attack": {"names": ["fgsm", "bim", "pgd", "deepfool", "uap", "cw"], "eps": [0.001, 0.01, 0.05, 0.1, 0.5],
+               "n_images": 100, "params": {}},
+    "explain": {"names": ["gradcam", "gradcam++", "shap", "lime"], "n_explain": {}, "params": {},
+                "n_background": 32, "target": ["predicted", "clean"]},
+    "topk": 0.1, "faithful": False,
+    "eps_units": "pixel",  # "sigma": ε in ImageNet σ units on unclipped inputs, as the RADAR-MIX code (faithful)
+    "detect": {"feature_sets": ["outputs", "explanation", "both"]},
+}
+
+
+def load_config(path: Path) -> dict:
+    """Read a YAML grid and fill in defaults; unknown names and ε outside [0, 1] fail here, before any work."""
+    path = Path(path)
+    if not path.exists():
+        raise ParameterError(f"config {path} not found; see configs/ for examples")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    _known_keys(raw, path)
+    cfg = _merged(DEFAULTS, raw)
+    cfg["name"] = raw.get("name", path.stem)
+    cfg["datasets"], cfg["models"] = raw.get("datasets", []), raw.get("models", ["cnn"])
+    if not cfg["datasets"] and "radarmix" not in raw:
+        raise ParameterError(f"config {path} lists no datasets")
+    _check(cfg, cfg["attack"], cfg["explain"]["names"], path)
+    if "radarmix" in raw:
+        r = cfg["radarmix"] = _merged(RADARMIX, raw["radarmix"] or {})
+        if not r["datasets"]:
+            raise ParameterError(f"config {path}: section radarmix lists no datasets")
+        _check(r, r["attack"], r["explain"]["names"], path)
+        unknown = set(r["explain"]["n_explain"]) - set(r["explain"]["names"])
+        if unknown:
+            raise ParameterError(f"radarmix.explain.n_explain names explainers not in the grid: {sorted(unknown)}")
+        from .attacks import check_units
+
+        for a in r["attack"]["names"]:
+            check_units(a, r["eps_units"])
+        if len(r["attack"]["names"]) < 2:
+            raise ParameterError("radarmix needs at least two attacks (the detector is tested leave-one-attack-out)")
+    return cfg
+
+
+# Keys a config may hold besides the defaults' own (a typo must fail, not silently fall back to a default).
+TOP_LEVEL = {"name", "datasets", "models", "radarmix"}
+DATASET_KEYS = {"name", "size", "model_params", "train", "split"}
+MODEL_KEYS = {"name", "params"}
+FREE_FORM = {"params", "n_explain", "model_params"}  # maps of registry names to parameters, checked by the registries
+
+
+def _known_keys(raw: dict, path: Path) -> None:
+    """Every key of the YAML is one the runner knows; an unknown one fails with the closest known key."""
+
+    def check(section: dict, allowed, where: str) -> None:
+        if not isinstance(section, dict):
+            raise ParameterError(f"config {path}: {where or 'the file'} must be a mapping, got {section!r}")
+        for key in section:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), list(allowed), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(allowed))}"
+                raise ParameterError(f"config {path}: unknown key {where + '.' if where else ''}{key!r}{hint}")
+
+    def entries(items, allowed, where):
+        for item in items or []:
+            if isinstance(item, dict):
+                check(item, allowed, where)
+
+    check(raw, set(DEFAULTS) | TOP_LEVEL, "")
+    for name, default in DEFAULTS.items():
+        if isinstance(default, dict) and name in raw:
+            check(raw[name] or {}, set(STAGES) if name == "estimates" else set(default), name)
+    entries(raw.get("datasets"), DATASET_KEYS, "datasets[]")
+    entries(raw.get("models"), MODEL_KEYS, "models[]")
+    if raw.get("radarmix") is not None:
+        r = raw["radarmix"]
+        check(r, set(RADARMIX), "radarmix")
+        for name, default in RADARMIX.items():
+            if isinstance(default, dict) and name in r and name not in FREE_FORM:
+                check(r[name] or {}, set(default), f"radarmix.{name}")
+        entries(r.get("datasets"), DATASET_KEYS, "radarmix.datasets[]")
+        entries(r.get("models"), MODEL_KEYS, "radarmix.models[]")
+
+
+def _merged(defaults: dict, raw: dict) -> dict:
+    """Defaults updated by a YAML section, one level deep (a nested dict keeps the defaults it does not set)."""
+    return {k: (dict(v, **raw.get(k, {})) if isinstance(v, dict) else raw.get(k, v)) for k, v in defaults.items()}
+
+
+def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> None:
+    """Normalise the section's dataset/model entries (a bare name becomes ``{name: ...}``); unknown
+    dataset/model/attack/explainer names and ε outside [0, 1] fail before any work."""
+    from . import attacks, data, explain, models
+
+    section["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in section["datasets"]]
+    section["models"] = [m if isinstance(m, dict) else {"name": m} for m in section["models"]]
+    for d in section["datasets"]:
+        data.check(d["name"], d.setdefault("size", 28))  # unknown name, size the set lacks, multi-label flag
+    for m in section["models"]:
+        models.MODELS[m["name"]]
+    for a in attack["names"]:
+        attacks.params_for(a, attack["params"].get(a))
+    for e in attack["eps"]:
+        attacks.check_eps(e)
+    for x in explainers:
+        explain.EXPLAINERS[x]
+    section["explain"]["target"] = targets = _as_list(section["explain"]["target"])
+    for t in targets:
+        explain.TARGETS[t]
+    if int(attack["n_images"]) < 2:
+        raise ParameterError("attack.n_images must be ≥ 2")
+
+
+def _as_list(v) -> list:
+    return list(v) if isinstance(v, list | tuple) else [v]
