@@ -73,3 +73,28 @@ def test_split_sentence_says_which_side_is_empty():
     text = N.split_md(pd.DataFrame(rows), "strength", "mod", "MOD")
     assert "deepfool: fooled 0.49 [0.48, 0.50] (n = 73); no correctly classified image resisted" in text
     assert "fgsm: fooled 0.42 [0.40, 0.44] (n = 39) is higher than not fooled 0.20 [0.17, 0.23] (n = 34)" in text
+
+
+def test_rankings_withhold_verdicts_and_name_what_is_missing():
+    rep = R.report(_table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89))).set_index("claim")
+    ranked = rep.loc[rep.index.str.startswith("DeepFool has the strongest")].iloc[0]
+    assert ranked["reproduced"] == "not comparable"  # a CNN at 64 px from scratch is not the seed's setting
+    no_deepfool = _table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89), size=224, model="resnet50")
+    no_deepfool = no_deepfool[no_deepfool.attack != "deepfool"]
+    rep = R.report(no_deepfool, pretrained={("chest_xray_224", "resnet50"): True})
+    assert (rep[rep.claim.str.startswith("DeepFool has")].reproduced == "not run").all()
+    rows = pd.DataFrame([row("fooling_rate", 0.97, (np.nan, np.nan), 6, attack="fgsm", subset="correct", stage="a"),
+                         row("fooling_rate", 0.9, (0.8, 0.95), 80, attack="pgd", subset="correct", stage="a")])
+    s = N.ranking_sentence(rows, "attack", "fooling rate")
+    assert s == "No ranking of fooling rate: fewer than two have an interval (fgsm: too few images)."
+
+
+def test_split_sentence_tells_blank_maps_from_no_images():
+    keys = dict(stage="radarmix", dataset="d_28", model="cnn", explainer="lime", eps=0.05, target="predicted",
+                attack="pgd")
+    rows = [row("iou", np.nan, (np.nan, np.nan), 0, subset="fooled", **keys),
+            row("blank_pairs", 3, n=3, subset="fooled", **keys),
+            row("iou", 0.8, (np.nan, np.nan), 1, subset="not_fooled", **keys),
+            row("blank_pairs", 0, n=1, subset="not_fooled", **keys)]
+    text = N.split_md(pd.DataFrame(rows), "radarmix", "iou", "IoU")
+    assert "pgd: fooled: all 3 pairs had a blank map; not fooled 0.80 (n = 1: too few images" in text

@@ -163,6 +163,8 @@ def test_failing_cell_is_reported_and_others_go_on(grid, tmp_path, monkeypatch):
     ({"radarmix": {"datasets": ["pneumoniamnist"], "attack": {"eps": [-0.1]}}}, r"ε must lie in \[0, 1\]"),
     ({"radarmix": {"datasets": ["pneumoniamnist"], "eps_units": "sigma"}}, "σ units .* not 'deepfool'"),
     ({"atack": {"names": ["fgsm"]}}, "unknown key 'atack'; did you mean 'attack'"),
+    ({"datasets": [{"name": "pneumoniamnist", "train": {"epoch": 3}}]},
+     r"datasets\[\]\.train\.'epoch'; did you mean 'epochs'"),
     ({"attack": {"names": ["fgsm"], "epsilon": [0.1]}}, "unknown key attack.'epsilon'; did you mean 'eps'"),
     ({"radarmix": {"datasets": [{"name": "pneumoniamnist", "sise": 28}]}}, "unknown key radarmix.datasets.*'sise'"),
     ({"attack": {"names": ["fgsm", "autoattack"]}}, "'autoattack' is now apgd-square"),
@@ -193,3 +195,13 @@ def test_validate_and_plan_before_any_work(grid, tmp_path, capsys):
     assert {r["from"] for r in rows} == {"config estimate"} and all(r["seconds"] > 0 for r in rows)
     assert {r["from"] for r in pipeline.plan_rows(ROOT / "configs" / "paper_radarmix.yaml", fresh)} == \
         {"config estimate"}
+
+
+def test_valid_nested_sections_are_accepted(tmp_path):
+    cfg = {**yaml.safe_load(TINY.read_text())}
+    cfg["radarmix"] = {**cfg["radarmix"], "train": {"epochs": 2}, "eps_units": "pixel"}
+    cfg["datasets"] = [{"name": "pneumoniamnist", "size": 28, "train": {"patience": 2}}]
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    loaded = pipeline.load_config(path)
+    assert loaded["radarmix"]["train"] == {"epochs": 2} and loaded["datasets"][0]["train"] == {"patience": 2}

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import AdvXAIError
+from .errors import AdvXAIError, DataError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -34,6 +34,11 @@ def _validate(args) -> int:
 
     cfg = load_config(args.config)
     runs = plan(cfg, Path(args.results))
+    missing = {r.params["dataset"]: r.params["data_md5"] for r in runs
+               if r.stage == "train" and str(r.params["data_md5"]).startswith("unavailable")}
+    if missing:
+        name, why = next(iter(missing.items()))
+        raise DataError(f"{args.config}: dataset {name} is {why}")
     print(f"{args.config}: valid; {len(runs)} runs over "
           f"{len({(r.params.get('dataset'), r.params.get('size')) for r in runs if r.stage == 'train'})} datasets")
     return 0
@@ -65,15 +70,17 @@ def _book(args) -> int:
     jb = Path(sys.executable).with_name("jupyter-book")  # the venv's own jupyter-book
     log = Path(args.results) / "logs" / "book.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as f:
-        out = subprocess.run([str(jb), "build", str(root), "--path-output", str(root),
-                              "--warningiserror" if args.strict else "--keep-going"], check=False,
-                             stdout=None if args.verbose else f, stderr=subprocess.STDOUT)
+    out = subprocess.run([str(jb), "build", str(root), "--path-output", str(root),
+                          "--warningiserror" if args.strict else "--keep-going"], check=False,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log.write_text(out.stdout)
+    if args.verbose:
+        print(out.stdout)
     index = (root / "_build" / "html" / "index.html").resolve()
     if out.returncode != 0 or not index.exists():
         print(f"advxai: error: jupyter-book build failed; see {log} (or rerun with --verbose)", file=sys.stderr)
         return 1
-    missing = [line for line in log.read_text().splitlines() if "Glue reference" in line] if log.exists() else []
+    missing = [line for line in out.stdout.splitlines() if "Glue reference" in line or "mystnb.glue" in line]
     if missing:  # a chapter pastes a number the results did not compute: the book would show a blank
         print(f"advxai: error: {len(missing)} missing glue references, e.g. {missing[0].strip()[:160]}; see {log}",
               file=sys.stderr)
@@ -85,7 +92,7 @@ def _book(args) -> int:
 
 def _remove_stale_pages(root: Path, book: Path) -> int:
     """Delete built run pages whose notebook the current grid no longer publishes (Sphinx keeps them)."""
-    built = root / "_build" / "html" / book / "runs"
+    built = root / "_build" / "html" / book.resolve().relative_to(root.resolve()) / "runs"
     current = {p.stem for p in (book / "runs").glob("*.ipynb")}
     stale = [p for p in built.glob("*.html") if p.stem not in current]
     for p in stale:

@@ -94,6 +94,8 @@ def _known_keys(raw: dict, path: Path) -> None:
         for item in items or []:
             if isinstance(item, dict):
                 check(item, allowed, where)
+                if isinstance(item.get("train"), dict):  # per-dataset training settings: the train section's keys
+                    check(item["train"], set(DEFAULTS["train"]), f"{where}.train")
 
     check(raw, set(DEFAULTS) | TOP_LEVEL, "")
     for name, default in DEFAULTS.items():
@@ -106,7 +108,8 @@ def _known_keys(raw: dict, path: Path) -> None:
         check(r, set(RADARMIX), "radarmix")
         for name, default in RADARMIX.items():
             if isinstance(default, dict) and name in r and name not in FREE_FORM:
-                check(r[name] or {}, set(default), f"radarmix.{name}")
+                allowed = set(DEFAULTS["train"]) if name == "train" else set(default)  # train overrides the top's
+                check(r[name] or {}, allowed, f"radarmix.{name}")
         entries(r.get("datasets"), DATASET_KEYS, "radarmix.datasets[]")
         entries(r.get("models"), MODEL_KEYS, "radarmix.models[]")
 

@@ -58,13 +58,16 @@ def top_group(rows: pd.DataFrame, label: str) -> tuple[list[str], list[str]]:
 def ranking_sentence(rows: pd.DataFrame, label: str, what: str) -> str:
     """E.g. "Highest fooling rate, with overlapping intervals: pgd and deepfool; lower: fgsm." """
     top, rest = top_group(rows, label)
-    if not top:
-        return f"No {what} has enough images for an interval: no ranking."
+    unranked = rows[~np.isfinite(rows.ci_low)][label].tolist()
+    if len(top) + len(rest) < 2:
+        return (f"No ranking of {what}: fewer than two have an interval"
+                + (f" ({', '.join(map(str, unranked))}: too few images)." if unranked else "."))
     if len(top) == 1:
         head = f"Highest {what}: {top[0]}, its interval above every other's"
     else:
         head = f"Highest {what}, with overlapping intervals: {', '.join(top[:-1])} and {top[-1]}"
-    return head + (f"; lower: {', '.join(rest)}." if rest else ".")
+    return head + (f"; lower: {', '.join(rest)}" if rest else "") + (
+        f"; not ranked (too few images): {', '.join(map(str, unranked))}." if unranked else ".")
 
 
 def html(markdown: str):
@@ -126,6 +129,7 @@ def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: st
     s = df[(df.stage == stage) & (df.metric == metric) & (df.attack != "none")]
     if s.empty:
         return NOT_RUN
+    blank = df[(df.stage == stage) & (df.metric == "blank_pairs")]
     out = []
     for (d, m, x), g in s.groupby(["dataset", "model", "explainer"]):
         e = g.eps.max()
@@ -136,10 +140,11 @@ def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: st
             if f.empty or nf.empty:
                 continue
             f, nf = f.iloc[0], nf.iloc[0]
-            if f.n == 0 or nf.n == 0:  # nothing to compare with: say which side is empty
-                row, side = (f, "fooled") if f.n else (nf, "not fooled")  # the side that has images
-                empty = "no correctly classified image resisted" if not nf.n else "no image was fooled"
-                line = f"{a}: {side} {fmt_n(row)}; {empty}"
+            if f.n == 0 or nf.n == 0:  # nothing to compare with: say why one side is empty
+                sides = {"fooled": f, "not_fooled": nf}
+                sizes = {sub: _size(blank, r, sub) for sub, r in sides.items()}
+                parts = [_side(sub, r, sizes[sub]) for sub, r in sides.items()]
+                line = f"{a}: " + ("no correctly classified image" if not any(sizes.values()) else "; ".join(parts))
             else:
                 line = f"{a}: fooled {fmt_n(f)} is {compare(f, nf)} not fooled {fmt_n(nf)}"
             cl = _pick(ga, target="clean", subset="fooled")
@@ -149,6 +154,23 @@ def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: st
         if lines:
             out.append(f"**{d} · {m} · {x}, ε = {e:g}** ({meaning}):\n\n" + "\n".join(lines))
     return "\n\n".join(out) if out else NOT_RUN
+
+
+def _side(subset: str, r, size: int) -> str:
+    """One side of a fooled / not-fooled comparison: its number, or why it has none."""
+    if r.n:
+        return f"{subset.replace('_', ' ')} {fmt_n(r)}"
+    if size:
+        return f"{subset.replace('_', ' ')}: all {size} pairs had a blank map"
+    return "no image was fooled" if subset == "fooled" else "no correctly classified image resisted"
+
+
+def _size(blank: pd.DataFrame, r, subset: str) -> int:
+    """How many images a subset holds, blank pairs included (the metric row's ``n`` leaves them out)."""
+    b = blank[(blank.dataset == r.dataset) & (blank.model == r.model) & (blank.explainer == r.explainer)
+              & (blank.target == r.target) & (blank.attack == r.attack) & np.isclose(blank.eps, r.eps)
+              & (blank.subset == subset)]
+    return int(b.n.iloc[0]) if len(b) else int(r.n)
 
 
 def detection_md(df: pd.DataFrame) -> str:

@@ -167,18 +167,26 @@ def report(df: pd.DataFrame, pretrained: dict[tuple[str, str], bool] | None = No
                         "ours [95 % CI]": "—", "reproduced": "not run", "why": "not in the configuration that was run"})
             continue
         for (d, m), g in rows.groupby(["dataset", "model"]):
-            named = g[g.attack == k.attack].iloc[0]
+            named = g[g.attack == k.attack]
             others = g[g.attack != k.attack]
-            if others.empty:
+            if named.empty or others.empty:
+                out.append({"study": k.study, "claim": k.claim, "ours on": f"{d} · {m}", "seed": "strongest",
+                            "ours [95 % CI]": "—", "reproduced": "not run",
+                            "why": f"the grid lacks {k.attack if named.empty else 'another attack'} here"})
                 continue
+            named = named.iloc[0]
             best_other = others.loc[others.value.idxmax()]
-            if named.ci_low > others.ci_high.max():
+            diff = _differences(k.setting, d, m, pretrained.get((d, m), False))
+            if diff:
+                v = "not comparable"
+            elif not np.isfinite(named.ci_low) or not np.isfinite(others.ci_low).all():
+                v = "no interval"
+            elif named.ci_low > others.ci_high.max():
                 v = "yes"
             elif named.ci_high >= best_other.ci_low:
                 v = f"indistinguishable from {best_other.attack} (intervals overlap)"
             else:
                 v = f"no ({best_other.attack} higher)"
-            diff = _differences(k.setting, d, m, pretrained.get((d, m), False))
             ours = f"{k.attack} {_ours(named)}; best other: {best_other.attack} {_ours(best_other)}"
             out.append({"study": k.study, "claim": k.claim, "ours on": f"{d} · {m}", "seed": "strongest",
                         "ours [95 % CI]": ours, "reproduced": v,

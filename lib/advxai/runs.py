@@ -158,5 +158,7 @@ def _data_keys(d: dict) -> dict:
 
 def _expected_seconds(run: Run) -> float | None:
     """How long this run took last time it ran with any key (its stage and label), from provenance."""
-    prov = sorted(run.out_dir.parent.glob(f"{run.label}-*/provenance.json"), key=lambda p: p.stat().st_mtime)
+    prov = sorted((p for p in run.out_dir.parent.glob(f"{run.label}-*/provenance.json")
+                   if len(p.parent.name) == len(run.label) + 13),  # <label>-<12-hex key>, not a longer label
+                  key=lambda p: p.stat().st_mtime)
     return json.loads(prov[-1].read_text())["seconds"] if prov else None
