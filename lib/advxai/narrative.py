@@ -115,7 +115,7 @@ def fooling_md(df: pd.DataFrame, stage: str = "attack") -> str:
         e = g.eps.max()
         fr = _pick(g, eps=e, metric="fooling_rate", subset="correct")
         fl = _pick(g, eps=e, metric="flip_rate", subset="attacked")
-        parts = ", ".join(f"{r.attack} {fmt(r)} of {int(r.n)}" for r in fr.itertuples())
+        parts = ", ".join(f"{r.attack} {fmt_n(r)}" for r in fr.itertuples())
         flips = ", ".join(f"{r.attack} {fmt(r)}" for r in fl.itertuples())
         out.append(f"**{d} · {m}, ε = {e:g}.** Fooling rate over the correctly classified images: {parts}. "
                    f"{ranking_sentence(fr, 'attack', 'fooling rate')} Over all attacked images, as the seeds "
