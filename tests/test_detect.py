@@ -1,53 +1,115 @@
-"""The single-input detector and the feature manifolds, on real PneumoniaMNIST attacked by ART."""
+"""The detection study's formulas and protocol: hand-computed values on tiny arrays, and the splits."""
 
 import numpy as np
 import pytest
 
-from advxai import attacks, data, detect, explain, manifold, metrics, train
-from advxai.errors import ParameterError, UnknownNameError
+from advxai import detect, detectors, fits, metrics
+from advxai.errors import AdvXAIError, ParameterError
 
 
-@pytest.fixture(scope="module")
-def detection_set(trained, pneumonia):
-    x, y = pneumonia.split("test")
-    idx = data.balanced_subset(y, 80, seed=0)
-    x, y = x[idx], y[idx]
-
-    def feats(xx):
-        maps = explain.explain("gradcam", trained, xx, progress=False)
-        return detect.features(train.predict_logits(trained, xx), maps)
-
-    attacked = {}
-    for name, eps, params in [("fgsm", 0.05, None), ("pgd", 0.05, None), ("deepfool", 0.02, {"max_iter": 20})]:
-        attacked[name] = feats(attacks.generate(trained, x, y, name, eps, params)[0])
-    return feats(x), attacked
+def test_kernel_density_hand_computed():
+    ref = np.array([[0.0, 0.0], [1.0, 0.0]])
+    # distances² from (0, 0): 0 and 1 -> mean(exp(0), exp(-1/σ²)) with σ = 1
+    assert detectors.kernel_density(np.array([[0.0, 0.0]]), ref, 1.0)[0] == pytest.approx((1 + np.exp(-1)) / 2)
+    assert detectors.kernel_density(np.array([[0.0, 2.0]]), ref, 2.0)[0] == pytest.approx(
+        (np.exp(-4 / 4) + np.exp(-5 / 4)) / 2)
 
 
-def test_detector_beats_chance_on_a_held_out_attack(detection_set):
-    clean, attacked = detection_set
-    rows = {r["held_out"]: r for r in detect.leave_one_attack_out(clean, attacked, "both", n_boot=200)}
-    auroc, lo, hi = rows["fgsm"]["auroc"]
-    assert lo > 0.5 and lo <= auroc <= hi  # trained on PGD + DeepFool only, FGSM detected above chance
-    assert rows["fgsm"]["n"] == 80  # 40 clean + 40 attacked test images, disjoint from the training half
-    for r in rows.values():
-        assert 0 <= r["tpr_at_5fpr"][0] <= 1
+def test_bayesian_uncertainty_hand_computed():
+    samples = np.array([[[1.0, 0.0]], [[0.0, 1.0]]])  # two dropout samples that disagree completely
+    # mean of ŷᵀŷ = 1; mean ŷ = (0.5, 0.5) -> its square norm 0.5; U = 0.5
+    assert detectors.bayesian_uncertainty(samples)[0] == pytest.approx(0.5)
+    assert detectors.bayesian_uncertainty(np.array([[[0.3, 0.7]]] * 4))[0] == pytest.approx(0.0)
 
 
-def test_baseline_without_explanations_runs_on_the_same_split(detection_set):
-    clean, attacked = detection_set
-    rows = detect.leave_one_attack_out(clean, attacked, "outputs", n_boot=100)
-    assert [r["held_out"] for r in rows] == ["fgsm", "pgd", "deepfool"]
-    assert all(r["feature_set"] == "outputs" for r in rows)
+def test_lid_hand_computed():
+    ref = np.array([[1.0], [2.0], [4.0]])
+    # from 0: r = 1, 2, 4 (k = 3): mean log(r_i / r_k) = (log 1/4 + log 2/4 + 0) / 3
+    expected = -1 / ((np.log(0.25) + np.log(0.5)) / 3)
+    assert detectors.lid(np.array([[0.0]]), ref, k=3)[0] == pytest.approx(expected)
+    assert detectors.lid(np.array([[1.0]]), ref, k=2)[0] == pytest.approx(-1 / (np.log(1 / 3) / 2))  # skips itself
+    with pytest.raises(ParameterError, match="at least k"):
+        detectors.lid(np.array([[0.0]]), ref, k=5)
 
 
-def test_detector_refuses_a_single_class_training_set(detection_set):
-    clean, _ = detection_set
-    with pytest.raises(ParameterError, match="must hold clean and adversarial examples"):
-        detect.fit(detect.matrix(clean), np.zeros(len(clean["confidence"])))
-    with pytest.raises(ParameterError, match="at least two attacks"):
-        detect.leave_one_attack_out(clean, {"fgsm": clean})
-    with pytest.raises(ParameterError, match="unknown feature set"):
-        detect.matrix(clean, "pixels")
+def test_mahalanobis_hand_computed():
+    feats = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
+    y = np.array([0, 0, 1, 1])
+    means, prec = detectors.fit_gaussians(feats, y)
+    np.testing.assert_allclose(means, [[1, 0], [1, 2]])
+    # tied covariance: deviations (±1, 0) in every class -> Σ = diag(1, 0); pseudo-inverse diag(1, 0)
+    np.testing.assert_allclose(prec, [[1, 0], [0, 0]], atol=1e-12)
+    assert detectors.mahalanobis(np.array([[3.0, 5.0]]), means, prec)[0] == pytest.approx(4.0)  # (3-1)² · 1
+    sigma_inv = np.linalg.inv(np.array([[2.0, 0.5], [0.5, 1.0]]))
+    d = detectors.mahalanobis(np.array([[1.0, 1.0]]), np.array([[0.0, 0.0], [5.0, 5.0]]), sigma_inv)[0]
+    assert d == pytest.approx(np.array([1, 1]) @ sigma_inv @ np.array([1, 1]))
+
+
+def test_energy_and_output_scores():
+    z = np.array([[0.0, np.log(3.0)]])
+    assert detectors.energy(z)[0] == pytest.approx(-np.log(4.0))
+    assert detectors.output_features(z)[0, 0] == pytest.approx(0.75)
+
+
+def test_folds_never_split_an_image_from_its_twins(monkeypatch):
+    """A spy fit sees the image ids of its training rows; no test image (clean or adversarial) is among them."""
+    n = 60
+    y = np.r_[np.zeros(30, int), np.ones(30, int)]
+    fold_of = detect.folds(y, 5, seed=1)
+    ids = np.arange(n, dtype=float)[:, None]
+    cells = [detect.Cell("fgsm", 0.05), detect.Cell("pgd", 0.05)]
+    success = {cells[0]: np.arange(n) % 3 != 0, cells[1]: np.ones(n, bool)}
+    seen = []
+
+    def spy(x, is_adv, ctx):
+        train_ids = set(x[:, 0].astype(int))
+        seen.append(train_ids)
+        return lambda xx: np.where(np.isin(xx[:, 0].astype(int), list(train_ids)), np.nan, 1.0)
+
+    monkeypatch.setitem(fits.FITS._items, "spy", spy)
+    monkeypatch.setitem(detectors.DETECTORS._items, "spy", detectors.DetectorSpec(None, (), "outputs", "spy"))
+    oof = detect.cross_validate("spy", ids, {c: ids for c in cells}, success, fold_of)
+    for src, per in oof.items():  # a NaN would mean a test image was among the training rows
+        tested = [c for c in cells if not src.startswith("without ") or src == f"without {c.attack}"]
+        assert all(np.isfinite(per[c]).all() for c in ["clean", *tested])
+    assert len(seen) == 5 * len(detect.sources(cells))
+    recs = detect.records("spy", {"fgsm@0.05": oof["fgsm@0.05"]}, success, n_boot=10)
+    assert {r["n_adv"] for r in recs if r["cell"] == cells[0]} == {int(success[cells[0]].sum())}  # failures excluded
+
+
+def test_failed_attacks_are_not_training_positives(monkeypatch):
+    got = {}
+
+    def spy(x, is_adv, ctx):
+        got.setdefault("pos", []).append(set(x[is_adv == 1, 0].astype(int)))
+        return lambda xx: np.zeros(len(xx))
+
+    monkeypatch.setitem(fits.FITS._items, "spy", spy)
+    monkeypatch.setitem(detectors.DETECTORS._items, "spy", detectors.DetectorSpec(None, (), "outputs", "spy"))
+    y = np.r_[np.zeros(10, int), np.ones(10, int)]
+    ok = np.arange(20) < 12
+    ids = np.arange(20, dtype=float)[:, None]
+    detect.cross_validate("spy", ids, {detect.Cell("pgd", 0.1): ids}, {detect.Cell("pgd", 0.1): ok}, detect.folds(y))
+    assert all(p <= set(range(12)) for p in got["pos"])
+
+
+def test_pair_bootstrap_resamples_images_with_their_twins():
+    rng = np.random.default_rng(0)
+    n = 40
+    clean, adv = rng.normal(size=n), rng.normal(1, 1, n)
+    pos = rng.random(n) < 0.7
+    res = detect.pair_bootstrap(clean, adv, pos, n_boot=200, seed=3)
+    lab = np.r_[np.zeros(n), np.ones(pos.sum())]
+    assert res["auroc"][0] == pytest.approx(metrics.binary_auc(lab, np.r_[clean, adv[pos]]))
+    assert res["tpr_at_5fpr"][0] == pytest.approx(detect.tpr_at_fpr(lab, np.r_[clean, adv[pos]], 0.05))
+    counts = detect._counts(n, 200, 3)
+    w = detect._weighted(clean, adv[pos], counts, counts[:, pos])
+    for b in range(5):  # replicate b = the images drawn, each bringing its clean score and its adversarial twin
+        idx = np.repeat(np.arange(n), counts[b].astype(int))
+        neg, p = clean[idx], adv[idx][pos[idx]]
+        lab_b = np.r_[np.zeros(len(neg)), np.ones(len(p))]
+        assert w["auroc"][b] == pytest.approx(metrics.binary_auc(lab_b, np.r_[neg, p]))
+        assert w["tpr_at_5fpr"][b] == pytest.approx(detect.tpr_at_fpr(lab_b, np.r_[neg, p], 0.05))
 
 
 def test_tpr_at_fpr_hand_computed():
@@ -55,20 +117,6 @@ def test_tpr_at_fpr_hand_computed():
     score = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.5, 0.8, 0.95])
     assert detect.tpr_at_fpr(is_adv, score, 0.0) == 0.25  # only 0.95 is above every clean score
     assert detect.tpr_at_fpr(is_adv, score, 0.25) == 1.0
-
-
-def test_penultimate_features_and_embeddings(trained, test_batch):
-    x, _ = test_batch
-    f = manifold.penultimate(trained, x)
-    assert f.shape == (len(x), 32)  # width 8 × 4 channels after global average pooling
-    for method in ("tsne", "umap"):
-        e = manifold.embed(f, method, seed=0)
-        assert e.shape == (len(x), 2) and np.isfinite(e).all()
-    np.testing.assert_allclose(manifold.embed(f, "tsne", seed=0), manifold.embed(f, "tsne", seed=0))
-    with pytest.raises(UnknownNameError, match="unknown embedding 'pca'"):
-        manifold.embed(f, "pca")
-    with pytest.raises(ParameterError, match="need features"):
-        manifold.embed(f[:3], "tsne")
 
 
 def test_fast_scores_equal_scikit_learn():
@@ -84,3 +132,53 @@ def test_fast_scores_equal_scikit_learn():
         for fpr in (0.0, 0.05, 0.25, 0.5):
             f, t, _ = roc_curve(is_adv, score, drop_intermediate=False)
             assert detect.tpr_at_fpr(is_adv, score, fpr) == t[f <= fpr + 1e-12].max()
+
+
+def test_a_detector_fitted_on_one_kind_of_example_fails_in_one_line():
+    for kind in fits.FITS.names():
+        with pytest.raises(ParameterError, match="must hold clean and adversarial examples"):
+            fits.fit(kind, np.zeros((4, 2)), np.zeros(4))
+    with pytest.raises(ParameterError, match="folds need"):
+        detect.folds(np.r_[np.zeros(3, int), np.ones(3, int)], 5)
+
+
+def test_bad_detection_config_fails_in_one_line(tmp_path):
+    from advxai import config
+
+    def load(section):
+        p = tmp_path / "c.yaml"
+        import yaml
+
+        p.write_text(yaml.safe_dump({"detection": {"datasets": [{"name": "pneumoniamnist", "size": 28}], **section}}))
+        return config.load_config(p)
+
+    assert load({})["detection"]["folds"] == 5
+    for section, message in [({"foldz": 5}, "did you mean 'folds'"), ({"detectors": ["lidd"]}, "unknown detector"),
+                             ({"folds": 3}, "must be ≥ 5"), ({"attack": {"eps": {"cw2": [0.1]}}}, "not in the grid"),
+                             ({"attack": {"names": ["fgsm"], "eps": {"fgsm": [2.0]}}}, "ε must lie"),
+                             ({"adaptive": {"weigth": 1}}, "did you mean 'weight'")]:
+        with pytest.raises(AdvXAIError, match=message) as err:
+            load(section)
+        assert "\n" not in str(err.value)
+
+
+def test_the_chapter_sentence_follows_the_numbers():
+    import pandas as pd
+
+    from advxai import narrative, tables
+
+    def rows(auroc, tpr, base_auroc):
+        k = dict(stage="detection", dataset="d_28", model="cnn", attack="pgd", eps=0.05, subset="fooled", run="r")
+        out = [tables.row("n_adversarial", 500, n=600, **k), tables.row("fooling_rate", 0.9, (0.88, 0.92), 550,
+                                                                        **{**k, "subset": "correct"})]
+        for det, a, t in [("dispersion", auroc, tpr), ("mahalanobis", base_auroc, 0.5)]:
+            out += [tables.row("auroc", a, (a - 0.005, min(a + 0.005, 1)), 1100, **k, explainer=det, target="held_out"),
+                    tables.row("tpr_at_5fpr", t, (t - 0.02, min(t + 0.02, 1)), 1100, **k, explainer=det,
+                               target="held_out")]
+        return tables.frame(out)
+
+    met = narrative.detection_md(rows(0.99, 0.95, 0.8))
+    assert "**met**" in met and "higher than" in met and "yes, for attacks it never saw" in met
+    missed = narrative.detection_md(rows(0.9, 0.5, 0.95))
+    assert "**not met**" in missed and "Distance to the goal: AUROC 0.080, TPR 0.400" in missed
+    assert narrative.detection_md(pd.DataFrame(columns=tables.COLUMNS)) == narrative.NOT_RUN

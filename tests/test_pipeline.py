@@ -22,14 +22,18 @@ def grid(tiny_grid):
 
 def test_grid_runs_and_writes_tidy_tables(grid):
     results, book, records = grid
-    assert [r["status"] for r in records] == ["done"] * 8
+    assert [r["status"] for r in records] == ["done"] * 9
     df = pd.read_csv(results / "tables" / "results.csv")
     assert list(df.columns) == tables.COLUMNS
     assert tables.duplicates(df).empty  # every number has one meaning: no two rows share all key columns
     assert {"accuracy", "auc", "f1", "precision", "recall", "specificity", "mcc", "fooling_rate", "flip_rate", "asr",
             "l2", "linf", "linf_max", "psnr", "ssim", "nissim", "mod", "vid", "blank_pairs"} <= set(df.metric)
     assert set(df.attack) == {"none", "fgsm", "deepfool", "pgd"}
-    assert set(df[df.stage == "train"].subset) == {"test"}
+    assert set(df[df.stage == "train"].subset) == {"test", "val"}  # official test split; grouped validation
+    seeds = df[df.stage == "seeds"].set_index(["subset", "metric"])  # seed 0 (the train run) and seed 1
+    assert (seeds.n == 2).all() and seeds.loc[("test", "accuracy_sd"), "value"] >= 0
+    first = df[(df.stage == "train") & (df.subset == "test")].set_index("metric").value
+    assert 0 <= seeds.loc[("test", "accuracy"), "value"] <= 1 and first["accuracy"] >= 0
     assert set(df[df.metric == "fooling_rate"].subset) == {"correct"}
     assert set(df[df.metric == "flip_rate"].subset) == {"attacked"}
     att = df[(df.attack == "fgsm") & (df.metric == "linf_max")]
@@ -57,10 +61,11 @@ def test_radarmix_and_detection_rows(grid):
     blank = df[df.metric == "blank_pairs"].set_index(["stage", "explainer", "target", "attack", "eps", "subset"])
     for key, n_ok in shift[shift.metric == "iou"].set_index(blank.index.names).n.items():
         assert n_ok + blank.loc[key, "value"] == blank.loc[key, "n"]  # every pair either compared or counted blank
-    det = df[df.metric.isin(["auroc", "tpr_at_5fpr"])]
-    assert set(det.attack) == {"fgsm", "pgd"}  # the held-out attack
-    assert set(det.explainer) == {"none", "gradcam", "outputs + gradcam"}  # LIME covers 4 images: no detector
-    assert det.value.between(0, 1).all() and (det.n == 12).all()  # 6 clean + 6 attacked test images
+    det = df[(df.stage == "detection") & df.metric.isin(["auroc", "tpr_at_5fpr"])]
+    assert set(det.attack) == {"pgd", "deepfool"}
+    assert set(det.explainer) == {"msp", "mahalanobis", "dispersion", "outputs+explanations"}  # the detectors
+    assert {"seen", "held_out", "plain", "adaptive"} <= set(det.target)  # the settings
+    assert det.value.between(0, 1).all() and (det.n <= 120).all()
 
 
 def test_fooling_rate_recomputed_from_saved_arrays(grid):
@@ -107,14 +112,15 @@ def test_provenance_recorded_for_every_row(grid):
 def test_rerun_reuses_and_a_changed_parameter_reruns_only_its_dependants(grid, tmp_path):
     results, _, _ = grid
     again = pipeline.run_grid(TINY, results, log=lambda *a, **k: None)
-    assert [r["status"] for r in again] == ["cached"] * 8
+    assert [r["status"] for r in again] == ["cached"] * 9
     cfg = yaml.safe_load(TINY.read_text())
     cfg["strength"] = {"faithful": True}
     changed = tmp_path / "tiny_faithful.yaml"
     changed.write_text(yaml.safe_dump(cfg))
     recs = {r["stage"]: r["status"] for r in pipeline.run_grid(changed, results, log=lambda *a, **k: None)}
     assert recs == {"train": "cached", "attack": "cached", "gradcam": "cached", "distortion": "cached",
-                    "strength": "done", "radarmix": "cached", "detection": "cached", "summary": "done"}
+                    "strength": "done", "radarmix": "cached", "detection": "cached", "seeds": "cached",
+                    "summary": "done"}
     df = pd.read_csv(results / "tables" / "results.csv")
     assert {"nissim_max", "vid_seed"} <= set(df.metric)
 

@@ -13,7 +13,10 @@ from .runs import STAGES
 
 DEFAULTS = {
     "seed": 0,
-    "train": {"epochs": 15, "batch_size": 64, "lr": 1e-3, "patience": 4, "augment": True, "balance": True},
+    "seeds": [],  # extra training seeds: each model is retrained with them for its training-seed variance
+    # the recipe of advxai.train (README "Training recipe"); patience applies when monitor is not "none"
+    "train": {"epochs": 15, "batch_size": 64, "lr": 3e-3, "patience": 4, "augment": True, "balance": True,
+              "schedule": "cosine", "warmup": 1, "weight_decay": 1e-4, "label_smoothing": 0.1, "monitor": "none"},
     "attack": {"names": ["fgsm", "pgd", "deepfool"], "eps": [0.01, 0.05, 0.075, 0.1], "n_images": 100,
                "params": {}, "split": False},
     "explain": {"names": ["gradcam", "gradcam++"], "target": ["predicted", "clean"]},
@@ -34,26 +37,36 @@ RADARMIX = {
                 "n_background": 32, "target": ["predicted", "clean"]},
     "topk": 0.1, "faithful": False,
     "eps_units": "pixel",  # "sigma": ε in ImageNet σ units on unclipped inputs, as the RADAR-MIX code (faithful)
-    "detect": {"feature_sets": ["outputs", "explanation", "both"]},
+}
+
+# The detection study (optional, section ``detection``): its own datasets, attacks and detectors on the trained
+# models of the ``train`` stage (same run key as the Grad-Attacks part when dataset, model and training agree).
+DETECTION = {
+    "datasets": [], "models": [{"name": "cnn"}], "train": {},
+    "splits": ["test"],  # the images studied: every image of these splits (n_images 0) or a balanced draw
+    "n_images": 0,
+    "attack": {"names": ["fgsm", "pgd", "deepfool"], "eps": {}, "params": {}},  # eps: attack -> ε list
+    "detectors": ["msp", "max-logit", "energy", "outputs", "kd-bu", "lid", "mahalanobis", "gradcam-summary",
+                  "signature", "dispersion", "clean-density", "outputs+explanations"],
+    "folds": 5, "n_boot": 1000, "n_reference": 1000, "mc_samples": 20, "ig_steps": 8, "epochs": 6,
+    "adaptive": {"attack": "pgd", "eps": 0.05, "weight": 1.0, "max_iter": 20},  # attack: null skips it
 }
 
 
 def load_config(path: Path) -> dict:
     """Read a YAML grid and fill in defaults; unknown names and ε outside [0, 1] fail here, before any work."""
     path = Path(path)
-    if not path.exists():
-        raise ParameterError(f"config {path} not found; see configs/ for examples")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = _read(path)
     _known_keys(raw, path)
     cfg = _merged(DEFAULTS, raw)
     cfg["name"] = raw.get("name", path.stem)
     cfg["datasets"], cfg["models"] = raw.get("datasets", []), raw.get("models", ["cnn"])
-    if not cfg["datasets"] and "radarmix" not in raw:
+    if not cfg["datasets"] and "radarmix" not in raw and "detection" not in raw:
         raise ParameterError(f"config {path} lists no datasets")
     _check(cfg, cfg["attack"], cfg["explain"]["names"], path)
+    if not isinstance(cfg["seeds"], list) or not all(isinstance(x, int) for x in cfg["seeds"]):
+        raise ParameterError(f"config {path}: seeds must be a list of integers (extra training seeds), "
+                             f"got {cfg['seeds']!r}")
     if "radarmix" in raw:
         r = cfg["radarmix"] = _merged(RADARMIX, raw["radarmix"] or {})
         if not r["datasets"]:
@@ -68,11 +81,72 @@ def load_config(path: Path) -> dict:
             check_units(a, r["eps_units"])
         if len(r["attack"]["names"]) < 2:
             raise ParameterError("radarmix needs at least two attacks (the detector is tested leave-one-attack-out)")
+    if "detection" in raw:
+        cfg["detection"] = _detection(raw["detection"] or {}, path)
     return cfg
 
 
+def _detection(raw: dict, path: Path) -> dict:
+    """The ``detection`` section with defaults; attack ε per attack (default: the grid's first ε for all)."""
+    from .detectors import DETECTORS
+
+    d = _merged(DETECTION, raw)
+    if not d["datasets"]:
+        raise ParameterError(f"config {path}: section detection lists no datasets")
+    a = d["attack"]
+    a["eps"] = {n: [float(e) for e in _as_list(a["eps"].get(n, [0.05]))] for n in a["names"]}
+    from . import attacks, data, models
+
+    d["datasets"] = [x if isinstance(x, dict) else {"name": x} for x in d["datasets"]]
+    d["models"] = [m if isinstance(m, dict) else {"name": m} for m in d["models"]]
+    for x in d["datasets"]:
+        data.check(x["name"], x.setdefault("size", 28))
+    for m in d["models"]:
+        models.MODELS[m["name"]]
+    for n in a["names"]:
+        attacks.params_for(n, a["params"].get(n))
+        for e in a["eps"][n]:
+            attacks.check_eps(e)
+    unknown = set(raw.get("attack", {}).get("eps", {}) or {}) - set(a["names"])
+    if unknown:
+        raise ParameterError(f"detection.attack.eps names attacks not in the grid: {sorted(unknown)}")
+    for name in d["detectors"]:
+        DETECTORS[name]
+    if int(d["folds"]) < 5:
+        raise ParameterError(f"detection.folds must be ≥ 5 (got {d['folds']}): fewer folds leave too few images out")
+    ad = d["adaptive"]
+    if ad["attack"] is not None and ad["attack"] not in a["eps"]:
+        raise ParameterError(f"detection.adaptive.attack {ad['attack']!r} is not in detection.attack.names")
+    return d
+
+
+def _read(path: Path, seen: tuple = ()) -> dict:
+    """The YAML of ``path``; ``extends: other.yaml`` (relative to it) starts from that config and overrides it
+    section by section (a section named here replaces the base's, one level deep for mappings)."""
+    if not path.exists():
+        raise ParameterError(f"config {path} not found; see configs/ for examples")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ParameterError(f"config {path} must be a mapping of sections, got {type(raw).__name__}")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    base_path = (path.parent / str(base)).resolve()
+    if base_path in seen:
+        raise ParameterError(f"config {path}: `extends` loops back to {base_path}")
+    merged = _read(base_path, (*seen, path.resolve()))
+    for key, value in raw.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if both else value
+    merged["name"] = raw.get("name", path.stem)
+    return merged
+
+
 # Keys a config may hold besides the defaults' own (a typo must fail, not silently fall back to a default).
-TOP_LEVEL = {"name", "datasets", "models", "radarmix"}
+TOP_LEVEL = {"name", "datasets", "models", "radarmix", "detection"}
 DATASET_KEYS = {"name", "size", "model_params", "train", "split"}
 MODEL_KEYS = {"name", "params"}
 FREE_FORM = {"params", "n_explain", "model_params"}  # maps of registry names to parameters, checked by the registries
@@ -112,6 +186,15 @@ def _known_keys(raw: dict, path: Path) -> None:
                 check(r[name] or {}, allowed, f"radarmix.{name}")
         entries(r.get("datasets"), DATASET_KEYS, "radarmix.datasets[]")
         entries(r.get("models"), MODEL_KEYS, "radarmix.models[]")
+    if raw.get("detection") is not None:
+        r = raw["detection"]
+        check(r, set(DETECTION), "detection")
+        for name, default in DETECTION.items():
+            if isinstance(default, dict) and name in r:
+                allowed = set(DEFAULTS["train"]) if name == "train" else set(default)
+                check(r[name] or {}, allowed, f"detection.{name}")
+        entries(r.get("datasets"), DATASET_KEYS, "detection.datasets[]")
+        entries(r.get("models"), MODEL_KEYS, "detection.models[]")
 
 
 def _merged(defaults: dict, raw: dict) -> dict:
@@ -126,8 +209,11 @@ def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> No
 
     section["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in section["datasets"]]
     section["models"] = [m if isinstance(m, dict) else {"name": m} for m in section["models"]]
+    from .train import check_settings
+
     for d in section["datasets"]:
         data.check(d["name"], d.setdefault("size", 28))  # unknown name, size the set lacks, multi-label flag
+        check_settings({**DEFAULTS["train"], **section.get("train", {}), **d.get("train", {})})
     for m in section["models"]:
         models.MODELS[m["name"]]
     for a in attack["names"]:

@@ -159,10 +159,63 @@ def localisation_rows(maps: np.ndarray, masks_: np.ndarray, n_boot: int = 1000, 
     ]
 
 
-def detection_rows(records: list[dict], detector: str, **keys) -> list[dict]:
-    """Rows from :func:`advxai.detect.leave_one_attack_out` records: ``auroc`` and ``tpr_at_5fpr`` with the
-    held-out attack in ``attack``, its ε in ``eps``, and the detector's inputs in ``explainer`` (``none``:
-    outputs only; ``gradcam``: the map only; ``outputs + gradcam``: both)."""
-    return [row(m, r[m][0], r[m][1:], r["n"], **{**keys, "attack": r["held_out"], "eps": r["eps"] or 0.0,
-                                                   "explainer": detector, "subset": "attacked"})
-            for r in records for m in ("auroc", "tpr_at_5fpr")]
+DETECTION_METRICS = ("auroc", "tpr_at_1fpr", "tpr_at_5fpr")
+
+
+def detection_rows(records: list[dict], **keys) -> list[dict]:
+    """Rows from :func:`advxai.detect.records`: ``auroc``, ``tpr_at_1fpr``, ``tpr_at_5fpr`` with the tested cell in
+    ``attack`` / ``eps``, the detector in ``explainer``, the setting in ``target`` (``seen``, ``held_out``, or
+    ``from <attack>@<ε>`` for transfer), subset ``fooled`` (the positives), ``n`` = clean + adversarial images."""
+    return [row(m, r[m][0], r[m][1:], r["n_clean"] + r["n_adv"],
+                **{**keys, "attack": r["cell"].attack, "eps": r["cell"].eps, "explainer": r["detector"],
+                   "target": r["setting"], "subset": "fooled"})
+            for r in records for m in DETECTION_METRICS]
+
+
+def detection_attack_rows(y: np.ndarray, preds: dict, success: dict, **keys) -> list[dict]:
+    """Per cell: the fooling rate over the correctly classified images (attack success, Wilson interval) and the
+    number of positives (``n_adversarial``, with the number of clean images in ``n``)."""
+    correct = preds["clean"] == np.asarray(y)
+    rows = []
+    for c, ok in success.items():
+        rows.append(proportion_row("fooling_rate", ok[correct], **keys, attack=c.attack, eps=c.eps, subset="correct"))
+        rows.append(row("n_adversarial", int(ok.sum()), n=len(ok), **keys, attack=c.attack, eps=c.eps,
+                        subset="fooled"))
+    return rows
+
+
+def detection_cost_rows(cost: dict[str, float], n: int, **keys) -> list[dict]:
+    """Milliseconds per image of each detector, explanation included (``explainer`` = the detector)."""
+    return [row("ms_per_image", ms, n=n, **{**keys, "explainer": d, "subset": "attacked"}) for d, ms in cost.items()]
+
+
+def adaptive_rows(res: dict, **keys) -> list[dict]:
+    """The adaptive attack beside the plain one on the same test fold: detection metrics (target ``plain`` /
+    ``adaptive``, attack ``<attack>``), the fooling rate over correct images and the evasion rate (fooled *and*
+    scored below the detector's 5 %-FPR threshold)."""
+    c = res["cell"]
+    k = {**keys, "attack": c.attack, "eps": c.eps, "explainer": res["detector"]}
+    rows = []
+    for kind in ("plain", "adaptive"):
+        m = res[kind]
+        n = res["n_test"] + int(res[f"success_{kind}"].sum())
+        rows += [row(name, m[name][0], m[name][1:], n, **k, target=kind, subset="fooled") for name in DETECTION_METRICS]
+        ok = res["correct"]
+        rows.append(proportion_row("fooling_rate", res[f"success_{kind}"][ok], **k, target=kind, subset="correct"))
+        rows.append(proportion_row("evasion_rate", res[f"evaded_{kind}"][ok], **k, target=kind, subset="correct"))
+    return rows
+
+
+def seed_rows(records: list[dict], **keys) -> list[dict]:
+    """Training-seed variance: per (subset, metric) the mean over seeds (``n`` = number of seeds, no interval:
+    it is not a sample of images) and a ``<metric>_sd`` row with the sample standard deviation (ddof 1)."""
+    import pandas as pd
+
+    per = pd.DataFrame(records)
+    rows = []
+    for (subset, metric), g in per.groupby(["subset", "metric"], sort=False):
+        v = g.value.to_numpy(float)
+        sd = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        rows += [row(metric, float(v.mean()), n=len(v), **{**keys, "subset": subset}),
+                 row(f"{metric}_sd", sd, n=len(v), **{**keys, "subset": subset})]
+    return rows

@@ -23,6 +23,7 @@ STAGES = {  # stage -> notebook, in execution order
     "strength": "05_strength.ipynb",
     "radarmix": "06_radarmix.ipynb",
     "detection": "07_detection.ipynb",
+    "seeds": "08_seeds.ipynb",
     "summary": "00_summary.ipynb",
 }
 
@@ -90,6 +91,7 @@ def plan(cfg: dict, results: Path) -> list[Run]:
     runs: list[Run] = []
     seed, n_boot = cfg["seed"], cfg["n_boot"]
     trains: dict[str, Run] = {}  # key -> run: one training run serves both parts of a config
+    seeds_runs: list[Run] = []
 
     def train_run(d: dict, m: dict, train_cfg: dict) -> tuple[Run, dict, str]:
         dkeys = _data_keys(d)
@@ -101,6 +103,11 @@ def plan(cfg: dict, results: Path) -> list[Run]:
         if run.key not in trains:
             trains[run.key] = run
             runs.append(run)
+            if cfg["seeds"]:  # training-seed variance: the same recipe retrained with the extra seeds
+                settings = {k: run.params[k] for k in (*train_cfg, *d.get("train", {}))}
+                seeds_runs.append(Run("seeds", label, {**dkeys, "model": m["name"], "model_params": mparams,
+                                                       "settings": settings, "seeds": list(cfg["seeds"]),
+                                                       "seed": seed}, [run], results))
         return trains[run.key], {**dkeys, "model": m["name"], "seed": seed, "n_boot": n_boot}, label
 
     groups = [[a] for a in cfg["attack"]["names"]] if cfg["attack"]["split"] else [list(cfg["attack"]["names"])]
@@ -136,14 +143,26 @@ def plan(cfg: dict, results: Path) -> list[Run]:
                     "explainers": x["names"], "n_explain": x["n_explain"], "explainer_params": x["params"],
                     "n_background": int(x["n_background"]), "targets": x["target"], "topk": float(r["topk"]),
                     "faithful": bool(r["faithful"]), "eps_units": r["eps_units"]}, [train], results)
-                full = [n for n in x["names"] if n not in x["n_explain"]]  # maps for every attacked image
-                shown = "predicted" if "predicted" in x["target"] else x["target"][0]  # what a deployed system shows
-                det = Run("detection", label, {**base, "explainers": full, "target": shown,
-                                               "feature_sets": r["detect"]["feature_sets"]}, [rm], results)
-                runs += [rm, det]
+                runs.append(rm)
+    for det in [cfg["detection"]] if "detection" in cfg else []:
+        for d in det["datasets"]:
+            for m in det["models"]:
+                train, base, label = train_run(d, m, {**cfg["train"], **det["train"]})
+                runs.append(Run("detection", label, {**base, **detection_params(det), "seed": seed}, [train], results))
+    runs += seeds_runs  # last before the summary: the study's own results come first
     others = [r for r in runs if r.stage != "strength"]
     runs.append(Run("summary", "summary", {"config": cfg["name"], "seed": seed}, [*others, *strength_runs], results))
     return runs
+
+
+def detection_params(det: dict) -> dict:
+    """What the detection notebook receives from the config's ``detection`` section (its own n_boot)."""
+    a = det["attack"]
+    return {"splits": list(det["splits"]), "n_images": int(det["n_images"]), "attacks": a["eps"],
+            "attack_params": {n: a["params"].get(n, {}) for n in a["names"]}, "detectors": list(det["detectors"]),
+            "folds": int(det["folds"]), "n_boot": int(det["n_boot"]), "n_reference": int(det["n_reference"]),
+            "mc_samples": int(det["mc_samples"]), "ig_steps": int(det["ig_steps"]), "epochs": int(det["epochs"]),
+            "adaptive": dict(det["adaptive"])}
 
 
 def _data_keys(d: dict) -> dict:

@@ -1,6 +1,7 @@
 """Which images a number is over. Every row of the result table names its ``subset``:
 
 * ``test`` — the whole official test split (clean performance of a trained model);
+* ``val`` — the patient/lesion-grouped validation split (held out when training keeps every epoch);
 * ``attacked`` — the attacked sample, every image of it (the seeds' denominators);
 * ``correct`` — the attacked images the clean model classifies correctly;
 * ``fooled`` / ``not_fooled`` — of ``correct``, those whose prediction the attack changes / does not change.
@@ -18,6 +19,7 @@ from .errors import ParameterError
 
 SUBSETS = {
     "test": "the whole official test split",
+    "val": "the patient- or lesion-grouped validation split (held out when training keeps every epoch)",
     "attacked": "every attacked image",
     "correct": "attacked images the clean model classifies correctly",
     "fooled": "correct images whose prediction the attack changes",

@@ -1,0 +1,64 @@
+"""The detection study on real PneumoniaMNIST: every detector beats chance on a seen PGD, the compiled attacks equal
+ART's, the adaptive attack is judged by the real detector, and the stage writes unique rows."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from advxai import attacks, detect, detectors, fastattacks, study, tables
+
+
+@pytest.fixture(scope="module")
+def seen_pgd(trained, pneumonia):
+    x, y = study.sample(pneumonia, ["test"], 160, seed=0)
+    advs, preds, _ = study.attack_cells(trained, x, y, {"pgd": [0.05]}, {}, seed=0)
+    success = {c: detect.successes(y, preds["clean"], preds[c]) for c in advs}
+    ctx = {"seed": 0, "mc_samples": 10, "ig_steps": 4, "epochs": 3, "model": trained}
+    names = detectors.DETECTORS.names()
+    cv, av, secs = study.all_views(trained, x, advs, names, ctx)
+    ref = detectors.reference(trained, *pneumonia.split("train"), n=300, seed=0)
+    return x, y, advs, success, cv, av, secs, ref, detect.folds(y, 5, 0), ctx
+
+
+def test_every_detector_beats_chance_on_a_seen_pgd(seen_pgd):
+    x, y, advs, success, cv, av, secs, ref, fold_of, ctx = seen_pgd
+    assert sum(s.sum() for s in success.values()) >= 40
+    recs, _, cost = study.evaluate(detectors.DETECTORS.names(), cv, av, success, ref, fold_of, secs, ctx, 50, 0,
+                                   progress=lambda m: None)
+    seen = {r["detector"]: r["auroc"][0] for r in recs if r["setting"] == "seen"}
+    assert set(seen) == set(detectors.DETECTORS.names())
+    # outputs-only scores flag *low* confidence; a PGD at ε 0.05 is confident, so they are not required to beat chance
+    unsupervised_outputs = {"msp", "max-logit", "energy"}
+    assert {d: a for d, a in seen.items() if a <= 0.6 and d not in unsupervised_outputs} == {}
+    assert all(c > 0 for c in cost.values())
+
+
+def test_compiled_fgsm_and_bim_equal_art(trained, test_batch):
+    x, y = test_batch
+    for name in ("fgsm", "bim"):
+        art, _ = attacks.generate(trained, x, y, name, 0.05)
+        fast = fastattacks.sweep(trained, x, y, name, [0.05])[0.05]
+        assert np.abs(art - fast).max() < 1e-5
+
+
+def test_adaptive_attack_is_judged_by_the_real_detector(seen_pgd, trained):
+    x, y, advs, success, cv, av, secs, ref, fold_of, ctx = seen_pgd
+    cell = detect.Cell("pgd", 0.05)
+    res = study.adaptive_study(trained, x, y, advs, cell, "dispersion", cv, av, success, ref, fold_of, ctx,
+                               weight=5.0, max_iter=10, n_boot=50)
+    assert res["n_test"] == (fold_of == 0).sum()
+    assert np.abs(res["adaptive"]["auroc"][0] - res["plain"]["auroc"][0]) < 1  # both measured, on one fold
+    assert res["evaded_adaptive"].sum() <= res["success_adaptive"].sum()
+
+
+def test_detection_stage_rows_are_unique(tiny_grid):
+    results, _, _ = tiny_grid
+    df = pd.read_csv(results / "tables" / "results.csv")
+    det = df[df.stage == "detection"]
+    assert tables.duplicates(det).empty
+    assert {"seen", "held_out"} <= set(det.target) and {"auroc", "tpr_at_1fpr", "tpr_at_5fpr", "fooling_rate",
+                                                         "n_adversarial", "ms_per_image"} <= set(det.metric)
+    pos = det[det.metric == "n_adversarial"].set_index("attack")
+    auc = det[(det.metric == "auroc") & (det.target == "seen")]
+    for r in auc.itertuples():  # n = clean images + successful adversarials only
+        assert r.n == pos.loc[r.attack, "n"] + pos.loc[r.attack, "value"]

@@ -1,0 +1,138 @@
+"""The training recipe: class weights and their undoing, augmentation per modality, schedules and early-stopping
+monitors, settings checked before any work, and the benchmark bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from advxai import benchmarks, models, train
+from advxai.config import load_config
+from advxai.errors import ParameterError, UnknownNameError
+
+
+def test_class_weights_powers_by_hand():
+    y = np.array([0] * 6 + [1] * 2)  # n = 8, K = 2: balanced weights 8/12 and 8/4
+    assert train.class_weights(y, 2) == pytest.approx({0: 2 / 3, 1: 2.0})
+    assert train.class_weights(y, 2, 0.5) == pytest.approx({0: (2 / 3) ** 0.5, 1: 2 ** 0.5})
+    assert train.balance_power("sqrt") == 0.5 and train.balance_power(False) == 0.0
+    with pytest.raises(ParameterError, match="balance must be"):
+        train.balance_power("squareroot")
+
+
+def test_reweighted_logits_undo_the_weighting_by_hand():
+    # weights 2 and 0.5: the trained model favours class 0 by log 2 - log 0.5 = log 4 over the unweighted one
+    out = train.reweighted_logits(np.array([[1.0, 0.0], [0.0, 0.0]]), {0: 2.0, 1: 0.5})
+    assert out == pytest.approx(np.array([[1 - np.log(2), np.log(2)], [-np.log(2), np.log(2)]]))
+    assert out.argmax(1).tolist() == [1, 1]  # 1 - log 2 < log 2: the first image's decision flips
+
+
+def test_augmentation_per_modality():
+    assert train.augmentation_for("isic2018", True) == "dermoscopy"
+    assert train.augmentation_for("chest_xray", True) == "anatomical"
+    assert train.augmentation_for("chest_xray", False) is None
+    assert train.augmentation_for("pathmnist", "anatomical") == "anatomical"
+    with pytest.raises(UnknownNameError, match="known: anatomical, dermoscopy"):
+        train.augmentation_for("isic2018", "flips")
+    flips = [type(layer).__name__ for layer in train.AUGMENTATIONS["dermoscopy"](0).layers]
+    assert "RandomFlip" in flips and "RandomFlip" not in [
+        type(layer).__name__ for layer in train.AUGMENTATIONS["anatomical"](0).layers]
+
+
+@pytest.mark.parametrize("bad, match", [({"schedule": "cosin"}, "unknown schedule 'cosin'"),
+                                        ({"monitor": "val_acc"}, "unknown monitor"),
+                                        ({"warmup": 15}, "warmup must be in"),
+                                        ({"label_smoothing": 1.0}, "label_smoothing"),
+                                        ({"augment": "flipz"}, "unknown augmentation")])
+def test_train_settings_fail_at_config_time(tmp_path, bad, match):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"datasets: [pneumoniamnist]\ntrain: {bad!r}\n".replace("'", '"'))
+    with pytest.raises((ParameterError, UnknownNameError), match=match):
+        load_config(cfg)
+
+
+def test_cosine_without_early_stopping_keeps_the_last_epoch_and_saves_no_augmentation(pneumonia):
+    x, y = pneumonia.split("train")
+    xv, yv = pneumonia.split("val")
+    net = models.build("cnn", pneumonia.input_shape, 2, width=4, seed=0)
+    hist = train.fit(net, x[:512], y[:512], xv[:128], yv[:128], epochs=2, batch_size=128, schedule="cosine",
+                     warmup=1, weight_decay=1e-4, label_smoothing=0.1, monitor="none", augment="anatomical",
+                     balance="sqrt", verbose=0)
+    assert hist["best_epoch"] == 2 and len(hist["loss"]) == 2
+    assert len(hist["val_balanced_accuracy"]) == 2 and all(0 <= v <= 1 for v in hist["val_balanced_accuracy"])
+    assert not any(type(layer).__name__.startswith("Random") for layer in net.layers)  # the wrapper is not saved
+    assert net.input_shape[1:] == pneumonia.input_shape
+
+
+def test_benchmark_bars_verdicts():
+    rows = pd.DataFrame([
+        {"metric": "accuracy", "subset": "test", "value": 0.70, "ci_low": 0.67, "ci_high": 0.72},
+        {"metric": "balanced_accuracy", "subset": "test", "value": 0.48, "ci_low": 0.45, "ci_high": 0.52},
+        {"metric": "auc", "subset": "test", "value": 0.85, "ci_low": 0.83, "ci_high": 0.87},
+        {"metric": "accuracy", "subset": "val", "value": 0.75, "ci_low": 0.72, "ci_high": 0.78},
+    ])
+    out = benchmarks.check("isic2018", 28, rows, {"test": 0.601, "val": 0.67}).set_index(["metric", "split"])
+    assert out.loc[("accuracy", "test"), "bar"] == 0.601 and out.loc[("accuracy", "test"), "met"] == "yes"
+    assert out.loc[("balanced_accuracy", "test"), "met"] == "within interval"
+    assert out.loc[("auc", "test"), "met"] == "no"
+    assert out.loc[("accuracy", "val"), "met"] == "yes"
+    assert ("auc", "val") not in out.index  # no val AUC row given: no verdict invented
+    assert benchmarks.check("pneumoniamnist", 64, rows, {}).empty  # MedMNIST bars are for 28 px only
+
+
+def test_seed_rows_mean_and_sd_by_hand():
+    from advxai import evaluation
+
+    recs = [{"seed": s, "subset": "test", "metric": "accuracy", "value": v} for s, v in [(0, 0.8), (1, 0.9), (2, 0.7)]]
+    rows = {r["metric"]: r for r in evaluation.seed_rows(recs, stage="seeds", dataset="d_28", model="cnn")}
+    assert rows["accuracy"]["value"] == pytest.approx(0.8) and rows["accuracy"]["n"] == 3
+    assert rows["accuracy_sd"]["value"] == pytest.approx(0.1)  # sample s.d. of 0.8, 0.9, 0.7
+    assert np.isnan(rows["accuracy"]["ci_low"])  # seeds are not a sample of images: no interval
+
+
+def test_reproduction_verdict_widened_by_seed_variance():
+    from advxai import reproduction
+
+    base = {"dataset": "chest_xray_64", "model": "cnn", "subset": "test", "attack": "none", "eps": 0.0,
+            "explainer": "none", "target": "none"}
+    df = pd.DataFrame([
+        {**base, "stage": "train", "metric": "accuracy", "value": 0.80, "ci_low": 0.77, "ci_high": 0.83, "n": 624},
+        {**base, "stage": "seeds", "metric": "accuracy", "value": 0.82, "ci_low": np.nan, "ci_high": np.nan, "n": 3},
+        {**base, "stage": "seeds", "metric": "accuracy_sd", "value": 0.02, "ci_low": np.nan, "ci_high": np.nan,
+         "n": 3}])
+    r = next(df[df.stage == "train"].itertuples())
+    ci, note = reproduction.with_seed_variance(df, r)
+    assert ci == pytest.approx((0.77, 0.86)) and "3 training seeds" in note  # 0.82 + 2 × 0.02 = 0.86 > 0.83
+    assert reproduction.with_seed_variance(df[df.stage == "train"], r) == ((0.77, 0.83), "")
+
+
+def test_seeds_config_extends_the_default_and_plans_one_seeds_run_per_model(tmp_path):
+    from advxai.runs import plan
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    cfg, base = load_config(root / "seeds.yaml"), load_config(root / "default.yaml")
+    assert cfg["seeds"] == [1, 2] and cfg["name"] == "seeds" and cfg["attack"] == base["attack"]
+    runs, default_runs = plan(cfg, tmp_path), plan(base, tmp_path)
+    trains = [r for r in runs if r.stage == "train"]
+    seeds = [r for r in runs if r.stage == "seeds"]
+    assert len(seeds) == len(trains) and {s.deps[0].key for s in seeds} == {t.key for t in trains}
+    assert {t.key for t in trains} == {r.key for r in default_runs if r.stage == "train"}  # cached runs reused
+    assert not any(r.stage == "seeds" for r in default_runs)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: default.yaml\nseeds: 3\n")
+    (tmp_path / "default.yaml").write_text((root / "default.yaml").read_text())
+    with pytest.raises(ParameterError, match="seeds must be a list"):
+        load_config(bad)
+
+
+def test_random_transpose_draws_the_square_symmetries_and_is_identity_at_inference():
+    x = np.arange(9).reshape(1, 3, 3, 1).astype("float32").repeat(64, axis=0)
+    layer = train.RandomTranspose(seed=0)
+    out = np.asarray(layer(x, training=True))
+    swapped = np.all(out == x.transpose(0, 2, 1, 3)[:1], axis=(1, 2, 3))
+    kept = np.all(out == x[:1], axis=(1, 2, 3))
+    assert np.all(swapped | kept) and 10 < swapped.sum() < 54  # each image either way, about half swapped
+    assert np.array_equal(np.asarray(layer(x, training=False)), x)
