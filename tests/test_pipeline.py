@@ -47,7 +47,7 @@ def test_grid_runs_and_writes_tidy_tables(grid):
     mod = df[df.metric == "mod"]
     assert set(mod.explainer) == {"gradcam"} and set(mod.target) == {"predicted", "clean"}
     assert set(mod.subset) == {"attacked", "fooled", "not_fooled"} and mod.value.dropna().between(0, 1).all()
-    assert (book / "results.ipynb").exists() and len(list((book / "runs").glob("*.ipynb"))) == 7
+    assert (book / "results.ipynb").exists() and len(list((book / "runs").glob("*.ipynb"))) == 8
 
 
 def test_radarmix_and_detection_rows(grid):
@@ -191,10 +191,10 @@ def test_bad_config_fails_before_any_work(tmp_path, capsys, change, message):
 def test_validate_and_plan_before_any_work(grid, tmp_path, capsys):
     results, _, _ = grid
     assert cli.main(["validate", str(TINY), "--results", str(results)]) == 0
-    assert "valid; 8 runs" in capsys.readouterr().out
+    assert "valid; 9 runs" in capsys.readouterr().out
     assert cli.main(["plan", str(TINY), "--results", str(results)]) == 0
     out = capsys.readouterr().out
-    assert "8 runs: 8 cached, 0 to run" in out and "radarmix" in out
+    assert "9 runs: 9 cached, 0 to run" in out and "radarmix" in out and "seeds" in out
     fresh = tmp_path / "fresh"
     rows = pipeline.plan_rows(ROOT / "configs" / "paper_grad_attacks.yaml", fresh)
     assert len(rows) > 20 and all(r["state"] == "will run" for r in rows) and not fresh.exists()
