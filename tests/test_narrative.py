@@ -98,3 +98,21 @@ def test_split_sentence_tells_blank_maps_from_no_images():
             row("blank_pairs", 0, n=1, subset="not_fooled", **keys)]
     text = N.split_md(pd.DataFrame(rows), "radarmix", "iou", "IoU")
     assert "pgd: fooled: all 3 pairs had a blank map; not fooled 0.80 (n = 1: too few images" in text
+
+
+def test_clean_sentence_names_the_bars_met_and_missed():
+    from advxai import narrative
+
+    def r(dataset, subset, metric, value, lo=np.nan, hi=np.nan, n=100):
+        return {"stage": "train", "dataset": dataset, "model": "cnn", "attack": "none", "eps": 0.0,
+                "explainer": "none", "target": "none", "subset": subset, "metric": metric, "value": value,
+                "ci_low": lo, "ci_high": hi, "n": n}
+
+    df = pd.DataFrame([r("chest_xray_64", "test", m, v, v - 0.02, v + 0.02) for m, v in
+                       [("accuracy", 0.88), ("balanced_accuracy", 0.85), ("auc", 0.96)]]
+                      + [r("isic2018_28", "test", m, v, v - 0.03, v + 0.03) for m, v in
+                         [("accuracy", 0.68), ("balanced_accuracy", 0.49), ("auc", 0.91)]]
+                      + [r("isic2018_28", "test", "majority_baseline", 0.601)])
+    text = narrative.clean_md(df)
+    assert "chest_xray_64 · cnn" in text and "meets its bar" in text  # 0.88 ≥ 0.85
+    assert "meets 2 of 3 bars, not: balanced_accuracy on test 0.490 vs 0.500 (within interval)" in text

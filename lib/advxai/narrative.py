@@ -102,7 +102,8 @@ def clean_md(df: pd.DataFrame) -> str:
         bars = benchmarks.check(family or d, int(size) if size.isdigit() else 0, rows, benchmarks.majority(rows))
         if len(bars):
             unmet = bars[bars.met != "yes"]
-            line += (f"; meets all {len(bars)} bars of `advxai.benchmarks`" if unmet.empty else
+            every = "its bar" if len(bars) == 1 else f"all {len(bars)} bars"
+            line += (f"; meets {every} of `advxai.benchmarks`" if unmet.empty else
                      f"; meets {len(bars) - len(unmet)} of {len(bars)} bars, not: " + ", ".join(
                          f"{b.metric} on {b.split} {b.ours:.3f} vs {b.bar:.3f} ({b.met})" for b in unmet.itertuples()))
         lines.append(line + ".")
