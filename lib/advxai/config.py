@@ -177,25 +177,17 @@ def _known_keys(raw: dict, path: Path) -> None:
             check(raw[name] or {}, set(STAGES) if name == "estimates" else set(default), name)
     entries(raw.get("datasets"), DATASET_KEYS, "datasets[]")
     entries(raw.get("models"), MODEL_KEYS, "models[]")
-    if raw.get("radarmix") is not None:
-        r = raw["radarmix"]
-        check(r, set(RADARMIX), "radarmix")
-        for name, default in RADARMIX.items():
+    for part, defaults in (("radarmix", RADARMIX), ("detection", DETECTION)):  # the optional parts, alike
+        if raw.get(part) is None:
+            continue
+        r = raw[part]
+        check(r, set(defaults), part)
+        for name, default in defaults.items():
             if isinstance(default, dict) and name in r and name not in FREE_FORM:
                 allowed = set(DEFAULTS["train"]) if name == "train" else set(default)  # train overrides the top's
-                check(r[name] or {}, allowed, f"radarmix.{name}")
-        entries(r.get("datasets"), DATASET_KEYS, "radarmix.datasets[]")
-        entries(r.get("models"), MODEL_KEYS, "radarmix.models[]")
-    if raw.get("detection") is not None:
-        r = raw["detection"]
-        check(r, set(DETECTION), "detection")
-        for name, default in DETECTION.items():
-            if isinstance(default, dict) and name in r:
-                allowed = set(DEFAULTS["train"]) if name == "train" else set(default)
-                check(r[name] or {}, allowed, f"detection.{name}")
-        entries(r.get("datasets"), DATASET_KEYS, "detection.datasets[]")
-        entries(r.get("models"), MODEL_KEYS, "detection.models[]")
-
+                check(r[name] or {}, allowed, f"{part}.{name}")
+        entries(r.get("datasets"), DATASET_KEYS, f"{part}.datasets[]")
+        entries(r.get("models"), MODEL_KEYS, f"{part}.models[]")
 
 def _merged(defaults: dict, raw: dict) -> dict:
     """Defaults updated by a YAML section, one level deep (a nested dict keeps the defaults it does not set)."""
