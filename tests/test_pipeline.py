@@ -125,6 +125,27 @@ def test_rerun_reuses_and_a_changed_parameter_reruns_only_its_dependants(grid, t
     assert {"nissim_max", "vid_seed"} <= set(df.metric)
 
 
+def test_parallel_workers_give_the_serial_tables(grid, tmp_path):
+    """Two runs at once (the command line's default) give the serial run's numbers, and a run waits for what it
+    depends on (gradcam, cached, is finished only after the attack run it reads is redone)."""
+    results, _, _ = grid
+    copy = tmp_path / "results"
+    shutil.copytree(results / "runs", copy / "runs")
+    runs = pipeline.plan(pipeline.load_config(TINY), copy)
+    before = {r.stage: pd.read_csv(r.out_dir / "metrics.csv") for r in runs if r.stage != "summary"}
+    redo = {"attack", "radarmix", "detection", "seeds"}
+    for r in runs:
+        if r.stage in redo:
+            shutil.rmtree(r.out_dir)
+    recs = pipeline.run_grid(TINY, copy, executor="parallel", workers=2, log=lambda *a, **k: None)
+    assert {r["stage"]: r["status"] for r in recs} == {r.stage: "done" if r.stage in redo else "cached" for r in runs}
+    timing = ["seconds", "ms_per_image"]  # wall-clock measurements, not results
+    for r in (r for r in runs if r.stage in before):
+        old, new = (d[~d.metric.isin(timing)].reset_index(drop=True)
+                    for d in (before[r.stage], pd.read_csv(r.out_dir / "metrics.csv")))
+        pd.testing.assert_frame_equal(old, new)
+
+
 def test_interrupted_run_is_redone_not_trusted(grid):
     results, _, _ = grid
     runs = pipeline.plan(pipeline.load_config(TINY), results)
@@ -136,7 +157,8 @@ def test_interrupted_run_is_redone_not_trusted(grid):
     assert pd.read_csv(dist.out_dir / "metrics.csv").metric.str.len().min() > 0
 
 
-def test_failing_cell_is_reported_and_others_go_on(grid, tmp_path, monkeypatch):
+@pytest.mark.parametrize("executor", ["serial", "parallel"])
+def test_failing_cell_is_reported_and_others_go_on(grid, tmp_path, monkeypatch, executor):
     results, _, _ = grid
     cfg = yaml.safe_load(TINY.read_text())
     cfg["datasets"].append({"name": "chest_xray", "size": 32})
@@ -144,7 +166,7 @@ def test_failing_cell_is_reported_and_others_go_on(grid, tmp_path, monkeypatch):
     bad.write_text(yaml.safe_dump(cfg))
     monkeypatch.setenv("ADVXAI_DATA", str(tmp_path / "empty"))  # no chest_xray there
     shutil.copytree(ROOT.parent / "shared" / "data" / "medmnist", tmp_path / "empty" / "medmnist")
-    recs = pipeline.run_grid(bad, results, log=lambda *a, **k: None)
+    recs = pipeline.run_grid(bad, results, executor=executor, log=lambda *a, **k: None)
     by = {(r["stage"], r["run"]): r for r in recs}
     failed = by[("train", "chest_xray32-cnn")]
     assert failed["status"] == "failed"

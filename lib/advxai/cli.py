@@ -19,11 +19,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def _run(args) -> int:
     from .pipeline import run_grid
 
-    options = {"scheduler": args.scheduler, "workers": args.workers} if args.executor == "dask" else {}
+    options = {"workers": args.workers, **({"scheduler": args.scheduler} if args.executor == "dask" else {})}
     records = run_grid(args.config, args.results, args.executor, Path(args.book) if args.book else None,
                        verbose=args.verbose, **options)
     failed = [r for r in records if r["status"] == "failed"]
-    for r in failed if args.executor != "serial" else []:  # the serial runner reports each as it happens
+    for r in failed if args.executor == "dask" else []:  # the local executors report each as it happens
         print(f"advxai: failed: {r['stage']} {r['run']}: {r['error']} (notebook: {r['notebook']})", file=sys.stderr)
     return 1 if failed else 0
 
@@ -110,9 +110,11 @@ def _student(args) -> int:
 
 def _executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="show kernel, TensorFlow and Sphinx output on the terminal")
-    p.add_argument("--executor", default="serial", help="serial (default) or dask")
+    p.add_argument("--executor", default="parallel",
+                   help="parallel (default: several runs at once on this machine), serial (one at a time) or dask")
     p.add_argument("--scheduler", default=None, help="dask: address of an existing scheduler, tcp://HOST:PORT")
-    p.add_argument("--workers", type=int, default=None, help="dask: local workers (default: cores / 2)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="runs at once (parallel: default 2 on 2+ cores, 1 for a gpu config; dask: default cores / 2)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,8 +34,8 @@ def run_grid(config: Path, results: Path = Path("results"), executor: str = "ser
     cfg = load_config(config)
     runs = plan(cfg, results)
     t0 = time.perf_counter()
-    if executor == "serial":
-        executor_options["verbose"] = verbose
+    if executor in ("serial", "parallel"):
+        executor_options.update(verbose=verbose, estimates=cfg["estimates"])
     records = EXECUTORS[executor](runs, kernel=kernel, log=log, gpu=bool(cfg.get("gpu")), **executor_options)
     sweep_temporaries(results)  # nothing is in flight now: what is left was killed
     finished = [r for r in runs if r.done]
@@ -73,7 +73,8 @@ def plan_text(rows: list[dict]) -> str:
     todo = [r for r in rows if r["state"] == "will run"]
     known = sum(r["seconds"] for r in todo if r["seconds"] is not None)
     unknown = sum(r["seconds"] is None for r in todo)
-    lines.append(f"{len(rows)} runs: {len(rows) - len(todo)} cached, {len(todo)} to run, ≈ {known / 60:.0f} min"
+    lines.append(f"{len(rows)} runs: {len(rows) - len(todo)} cached, {len(todo)} to run, "
+                 f"≈ {known / 60:.0f} min one at a time"
                  + (f" + {unknown} runs with no recorded duration or estimate" if unknown else ""))
     return "\n".join(lines)
 
