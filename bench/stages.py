@@ -1,9 +1,13 @@
-"""Per-stage wall time and peak memory of an experiment grid, run cold into a fresh results folder.
+"""Per-run wall time and the grid's peak memory, run cold into a fresh results folder.
 
-    python bench/stages.py [--config configs/default.yaml] [--results /tmp/advxai-bench]
+    python bench/stages.py [--config configs/default.yaml] [--executor parallel] [--results /tmp/advxai-bench]
 
-Memory is the peak resident set of the runner plus its notebook kernels (psutil, sampled every 0.1 s),
-attributed to the run executing at the time. Prints one row per run and a total.
+Runs the grid as `make book` does (the parallel executor by default) and samples memory every 0.25 s: the
+machine's memory in use (MemTotal − MemAvailable) above what it was before the grid started — what the build
+needs from the machine, each shared library page counted once — and, for comparison, the sum of the resident
+sets of the runner and all its descendants (worker processes, notebook kernels; counts TensorFlow's shared
+libraries once per kernel, an overestimate). Run it on an otherwise idle machine. Prints one row per run and
+the totals.
 """
 
 from __future__ import annotations
@@ -20,54 +24,52 @@ import psutil
 from advxai import pipeline
 
 
-class PeakRSS:
-    """Samples RSS of this process and all its children; ``mark()`` starts a new attribution window."""
+def in_use() -> int:
+    vm = psutil.virtual_memory()
+    return vm.total - vm.available
 
-    def __init__(self, every: float = 0.1):
-        self.every, self.peak, self.stop = every, 0, threading.Event()
-        self.me = psutil.Process()
-        threading.Thread(target=self._loop, daemon=True).start()
+
+class Peak:
+    """Peak memory in use above the baseline, and peak RSS sum over this process and its descendants, sampled
+    in a thread (cheap reads: /proc/meminfo and each process' statm; smaps would stall the kernels)."""
+
+    def __init__(self, every: float = 0.25):
+        self.every, self.used, self.rss, self.stop = every, 0, 0, threading.Event()
+        self.me, self.base = psutil.Process(), in_use()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
 
     def _loop(self):
         while not self.stop.is_set():
-            try:
-                procs = [self.me, *self.me.children(recursive=True)]
-                rss = sum(p.memory_info().rss for p in procs if p.is_running())
-            except psutil.Error:
-                rss = 0
-            self.peak = max(self.peak, rss)
+            rss = 0
+            for p in [self.me, *self.me.children(recursive=True)]:
+                try:
+                    rss += p.memory_info().rss
+                except psutil.Error:  # a process that ended between the listing and the reading
+                    pass
+            self.used, self.rss = max(self.used, in_use() - self.base), max(self.rss, rss)
             time.sleep(self.every)
-
-    def mark(self) -> int:
-        peak, self.peak = self.peak, 0
-        return peak
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=Path("configs/default.yaml"))
+    ap.add_argument("--executor", default="parallel", help="parallel (as make book), serial or dask")
     ap.add_argument("--results", type=Path, default=None, help="default: a new temporary folder (cold run)")
     args = ap.parse_args()
     results = args.results or Path(tempfile.mkdtemp(prefix="advxai-bench-"))
-    sampler = PeakRSS()
-    rows, current = [], {}
-
-    def log(*parts, end="\n", **_):
-        text = " ".join(str(p) for p in parts)
-        if text.startswith("["):  # "[i/n] stage label ..." : a run starts
-            sampler.mark()
-            current.update(t0=time.perf_counter(), label=text.split("]", 1)[1].strip(" ."))
-        elif current:
-            rows.append((current.pop("label"), time.perf_counter() - current.pop("t0"), sampler.mark(), text))
-
+    peak = Peak()
     t0 = time.perf_counter()
-    pipeline.run_grid(args.config, results, log=log)
+    records = pipeline.run_grid(args.config, results, executor=args.executor, log=lambda *a, **k: None)
     total = time.perf_counter() - t0
-    sampler.stop.set()
-    print(f"\n{'run':<42} {'seconds':>8} {'peak MB':>8}  status")
-    for label, secs, peak, status in rows:
-        print(f"{label:<42} {secs:8.1f} {peak / 2**20:8.0f}  {status.split(':')[0]}")
-    print(f"{'total (incl. planning and tables)':<42} {total:8.1f} {max(r[2] for r in rows) / 2**20:8.0f}")
+    peak.stop.set()
+    peak.thread.join()
+    print(f"{'stage':<11}{'run':<34}{'seconds':>8}  status")
+    for r in records:
+        print(f"{r['stage']:<11}{r['run']:<34}{r.get('seconds', 0):8.1f}  {r['status']}")
+    busy = sum(r.get("seconds", 0) for r in records)
+    print(f"grid wall time {total:.0f} s ({busy:.0f} s of runs: {busy / total:.2f} runs in flight on average); "
+          f"peak memory {peak.used / 2**30:.2f} GB in use above the baseline (RSS sum {peak.rss / 2**30:.2f} GB)")
     if args.results is None:
         shutil.rmtree(results, ignore_errors=True)
 

@@ -17,12 +17,14 @@ def test_student_copy_strips_solutions_and_runs(tmp_path, capsys):
     copy = tmp_path / "student" / "exercises.ipynb"
     assert "student copy" in capsys.readouterr().out
     tags = [c.get("metadata", {}).get("tags", []) for c in json.loads(copy.read_text())["cells"]]
-    assert not any("solution" in t for t in tags) and sum("exercise" in t for t in tags) == 2
+    assert not any("solution" in t for t in tags) and sum("exercise" in t for t in tags) == 6
     original = json.loads((ROOT / "book" / "course" / "exercises.ipynb").read_text())["cells"]
-    assert sum("solution" in c.get("metadata", {}).get("tags", []) for c in original) == 2
+    assert sum("solution" in c.get("metadata", {}).get("tags", []) for c in original) == 6
     ran = pm.execute_notebook(str(copy), str(tmp_path / "ran.ipynb"), cwd=str(tmp_path), progress_bar=False)
     text = json.dumps(ran["cells"])
-    assert "not implemented yet" in text and "no prediction yet" in text  # the checks see the stubs
+    for stub in ("my_fgsm", "my_gradcam", "my_fooling_rate", "my_shift", "my_score"):  # each check sees its stub
+        assert f"not implemented yet: fill in {stub}" in text
+    assert "no prediction yet" in text and "matches" not in text
 
 
 def test_student_copy_of_an_empty_folder_fails_clearly(tmp_path):
@@ -30,3 +32,23 @@ def test_student_copy_of_an_empty_folder_fails_clearly(tmp_path):
         from advxai.course import student_copy
 
         student_copy(tmp_path, tmp_path / "out")
+
+
+def test_checks_tell_a_wrong_answer_from_a_right_one():
+    """Hand-computed: labels 0 0 1 1, clean predictions 0 1 1 1 (three correct), attacked 1 0 1 0: two of the
+    three correct images flip (FR 2/3); over all four, three flip (the seed's flip rate, 3/4)."""
+    import numpy as np
+
+    from advxai import course
+
+    y, clean, adv = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), np.array([1, 0, 1, 0])
+    assert course.check_fooling_rate(lambda *a: 2 / 3, y, clean, adv).startswith("matches the library")
+    assert course.check_fooling_rate(lambda y, c, a: np.mean(c != a), y, clean, adv).startswith("differs")
+    assert "flip rate over all 4: 0.750" in course.check_fooling_rate(lambda *a: 2 / 3, y, clean, adv)
+    a = np.zeros((2, 10, 10))
+    a[:, :2, :5] = 1  # top 10 %: the first ten pixels
+    b = a.copy()
+    b[1] = np.roll(a[1], 1, axis=0)  # one row down: the second pair shares 5 of its top pixels, IoU 5 / 15
+    fooled = np.array([False, True])
+    assert course.check_shift(lambda *_: {"fooled": 1 / 3, "not_fooled": 1.0}, a, b, fooled).startswith("matches")
+    assert course.check_shift(lambda *_: {"fooled": 0.5, "not_fooled": 1.0}, a, b, fooled).startswith("differs")
