@@ -62,3 +62,20 @@ def test_detection_stage_rows_are_unique(tiny_grid):
     auc = det[(det.metric == "auroc") & (det.target == "seen")]
     for r in auc.itertuples():  # n = clean images + successful adversarials only
         assert r.n == pos.loc[r.attack, "n"] + pos.loc[r.attack, "value"]
+
+
+def test_detection_figure_draws_the_grid_that_ran(tiny_grid):
+    """The chapter's figure: one row of three panels per (dataset, model) with detection rows; the worst held-out
+    AUROC of every detector plotted; nothing to draw (None, the chapter says 'not run') without them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from advxai import figures
+
+    results, _, _ = tiny_grid
+    df = pd.read_csv(results / "tables" / "results.csv")
+    fig = figures.detection(df)
+    assert len(fig.axes) >= 3 and fig.axes[0].get_title().startswith("(a) pneumoniamnist")
+    detectors_run = set(df[(df.stage == "detection") & (df.target == "held_out")].explainer)
+    assert {t.get_text().split(" (")[0] for t in fig.axes[0].get_yticklabels()} == detectors_run
+    assert figures.detection(df[df.stage != "detection"]) is None

@@ -1,0 +1,72 @@
+"""Figures of the Results page that chapters paste (``glue``): drawn from the result table alone, so a chapter
+shows whatever grid was run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .narrative import GOAL, _worst_held_out
+
+
+def _explanation_based(name: str) -> bool:
+    from .detectors import DETECTORS
+
+    return name in DETECTORS and DETECTORS[name].explanation
+
+
+def detection(df: pd.DataFrame):
+    """Per (dataset, model) of the detection stage, one row of three panels: (a) each detector's worst held-out
+    AUROC with its pair-bootstrap interval, explanation-based detectors apart from the baselines, beside the goal
+    and chance; (b) the transfer matrix (fitted on one attack and ε, tested on each) of the best explanation-based
+    detector; (c) that detector under the plain and the adaptive attack: AUROC and the share of correctly
+    classified images that end fooled *and* undetected at 5 % FPR (evasion). ``None`` without detection rows."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    det = df[df.stage == "detection"]
+    groups = [(k, g) for k, g in det.groupby(["dataset", "model"]) if (g.target == "held_out").any()]
+    if not groups:
+        return None
+    fig, axes = plt.subplots(len(groups), 3, figsize=(15, 4.2 * len(groups)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.2, 1, 0.8]})
+    for row, ((dataset, model), g) in zip(axes, groups, strict=True):
+        worst = _worst_held_out(g, "auroc").sort_values("value")
+        family = worst.explainer.map(lambda n: "explanation-based" if _explanation_based(n) else "baseline")
+        colours = family.map({"explanation-based": "tab:orange", "baseline": "tab:blue"})
+        y = np.arange(len(worst))
+        row[0].errorbar(worst.value, y, xerr=[worst.value - worst.ci_low, worst.ci_high - worst.value], fmt="none",
+                        ecolor="grey", lw=1)
+        row[0].scatter(worst.value, y, c=list(colours), zorder=3)
+        row[0].set_yticks(y, [f"{e} ({a})" for e, a in zip(worst.explainer, worst.attack, strict=True)])
+        row[0].axvline(GOAL["auroc"], color="tab:green", ls="--", lw=1,
+                       label=f"goal {GOAL['auroc']:.2f}; Ma et al. 2021: > 0.98 on seen attacks")
+        row[0].axvline(0.5, color="black", ls=":", lw=1, label="chance")
+        row[0].set(xlim=(0, 1.02), xlabel="worst held-out AUROC (95 % pair bootstrap)",
+                   title=f"(a) {dataset} · {model}: attacks never seen")
+        row[0].legend(loc="upper left", fontsize=8, title="orange: explanation-based", title_fontsize=8)
+        expl = worst[family == "explanation-based"]
+        best = expl.iloc[-1].explainer if len(expl) else worst.iloc[-1].explainer
+        tr = g[g.target.str.startswith("from ") & (g.metric == "auroc") & (g.explainer == best)].copy()
+        if len(tr):
+            tr["tested on"] = tr.attack + "@" + tr.eps.map("{:g}".format)
+            tr["fitted on"] = tr.target.str.removeprefix("from ")
+            sns.heatmap(tr.pivot_table(index="fitted on", columns="tested on", values="value"), ax=row[1],
+                        vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", cbar_kws={"label": "AUROC"})
+        row[1].set_title(f"(b) transfer: {best}")
+        ad = g[g.target.isin(["plain", "adaptive"]) & g.metric.isin(["auroc", "evasion_rate"])]
+        if len(ad):
+            ad = ad.assign(what=ad.metric.map({"auroc": "AUROC", "evasion_rate": "evasion"}))
+            for i, (target, colour) in enumerate([("plain", "tab:blue"), ("adaptive", "tab:red")]):
+                a = ad[ad.target == target].set_index("what").reindex(["AUROC", "evasion"])
+                x = np.arange(2) + (i - 0.5) * 0.35
+                row[2].bar(x, a.value, 0.35, color=colour, label=f"{target} {a.attack.iloc[0]}@{a.eps.iloc[0]:g}")
+                row[2].errorbar(x, a.value, yerr=[a.value - a.ci_low, a.ci_high - a.value], fmt="none", ecolor="k")
+            row[2].set_xticks([0, 1], ["detection\nAUROC", "evaded\n(fooled, undetected)"])
+            row[2].set(ylim=(0, 1.05), title=f"(c) adaptive attack on {ad.explainer.iloc[0]}")
+            row[2].legend(fontsize=8)
+        else:
+            row[2].set_axis_off()
+            row[2].text(0.5, 0.5, "no adaptive attack in this grid", ha="center")
+    fig.tight_layout()
+    return fig
