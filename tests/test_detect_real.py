@@ -41,14 +41,17 @@ def test_compiled_fgsm_and_bim_equal_art(trained, test_batch):
         assert np.abs(art - fast).max() < 1e-5
 
 
-def test_adaptive_attack_is_judged_by_the_real_detector(seen_pgd, trained):
+def test_adaptive_attack_lowers_the_real_detectors_auroc(seen_pgd, trained):
     x, y, advs, success, cv, av, secs, ref, fold_of, ctx = seen_pgd
     cell = detect.Cell("pgd", 0.05)
     res = study.adaptive_study(trained, x, y, advs, cell, "dispersion", cv, av, success, ref, fold_of, ctx,
                                weight=5.0, max_iter=10, n_boot=50)
     assert res["n_test"] == (fold_of == 0).sum()
-    assert np.abs(res["adaptive"]["auroc"][0] - res["plain"]["auroc"][0]) < 1  # both measured, on one fold
     assert res["evaded_adaptive"].sum() <= res["success_adaptive"].sum()
+    # Aimed through the surrogate, the attack lowers the *real* detector's AUROC on the same held-out fold and
+    # evades it more often (measured: 0.95 -> 0.83; 10 of 21 successful adversarials undetected at 5 % FPR)
+    assert res["adaptive"]["auroc"][0] < res["plain"]["auroc"][0] - 0.05
+    assert res["evaded_adaptive"].sum() > res["evaded_plain"].sum()
 
 
 def test_detection_stage_rows_are_unique(tiny_grid):
