@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from advxai import data
-from advxai.errors import DataError, UnknownNameError
+from advxai.errors import DataError, ParameterError, UnknownNameError
 
 from conftest import real_slice
 
@@ -593,3 +593,13 @@ def test_missing_lesion_masks_name_where_to_get_them(tmp_path):
     with pytest.raises(DataError, match=r"HAM10000_segmentations_lesion_200x150.npz not found \(lesion masks\); run "
                                         r"`advxai fetch isic2018`, which converts HAM10000_segmentations_lesion_"):
         data.isic_masks(["ISIC_0027419"], 32, root=tmp_path)
+
+
+def test_a_sample_larger_than_its_split_is_refused(pneumonia):
+    _, y = pneumonia.split("test")
+    with pytest.raises(ParameterError, match="n_images = 625 exceeds the 624 images"):
+        data.balanced_subset(y, 625)
+    assert len(data.balanced_subset(y, 624)) == 624
+    # 234 normal, 390 pneumonia: 500 images are all 234 normal and 266 pneumonia, not 250 + 250 short of 16
+    assert np.bincount(y[data.balanced_subset(y, 500)]).tolist() == [234, 266]
+    assert data.split_size("pneumoniamnist", 28, "val") == 524 and data.split_size("chest_xray", 64, "test") is None

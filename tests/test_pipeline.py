@@ -197,6 +197,13 @@ def test_failing_cell_is_reported_and_others_go_on(grid, tmp_path, monkeypatch, 
     ({"radarmix": {"datasets": [{"name": "pneumoniamnist", "sise": 28}]}}, "unknown key radarmix.datasets.*'sise'"),
     ({"attack": {"names": ["fgsm", "autoattack"]}}, "'autoattack' is now apgd-square"),
     ({"explain": {"names": ["gradcam"], "target": ["predicted", "truth"]}}, "unknown explanation target 'truth'"),
+    # more images than the split holds (PneumoniaMNIST: 624 test, 524 validation images, read from the file)
+    ({"attack": {"names": ["fgsm"], "n_images": 700}}, "attack.n_images = 700 exceeds the 624 images of "
+                                                        "pneumoniamnist's test split"),
+    ({"radarmix": {"datasets": [{"name": "pneumoniamnist", "split": "val"}], "attack": {"n_images": 600}}},
+     "600 exceeds the 524 images of pneumoniamnist's val split"),
+    ({"detection": {"datasets": ["pneumoniamnist"], "splits": ["test", "val"], "n_images": 2000}},
+     "detection.n_images = 2000 exceeds the 1148 images of pneumoniamnist's test \\+ val split"),
 ])
 def test_bad_config_fails_before_any_work(tmp_path, capsys, change, message):
     cfg = {**yaml.safe_load(TINY.read_text()), **change}

@@ -101,6 +101,7 @@ def _detection(raw: dict, path: Path) -> dict:
     d["models"] = [m if isinstance(m, dict) else {"name": m} for m in d["models"]]
     for x in d["datasets"]:
         data.check(x["name"], x.setdefault("size", 28))
+        data.check_sample(x["name"], x["size"], list(d["splits"]), int(d["n_images"]), "detection.n_images")
     for m in d["models"]:
         models.MODELS[m["name"]]
     for n in a["names"]:
@@ -206,6 +207,8 @@ def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> No
     for d in section["datasets"]:
         data.check(d["name"], d.setdefault("size", 28))  # unknown name, size the set lacks, multi-label flag
         check_settings({**DEFAULTS["train"], **section.get("train", {}), **d.get("train", {})})
+        split = d.get("split", section.get("split", "test"))  # Grad-Attacks: test; RADAR-MIX: its own
+        data.check_sample(d["name"], d["size"], [split], int(attack["n_images"]), "attack.n_images")
     for m in section["models"]:
         models.MODELS[m["name"]]
     for a in attack["names"]:

@@ -32,7 +32,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .artefacts import atomic_path, load_npz, save_json, save_npz
-from .errors import DataError, UnknownNameError
+from .errors import DataError, ParameterError, UnknownNameError
 
 ZENODO = "https://zenodo.org/records/10519652/files"
 SIZES = (28, 64, 128, 224)  # MedMNIST+ sizes; each flag's own are the keys of its "md5"
@@ -304,6 +304,28 @@ def check(name: str, size: int = 28) -> None:
         raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(available())}")
     elif isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise DataError(f"{name}: size must be a positive number of pixels, got {size!r}")
+
+
+def split_size(name: str, size: int, split: str) -> int | None:
+    """Images in a split, when that is known without loading the set: a MedMNIST file present on disk (its
+    label array's length); ``None`` otherwise (folder sets are counted when loaded)."""
+    path = data_dir() / "medmnist" / medmnist_filename(name, size)
+    if name not in MEDMNIST or not path.exists():
+        return None
+    try:
+        with np.load(path) as f:
+            return len(f[f"{split}_labels"])
+    except (KeyError, OSError, ValueError):  # a damaged file: load() names it with the fix
+        return None
+
+
+def check_sample(name: str, size: int, splits: list[str], n: int, key: str) -> None:
+    """Refuse, before any work, a sample of ``n`` images (config key ``key``) larger than the splits it is drawn
+    from, where their size is known (:func:`split_size`); otherwise the draw itself refuses it."""
+    sizes = [split_size(name, size, s) for s in splits]
+    if n and None not in sizes and n > sum(sizes):
+        raise ParameterError(f"{key} = {n} exceeds the {sum(sizes)} images of {name}'s {' + '.join(splits)} split at "
+                             f"{size} px; lower {key}")
 
 
 def _to_float(images: np.ndarray) -> np.ndarray:
@@ -839,12 +861,21 @@ def balanced_subset(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """Indices of ``n`` images with (as near as possible) equal counts per class, drawn with a seeded RNG.
 
     The seeds attack 100 class-balanced test images. When ``n`` is not divisible by the number of classes
-    the first classes get one more; a class with too few images gives all it has.
+    the first classes get one more; a class with too few images gives all it has and the others make up the
+    difference, so the sample always has ``n`` images. More images than the split holds is an error.
     """
-    classes = np.unique(y)
+    classes, caps = np.unique(y, return_counts=True)
     if n <= 0:
         raise DataError(f"subset size must be positive, got {n}")
+    if n > len(y):
+        raise ParameterError(f"n_images = {n} exceeds the {len(y)} images of the split; lower n_images")
+    per, left = np.zeros(len(classes), int), n
+    while left:  # share what is left equally among the classes that still have images
+        open_ = np.flatnonzero(per < caps)
+        share, extra = divmod(left, len(open_))
+        for i, k in enumerate(open_):
+            add = min(share + (i < extra), caps[k] - per[k])
+            per[k], left = per[k] + add, left - add
     rng = np.random.default_rng(seed)
-    per = [n // len(classes) + (i < n % len(classes)) for i in range(len(classes))]
     idx = [rng.permutation(np.flatnonzero(y == k))[:m] for k, m in zip(classes, per, strict=True)]
     return np.sort(np.concatenate(idx))

@@ -22,7 +22,7 @@ def sample(ds, splits: list[str], n_images: int | None, seed: int = 0) -> tuple[
     parts = [ds.split(s) for s in splits]
     x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     if n_images:
-        idx = balanced_subset(y, min(int(n_images), len(y)), seed)
+        idx = balanced_subset(y, int(n_images), seed)
         x, y = x[idx], y[idx]
     return x, y
 
