@@ -70,3 +70,30 @@ def detection(df: pd.DataFrame):
             row[2].text(0.5, 0.5, "no adaptive attack in this grid", ha="center")
     fig.tight_layout()
     return fig
+
+
+def detection_roc(rocs: dict[str, pd.DataFrame]):
+    """ROC curves (log false-positive rate) of the best detectors per held-out attack, one panel per (detection
+    run, held-out attack); ``rocs``: run label -> its ``roc.csv`` (columns held_out, detector, auroc, fpr, tpr).
+    ``None`` when no run saved curves."""
+    import matplotlib.pyplot as plt
+
+    panels = [(label, cell, g) for label, df in rocs.items() for cell, g in df.groupby("held_out", sort=False)]
+    if not panels:
+        return None
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.2 * rows), squeeze=False, sharey=True)
+    for ax, (label, cell, g) in zip(axes.flat, panels, strict=False):  # more axes than panels: rest blank
+        for det, d in g.groupby("detector", sort=False):
+            ax.plot(d.fpr.clip(lower=1e-4), d.tpr, label=f"{det} {d.auroc.iloc[0]:.3f}")
+        ax.plot([1e-4, 1], [1e-4, 1], ls=":", color="grey")
+        ax.axvline(0.05, ls="--", color="grey", lw=0.8)
+        ax.set(xscale="log", xlim=(1e-3, 1), xlabel="false-positive rate", title=f"{label}: held out {cell}")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7, loc="lower right", title="AUROC", title_fontsize=7)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    axes[0, 0].set_ylabel("true-positive rate")
+    fig.tight_layout()
+    return fig
