@@ -78,7 +78,7 @@ def test_detection_figure_draws_the_grid_that_ran(tiny_grid):
     results, _, _ = tiny_grid
     df = pd.read_csv(results / "tables" / "results.csv")
     fig = figures.detection(df)
-    assert len(fig.axes) >= 3 and fig.axes[0].get_title().startswith("(a) pneumoniamnist")
+    assert len(fig.axes) >= 4 and fig.axes[0].get_title().startswith("(a) pneumoniamnist")
     detectors_run = set(df[(df.stage == "detection") & (df.target == "held_out")].explainer)
     assert {t.get_text().split(" (")[0] for t in fig.axes[0].get_yticklabels()} == detectors_run
     assert figures.detection(df[df.stage != "detection"]) is None

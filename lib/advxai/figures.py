@@ -16,11 +16,13 @@ def _explanation_based(name: str) -> bool:
 
 
 def detection(df: pd.DataFrame):
-    """Per (dataset, model) of the detection stage, one row of three panels: (a) each detector's worst held-out
+    """Per (dataset, model) of the detection stage, one row of four panels: (a) each detector's worst held-out
     AUROC with its pair-bootstrap interval, explanation-based detectors apart from the baselines, beside the goal
     and chance; (b) the transfer matrix (fitted on one attack and ε, tested on each) of the best explanation-based
     detector; (c) that detector under the plain and the adaptive attack: AUROC and the share of correctly
-    classified images that end fooled *and* undetected at 5 % FPR (evasion). ``None`` without detection rows."""
+    classified images that end fooled *and* undetected at 5 % FPR (evasion); (d) AUROC against ε (seen setting)
+    of the best explanation-based detector and the best baseline, for attacks run at several ε. ``None`` without
+    detection rows."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -28,8 +30,8 @@ def detection(df: pd.DataFrame):
     groups = [(k, g) for k, g in det.groupby(["dataset", "model"]) if (g.target == "held_out").any()]
     if not groups:
         return None
-    fig, axes = plt.subplots(len(groups), 3, figsize=(15, 4.2 * len(groups)), squeeze=False,
-                             gridspec_kw={"width_ratios": [1.2, 1, 0.8]})
+    fig, axes = plt.subplots(len(groups), 4, figsize=(19, 4.2 * len(groups)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.2, 1, 0.8, 0.8]})
     for row, ((dataset, model), g) in zip(axes, groups, strict=True):
         worst = _worst_held_out(g, "auroc").sort_values("value")
         family = worst.explainer.map(lambda n: "explanation-based" if _explanation_based(n) else "baseline")
@@ -44,7 +46,7 @@ def detection(df: pd.DataFrame):
         row[0].axvline(0.5, color="black", ls=":", lw=1, label="chance")
         row[0].set(xlim=(0, 1.02), xlabel="worst held-out AUROC (95 % pair bootstrap)",
                    title=f"(a) {dataset} · {model}: attacks never seen")
-        row[0].legend(loc="upper left", fontsize=8, title="orange: explanation-based", title_fontsize=8)
+        row[0].legend(loc="lower right", fontsize=8, title="orange: explanation-based", title_fontsize=8)
         expl = worst[family == "explanation-based"]
         best = expl.iloc[-1].explainer if len(expl) else worst.iloc[-1].explainer
         tr = g[g.target.str.startswith("from ") & (g.metric == "auroc") & (g.explainer == best)].copy()
@@ -68,6 +70,21 @@ def detection(df: pd.DataFrame):
         else:
             row[2].set_axis_off()
             row[2].text(0.5, 0.5, "no adaptive attack in this grid", ha="center")
+        base = worst[family == "baseline"]
+        shown = [best] + ([base.iloc[-1].explainer] if len(base) else [])
+        seen = g[(g.target == "seen") & (g.metric == "auroc") & g.explainer.isin(shown)]
+        multi = [a for a, s in seen.groupby("attack") if s.eps.nunique() > 1]
+        for (det, attack), s in seen[seen.attack.isin(multi)].groupby(["explainer", "attack"]):
+            s = s.sort_values("eps")
+            row[3].errorbar(s.eps, s.value, yerr=[s.value - s.ci_low, s.ci_high - s.value], marker="o", capsize=2,
+                            ls="-" if _explanation_based(det) else ":", label=f"{det} · {attack}")
+        if multi:
+            row[3].axhline(GOAL["auroc"], color="tab:green", ls="--", lw=1)
+            row[3].set(xlabel="ε", ylabel="seen AUROC", title="(d) AUROC against ε")
+            row[3].legend(fontsize=7)
+        else:
+            row[3].set_axis_off()
+            row[3].text(0.5, 0.5, "one ε per attack in this grid", ha="center")
     fig.tight_layout()
     return fig
 
