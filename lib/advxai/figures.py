@@ -16,7 +16,7 @@ def _explanation_based(name: str) -> bool:
 
 
 def detection(df: pd.DataFrame):
-    """Per (dataset, model) of the detection stage, one row of four panels: (a) each detector's worst held-out
+    """Per (dataset, model) of the detection stage, four panels: (a) each detector's worst held-out
     AUROC with its pair-bootstrap interval, explanation-based detectors apart from the baselines, beside the goal
     and chance; (b) the transfer matrix (fitted on one attack and ε, tested on each) of the best explanation-based
     detector; (c) that detector under the plain and the adaptive attack: AUROC and the share of correctly
@@ -30,9 +30,9 @@ def detection(df: pd.DataFrame):
     groups = [(k, g) for k, g in det.groupby(["dataset", "model"]) if (g.target == "held_out").any()]
     if not groups:
         return None
-    fig, axes = plt.subplots(len(groups), 4, figsize=(19, 4.2 * len(groups)), squeeze=False,
-                             gridspec_kw={"width_ratios": [1.2, 1, 0.8, 0.8]})
-    for row, ((dataset, model), g) in zip(axes, groups, strict=True):
+    # two rows of two panels per (dataset, model): legible at the width of a book page
+    fig, grid = plt.subplots(2 * len(groups), 2, figsize=(12, 9 * len(groups)), squeeze=False)
+    for row, ((dataset, model), g) in zip(grid.reshape(len(groups), 4), groups, strict=True):
         worst = _worst_held_out(g, "auroc").sort_values("value")
         family = worst.explainer.map(lambda n: "explanation-based" if _explanation_based(n) else "baseline")
         colours = family.map({"explanation-based": "tab:orange", "baseline": "tab:blue"})
