@@ -98,9 +98,9 @@ def detection_roc(rocs: dict[str, pd.DataFrame]):
     panels = [(label, cell, g) for label, df in rocs.items() for cell, g in df.groupby("held_out", sort=False)]
     if not panels:
         return None
-    cols = min(4, len(panels))
+    cols = min(2, len(panels))  # legible at the width of a book page
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.2 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False, sharey=True)
     for ax, (label, cell, g) in zip(axes.flat, panels, strict=False):  # more axes than panels: rest blank
         for det, d in g.groupby("detector", sort=False):
             ax.plot(d.fpr.clip(lower=1e-4), d.tpr, label=f"{det} {d.auroc.iloc[0]:.3f}")
