@@ -111,6 +111,7 @@ def detection_roc(rocs: dict[str, pd.DataFrame]):
         ax.legend(fontsize=7, loc="lower right", title="AUROC", title_fontsize=7)
     for ax in axes.flat[len(panels):]:
         ax.set_axis_off()
-    axes[0, 0].set_ylabel("true-positive rate")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("true-positive rate")
     fig.tight_layout()
     return fig
