@@ -52,3 +52,28 @@ def test_checks_tell_a_wrong_answer_from_a_right_one():
     fooled = np.array([False, True])
     assert course.check_shift(lambda *_: {"fooled": 1 / 3, "not_fooled": 1.0}, a, b, fooled).startswith("matches")
     assert course.check_shift(lambda *_: {"fooled": 0.5, "not_fooled": 1.0}, a, b, fooled).startswith("differs")
+
+
+def test_detector_check_tells_a_wrong_answer_from_a_right_one():
+    """A two-class softmax net on four inputs; the right score is 1 − max softmax and the right AUROC the share of
+    (clean, attacked) pairs ranked correctly; the wrong ones: max softmax (the sign flipped) and a constant 0.5."""
+    import keras
+    import numpy as np
+
+    from advxai import course
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+
+    def score(m, v):
+        z = np.asarray(m(v), np.float64)
+        p = np.exp(z - z.max(1, keepdims=True))
+        return 1 - (p / p.sum(1, keepdims=True)).max(1)
+
+    def auroc(neg, pos):
+        return float(np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])))
+
+    assert course.check_detector(score, auroc, model, x[:4], x[4:]).startswith("matches the library")
+    assert course.check_detector(lambda m, v: -score(m, v), auroc, model, x[:4], x[4:]).startswith("differs")
+    assert course.check_detector(score, lambda *_: 0.5, model, x[:4], x[4:]).startswith("differs")

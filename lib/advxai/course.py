@@ -103,7 +103,7 @@ def check_detector(my_score, my_auroc, model, x_clean: np.ndarray, x_adv: np.nda
     detector (:mod:`advxai.detectors`) and scikit-learn's ``roc_auc_score``."""
     from sklearn.metrics import roc_auc_score
 
-    from .detectors import output_features
+    from .detectors import msp
     from .train import predict_logits
 
     neg, pos = my_score(model, x_clean), my_score(model, x_adv)
@@ -112,7 +112,7 @@ def check_detector(my_score, my_auroc, model, x_clean: np.ndarray, x_adv: np.nda
     auc = my_auroc(np.asarray(neg, np.float64), np.asarray(pos, np.float64))
     if (missing := _not_done(auc, "my_auroc")) is not None:
         return missing
-    ref_neg, ref_pos = (-output_features(predict_logits(model, v))[:, 0] for v in (x_clean, x_adv))
+    ref_neg, ref_pos = (msp({"logits": predict_logits(model, v)}, None)[:, 0] for v in (x_clean, x_adv))
     ref = roc_auc_score(np.r_[np.zeros(len(ref_neg)), np.ones(len(ref_pos))], np.r_[ref_neg, ref_pos])
     same_order = np.isclose(roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]), ref)
     verdict = "matches the library" if same_order and np.isclose(float(auc), ref) else "differs from the library"

@@ -97,13 +97,13 @@ def _quiet(log_file: Path | None):
                 os.close(fd)
 
 
-def critical_path(runs: list[Run], estimates: dict | None = None) -> dict[int, float]:
+def critical_path(runs: list[Run], last: dict[int, float | None], estimates: dict | None = None) -> dict[int, float]:
     """Seconds from the start of each run to the end of the longest chain of runs that wait for it (its expected
-    time, from its last recorded duration, else the config's per-stage ``estimates``, else 60 s; cached: 0).
-    The parallel executor starts the ready run with the longest chain first, so the slowest dependency chain
-    (e.g. training on the largest set, then RADAR-MIX) does not start last."""
+    time: ``last``, its last recorded duration by ``id`` (0 when cached), else the config's per-stage
+    ``estimates``, else 60 s). The parallel executor starts the ready run with the longest chain first, so the
+    slowest dependency chain (e.g. training on the largest set, then RADAR-MIX) does not start last."""
     estimates = estimates or {}
-    own = {id(r): 0.0 if r.done else (_expected_seconds(r) or estimates.get(r.stage) or 60.0) for r in runs}
+    own = {id(r): last[id(r)] if last[id(r)] is not None else estimates.get(r.stage) or 60.0 for r in runs}
     tail: dict[int, float] = {}
     for run in reversed(runs):  # plan order puts every run after its dependencies
         after = [tail[id(c)] for c in runs if any(d is run for d in c.deps) and id(c) in tail]
@@ -142,7 +142,9 @@ def run_parallel(runs: list[Run], kernel: str = "python3", log=print, verbose: b
     from tqdm.auto import tqdm
 
     workers = 1 if gpu else max(1, workers or min(2, os.cpu_count() or 1))
-    tail = critical_path(runs, estimates)
+    # last recorded durations, read once (provenance files): the ETA and the start order both use them
+    last = {id(r): 0.0 if r.done else _expected_seconds(r) for r in runs}
+    tail = critical_path(runs, last, estimates)
     records: dict[int, dict] = {}
     pending = list(runs)
     in_flight: dict = {}  # future -> run
@@ -156,7 +158,7 @@ def run_parallel(runs: list[Run], kernel: str = "python3", log=print, verbose: b
         bar.update(1)
 
     def show() -> None:
-        todo = [0.0 if r.done else _expected_seconds(r) for r in pending + list(in_flight.values())]
+        todo = [last[id(r)] for r in pending + list(in_flight.values())]
         eta = f"ETA ≈ {sum(todo) / workers / 60:.0f} min" if None not in todo else "ETA: first run of some stages"
         bar.set_description(", ".join(f"{r.stage} {r.label}" for r in in_flight.values()) or "done")
         bar.set_postfix_str(eta)
