@@ -437,6 +437,28 @@ def test_fetch_raw_unpacks_a_verified_archive_the_loader_reads(tmp_path, http_ro
     assert len(lines) == 1 and lines[0].startswith("chest_xray: 0 file(s) to fetch")
 
 
+def test_run_fetches_only_the_missing_raw_sets(tmp_path, http_root, chest_zip, monkeypatch):
+    """What `advxai run` / `book` do before planning: fetch a missing raw set (from $ADVXAI_RAW_MIRROR here), leave
+    present sets and MedMNIST flags alone, and turn a failed fetch into one line (its runs fail, others go on)."""
+    served, url = http_root
+    shutil.copy(chest_zip, served / "ChestXRay2017.zip")
+    monkeypatch.delenv("ADVXAI_OFFLINE", raising=False)
+    monkeypatch.setenv("ADVXAI_RAW_MIRROR", url)
+    root, lines = tmp_path / "root", []
+    assert data.fetch_missing(["pneumoniamnist", "chest_xray"], root=root, log=lines.append) == ["chest_xray"]
+    assert data.load("chest_xray", 28, root=root, val_fraction=0.5).counts()["test"] == {"NORMAL": 4, "PNEUMONIA": 4}
+    monkeypatch.setenv("ADVXAI_RAW_MIRROR", "http://127.0.0.1:9")  # nothing listens: present sets need no network
+    lines.clear()
+    assert data.fetch_missing(["chest_xray"], root=root, log=lines.append) == [] and lines == []
+    assert data.fetch_missing(["chest_xray"], root=tmp_path / "other", log=lines.append) == []
+    assert len(lines) == 2 and lines[1].startswith("advxai: chest_xray not fetched, its runs will fail: cannot "
+                                                   "download ChestXRay2017.zip from http://127.0.0.1:9/")
+    assert not (tmp_path / "other" / "raw" / "chest_xray").exists()
+    monkeypatch.setenv("ADVXAI_OFFLINE", "1")
+    lines.clear()
+    assert data.fetch_missing(["chest_xray"], root=tmp_path / "third", log=lines.append) == [] and lines == []
+
+
 def test_archive_put_by_hand_is_verified_without_downloading(tmp_path, chest_zip, monkeypatch):
     raw = tmp_path / "root" / "raw"
     raw.mkdir(parents=True)

@@ -165,8 +165,13 @@ def test_failing_cell_is_reported_and_others_go_on(grid, tmp_path, monkeypatch, 
     bad = tmp_path / "two.yaml"
     bad.write_text(yaml.safe_dump(cfg))
     monkeypatch.setenv("ADVXAI_DATA", str(tmp_path / "empty"))  # no chest_xray there
+    monkeypatch.setenv("ADVXAI_RAW_MIRROR", "http://127.0.0.1:9")  # and it cannot be fetched (nothing listens)
+    monkeypatch.delenv("ADVXAI_OFFLINE", raising=False)
     shutil.copytree(ROOT.parent / "shared" / "data" / "medmnist", tmp_path / "empty" / "medmnist")
-    recs = pipeline.run_grid(bad, results, executor=executor, log=lambda *a, **k: None)
+    lines = []
+    recs = pipeline.run_grid(bad, results, executor=executor, log=lambda *a, **k: lines.append(str(a[0])))
+    assert lines[1].startswith("advxai: chest_xray not fetched, its runs will fail: cannot download "
+                               "ChestXRay2017.zip from http://127.0.0.1:9/ChestXRay2017.zip") and "\n" not in lines[1]
     by = {(r["stage"], r["run"]): r for r in recs}
     failed = by[("train", "chest_xray32-cnn")]
     assert failed["status"] == "failed"

@@ -86,6 +86,13 @@ def load_config(path: Path) -> dict:
     return cfg
 
 
+def dataset_names(cfg: dict) -> list[str]:
+    """Every dataset a loaded config reads (its parts together, in order, once each)."""
+    sections = [cfg, *(cfg[k] for k in ("radarmix", "detection") if k in cfg)]
+    names = (d["name"] if isinstance(d, dict) else d for s in sections for d in s["datasets"])
+    return list(dict.fromkeys(names))
+
+
 def _detection(raw: dict, path: Path) -> dict:
     """The ``detection`` section with defaults; attack ε per attack (default: the grid's first ε for all)."""
     from .detectors import DETECTORS

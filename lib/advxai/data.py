@@ -657,7 +657,8 @@ RAW: dict[str, dict] = {
 
 def fetch_raw(name: str, root: Path | None = None, base_url: str | None = None, log=print) -> Path:
     """Download, verify and unpack raw set ``name`` (a key of :data:`RAW`) into ``<root>/raw/<folder>``, the layout
-    :func:`load` reads; ``advxai fetch NAME`` runs it. ``base_url`` fetches each file from ``<base_url>/<file>``.
+    :func:`load` reads; ``advxai fetch NAME`` runs it. ``base_url`` (default: ``$ADVXAI_RAW_MIRROR``, e.g. an
+    institution's copy) fetches each file from ``<base_url>/<file>`` instead of its official source.
 
     Parts already unpacked are skipped, a file already at ``raw/<file>`` (say, downloaded by hand) is used as is
     and a partial download resumes, so after any failure the same call continues where it stopped.
@@ -667,7 +668,8 @@ def fetch_raw(name: str, root: Path | None = None, base_url: str | None = None, 
                                "when loaded)")
     raw = (root or data_dir()) / "raw"
     base = raw / RAW[name]["folder"]
-    todo = [a for a in RAW[name]["archives"] if not (base / a.dest).exists()]
+    todo = _not_unpacked(name, base)
+    base_url = base_url or os.environ.get("ADVXAI_RAW_MIRROR")
     gb = sum(a.gb for a in todo)
     log(f"{name}: {len(todo)} file(s) to fetch into {base}: about {gb:.1f} GB to download, about as much on disk "
         f"once unpacked, about {2 * gb:.1f} GB free needed while unpacking (sizes approximate)")
@@ -686,6 +688,28 @@ def fetch_raw(name: str, root: Path | None = None, base_url: str | None = None, 
         archive.unlink(missing_ok=True)
         log(f"{name}: {a.file} verified and unpacked to {base / a.dest}")
     return base
+
+
+def _not_unpacked(name: str, base: Path) -> list[Archive]:
+    return [a for a in RAW[name]["archives"] if not (base / a.dest).exists()]
+
+
+def fetch_missing(names: Iterable[str], root: Path | None = None, log=print) -> list[str]:
+    """Fetch the raw sets among ``names`` that are not (all) unpacked yet, so that ``advxai run`` / ``book`` (and
+    ``make book``) on a fresh machine with a network build the whole book; returns the sets fetched. A set that
+    cannot be fetched is one line here, not an error: its runs then fail with the loader's message and the rest of
+    the grid goes on (as without a network). ``$ADVXAI_OFFLINE``: nothing is fetched."""
+    fetched = []
+    for name in dict.fromkeys(n for n in names if n in RAW):
+        if os.environ.get("ADVXAI_OFFLINE") or not _not_unpacked(name, (root or data_dir()) / "raw" /
+                                                                 RAW[name]["folder"]):
+            continue
+        try:
+            fetch_raw(name, root, log=log)
+            fetched.append(name)
+        except DataError as exc:
+            log(f"advxai: {name} not fetched, its runs will fail: {exc}")
+    return fetched
 
 
 def _download_resumable(url: str, archive: Path, log) -> None:

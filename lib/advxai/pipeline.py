@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .artefacts import save_json
-from .config import load_config
+from .config import dataset_names, load_config
 from .executors import EXECUTORS, execute, sweep_temporaries  # noqa: F401 - the runner's public API
 from .publish import publish
 from .runs import STAGES, Run, _expected_seconds, plan  # noqa: F401 - the runner's public API
@@ -32,6 +32,7 @@ def run_grid(config: Path, results: Path = Path("results"), executor: str = "ser
     os.environ["ADVXAI_DATA"] = str(data.data_dir().resolve())  # kernels run in their run folder
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cfg = load_config(config)
+    data.fetch_missing(dataset_names(cfg), log=log)  # a fresh machine with a network gets the raw sets here
     runs = plan(cfg, results)
     t0 = time.perf_counter()
     if executor in ("serial", "parallel"):
