@@ -86,6 +86,26 @@ def _score_seconds(d, clean, adv, success, fold_of, ctx, seed):
     return time.perf_counter() - t0
 
 
+def roc_points(recs: list[dict], oofs: dict, success: dict, top: int = 4):
+    """ROC curves of the ``top`` detectors (by AUROC) per held-out attack, from their out-of-fold scores: the clean
+    images against that attack's successful adversarials, each scored by the detector fitted without the attack.
+    Columns held_out, detector, auroc, fpr, tpr (the detection run's ``roc.csv``)."""
+    import pandas as pd
+    from sklearn.metrics import roc_curve
+
+    parts = []
+    for c in dict.fromkeys(r["cell"] for r in recs if r["setting"] == "held_out"):
+        best = sorted((r for r in recs if r["cell"] == c and r["setting"] == "held_out"), key=lambda r: -r["auroc"][0])
+        for r in best[:top]:
+            s = oofs[r["detector"]][f"without {c.attack}"]
+            labels = np.r_[np.zeros(len(s["clean"])), np.ones(success[c].sum())]
+            fpr, tpr, _ = roc_curve(labels, np.r_[s["clean"], s[c][success[c]]])
+            parts.append(pd.DataFrame({"held_out": str(c), "detector": r["detector"], "auroc": r["auroc"][0],
+                                       "fpr": fpr, "tpr": tpr}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["held_out", "detector", "auroc", "fpr", "tpr"])
+
+
 def best_explanation_detector(recs: list[dict]) -> str:
     """The explanation-based detector with the highest mean held-out AUROC (seen AUROC where nothing is held out)."""
     expl = [r for r in recs if DETECTORS[r["detector"]].explanation]
