@@ -112,6 +112,23 @@ def test_pair_bootstrap_resamples_images_with_their_twins():
         assert w["tpr_at_5fpr"][b] == pytest.approx(detect.tpr_at_fpr(lab_b, np.r_[neg, p], 0.05))
 
 
+def test_perfect_separation_gets_a_wilson_interval_not_zero_width():
+    """30 clean scores below 20 adversarial ones: every replicate gives AUROC 1 and TPR 1. Wilson for 20/20:
+    lower = n / (n + z²) = 20 / 23.84 = 0.839 (AUROC over min(30, 20) = 20 comparisons; TPR over the 20
+    adversarials). Scores that overlap keep the percentile interval."""
+    clean, adv = np.zeros(30), np.r_[np.ones(20), np.zeros(10)]
+    res = detect.pair_bootstrap(clean, adv, np.arange(30) < 20, n_boot=200, seed=0)
+    for m in ("auroc", "tpr_at_1fpr", "tpr_at_5fpr"):
+        assert res[m][0] == 1.0 and res[m][1] == pytest.approx(20 / (20 + 1.959964 ** 2), abs=1e-4)
+        assert res[m][2] == 1.0
+    flipped = detect.pair_bootstrap(np.ones(30), np.zeros(30), np.arange(30) < 20, n_boot=200, seed=0)
+    assert flipped["auroc"][:2] == (0.0, 0.0)  # upper = z² / (n + z²) = 3.84 / 23.84
+    assert flipped["auroc"][2] == pytest.approx(1.959964 ** 2 / (20 + 1.959964 ** 2), abs=1e-4)
+    rng = np.random.default_rng(0)
+    mixed = detect.pair_bootstrap(rng.normal(size=30), rng.normal(2, 1, 30), np.ones(30, bool), n_boot=200, seed=0)
+    assert 0.5 < mixed["auroc"][1] < mixed["auroc"][0] < mixed["auroc"][2] < 1.0  # the percentile interval
+
+
 def test_tpr_at_fpr_hand_computed():
     is_adv = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     score = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.5, 0.8, 0.95])

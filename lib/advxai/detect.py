@@ -10,7 +10,9 @@
   on every other cell (other attack, other ε); *held out*: fitted on clean + every cell of the other attacks,
   tested on each cell of the left-out attack.
 * **Metrics.** AUROC and TPR at 1 % and 5 % FPR, with a percentile interval from a bootstrap that resamples
-  images — an image's clean version and its adversarial twin together (:func:`pair_bootstrap`).
+  images — an image's clean version and its adversarial twin together (:func:`pair_bootstrap`). Where every
+  replicate gives the same 0 or 1 (perfect separation), the percentile interval has zero width; the Wilson
+  interval replaces it (:func:`_degenerate`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from . import fits
 from .detectors import DETECTORS
 from .errors import ParameterError
-from .metrics import binary_auc
+from .metrics import binary_auc, wilson_ci
 
 FPRS = (0.01, 0.05)
 CLEAN_ONLY_FITS = ("score", "clean-density")  # fitted without adversarial rows: one fit per fold serves every source
@@ -165,8 +167,19 @@ def pair_bootstrap(clean_score: np.ndarray, adv_score: np.ndarray, positive: np.
     for m, v in point.items():
         b = boot[m][np.isfinite(boot[m])]
         lo, hi = np.quantile(b, [a, 1 - a]) if len(b) else (np.nan, np.nan)
+        if lo == hi == v[0] and v[0] in (0.0, 1.0):
+            lo, hi = _degenerate(m, float(v[0]), n, int(positive.sum()), level)
         out[m] = (float(v[0]), float(lo), float(hi))
     return out
+
+
+def _degenerate(metric: str, value: float, n_clean: int, n_adv: int, level: float) -> tuple[float, float]:
+    """Interval of a metric at 0 or 1 on every bootstrap replicate (perfect separation: 30 + 30 images gave AUROC
+    "1.00 [1.00, 1.00]"): the Wilson interval of a proportion at that value. A TPR is the share of the n_adv
+    adversarials caught; an AUROC, the share of correctly ordered (clean, adversarial) pairs, taken — conservatively,
+    since pairs that share an image are not independent — over min(n_clean, n_adv) independent comparisons."""
+    n = n_adv if metric.startswith("tpr") else min(n_clean, n_adv)
+    return wilson_ci(round(value * n), n, level)
 
 
 def scores(is_adv: np.ndarray, score: np.ndarray) -> dict[str, float]:
