@@ -245,3 +245,19 @@ def test_valid_nested_sections_are_accepted(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     loaded = pipeline.load_config(path)
     assert loaded["radarmix"]["train"] == {"epochs": 2} and loaded["datasets"][0]["train"] == {"patience": 2}
+
+
+def test_a_new_seeds_run_is_expected_to_take_its_training_times_the_seeds(tmp_path):
+    """The start order and the ETA read each run's last duration; a seeds run not run before takes its training
+    run's (written here: 50 s) times the seeds it retrains, not the per-stage estimate every dataset shares."""
+    from advxai.runs import expected_seconds
+
+    runs = pipeline.plan(pipeline.load_config(TINY), tmp_path)
+    train = next(r for r in runs if r.stage == "train")
+    seeds = next(r for r in runs if r.stage == "seeds" and r.deps[0] is train)
+    older = tmp_path / "runs" / "train" / f"{train.label}-0123456789ab"  # the same run under an older key
+    older.mkdir(parents=True)
+    (older / "provenance.json").write_text(json.dumps({"seconds": 50.0}))
+    got = expected_seconds(runs)
+    assert got[id(train)] == 50.0 and got[id(seeds)] == 50.0 * len(seeds.params["seeds"])
+    assert got[id(next(r for r in runs if r.stage == "attack"))] is None  # never run: the config's estimate

@@ -15,7 +15,7 @@ from pathlib import Path
 from .artefacts import save_json
 from .provenance import provenance
 from .registry import Registry
-from .runs import Run, _expected_seconds
+from .runs import Run, expected_seconds
 
 
 def execute(run: Run, kernel: str = "python3") -> dict:
@@ -143,7 +143,7 @@ def run_parallel(runs: list[Run], kernel: str = "python3", log=print, verbose: b
 
     workers = 1 if gpu else max(1, workers or min(2, os.cpu_count() or 1))
     # last recorded durations, read once (provenance files): the ETA and the start order both use them
-    last = {id(r): 0.0 if r.done else _expected_seconds(r) for r in runs}
+    last = expected_seconds(runs)
     tail = critical_path(runs, last, estimates)
     records: dict[int, dict] = {}
     pending = list(runs)

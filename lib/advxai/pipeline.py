@@ -20,7 +20,7 @@ from .artefacts import save_json
 from .config import dataset_names, load_config
 from .executors import EXECUTORS, execute, sweep_temporaries  # noqa: F401 - the runner's public API
 from .publish import publish
-from .runs import STAGES, Run, _expected_seconds, plan  # noqa: F401 - the runner's public API
+from .runs import STAGES, Run, expected_seconds, plan  # noqa: F401 - the runner's public API
 
 
 def run_grid(config: Path, results: Path = Path("results"), executor: str = "serial", book: Path | None = None,
@@ -56,9 +56,11 @@ def plan_rows(config: Path, results: Path = Path("results")) -> list[dict]:
     key is cached, and its expected seconds (its last recorded duration, else the config's ``estimates``)."""
     cfg = load_config(config)
     rows = []
-    for r in plan(cfg, Path(results).resolve()):
-        last = _expected_seconds(r)
-        secs = 0.0 if r.done else last if last is not None else cfg["estimates"].get(r.stage)
+    runs = plan(cfg, Path(results).resolve())
+    expected = expected_seconds(runs)
+    for r in runs:
+        last = expected[id(r)]
+        secs = last if last is not None else cfg["estimates"].get(r.stage)
         rows.append({"stage": r.stage, "run": r.label, "key": r.key, "state": "cached" if r.done else "will run",
                      "seconds": secs, "from": "cache" if r.done else "last run" if last is not None else
                      "config estimate" if secs is not None else "unknown"})

@@ -181,3 +181,18 @@ def _expected_seconds(run: Run) -> float | None:
                    if len(p.parent.name) == len(run.label) + 13),  # <label>-<12-hex key>, not a longer label
                   key=lambda p: p.stat().st_mtime)
     return json.loads(prov[-1].read_text())["seconds"] if prov else None
+
+
+def expected_seconds(runs: list[Run]) -> dict[int, float | None]:
+    """Each run's expected seconds by ``id``: 0 when cached, else its last recorded duration, else None (the
+    caller falls back on the config's ``estimates``). A ``seeds`` run never run before: its training run's last
+    duration times the seeds it retrains — on the stage estimate alone every dataset's seeds run tied, and the
+    largest set's could start last."""
+    out = {}
+    for r in runs:
+        last = 0.0 if r.done else _expected_seconds(r)
+        if last is None and r.stage == "seeds" and (train := _expected_seconds(r.deps[0])) is not None:
+            last = train * len(r.params["seeds"])
+        out[id(r)] = last
+    return out
+
