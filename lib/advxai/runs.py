@@ -195,4 +195,3 @@ def expected_seconds(runs: list[Run]) -> dict[int, float | None]:
             last = train * len(r.params["seeds"])
         out[id(r)] = last
     return out
-
