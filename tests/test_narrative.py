@@ -116,3 +116,22 @@ def test_clean_sentence_names_the_bars_met_and_missed():
     text = narrative.clean_md(df)
     assert "chest_xray_64 · cnn" in text and "meets its bar" in text  # 0.88 ≥ 0.85
     assert "meets 2 of 3 bars, not: balanced_accuracy on test 0.490 vs 0.500 (within interval)" in text
+
+
+def test_fitted_on_sentence_reads_the_transfer_rows_of_the_held_out_cell():
+    """signature held out on DeepFool at 0.02: fitted on PGD 0.05 alone it is inverted (0.41 [0.39, 0.43]),
+    fitted on PGD 0.02 alone 0.84; rows of other cells, other detectors and DeepFool's own fit are not read."""
+    k = dict(stage="detection", explainer="signature", attack="deepfool", eps=0.02)
+    rows = [row("auroc", v, (lo, hi), 2224, target=t, **k) for t, v, lo, hi in [
+        ("from fgsm@0.05", 0.65, 0.64, 0.67), ("from pgd@0.02", 0.84, 0.83, 0.86), ("from pgd@0.05", 0.41, 0.39, 0.43),
+        ("from deepfool@0.02", 0.99, 0.98, 1.0), ("held_out", 0.81, 0.79, 0.83)]]
+    rows += [row("auroc", 0.1, (0.05, 0.15), 2224, target="from fgsm@0.05", **{**k, "explainer": "lid"}),
+             row("auroc", 0.2, (0.15, 0.25), 2224, target="from pgd@0.02", **{**k, "eps": 0.05})]
+    g = pd.DataFrame(rows)
+    held = g[g.target == "held_out"].iloc[0]
+    s = N.fitted_on_sentence(g, held)
+    assert ("signature's AUROC on deepfool at ε = 0.02 runs from 0.41 [0.39, 0.43] (pgd@0.05) to 0.84 [0.83, 0.86] "
+            "(pgd@0.02), against 0.81 [0.79, 0.83] fitted on all of them — below chance") in s
+    above = g[g.target != "from pgd@0.05"]
+    assert N.fitted_on_sentence(above, held).endswith("against 0.81 [0.79, 0.83] fitted on all of them.")
+    assert N.fitted_on_sentence(g[g.target.isin(["held_out", "from fgsm@0.05"])], held) == ""
