@@ -18,6 +18,9 @@ def test_comparative_words_follow_the_intervals():
     assert N.compare(a, _r(0.88, 0.8, 0.93)) == "indistinguishable from"
     assert N.compare(a, _r(0.5, np.nan, np.nan, n=6)) == "not comparable with"
     assert "too few images" in N.fmt(_r(0.5, np.nan, np.nan, n=6))
+    assert N.fmt(_r(0.999676, 0.998971, 0.999995)) == "1.000 [0.999, 1.000]"  # 2 digits read "[1.00, 1.00]"
+    assert N.fmt(_r(0.9997, 0.9995, 0.99996)) == "0.9997 [0.9995, 1.0000]"
+    assert N.fmt(_r(1.0, 1.0, 1.0)) == "1.00 [1.00, 1.00]"  # a true point interval stays as it is
 
 
 def test_ranking_names_the_top_group():

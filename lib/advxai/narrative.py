@@ -15,10 +15,13 @@ NOT_RUN = "*Not run in this configuration.*"
 
 
 def fmt(r, digits: int = 2) -> str:
-    """``0.83 [0.74, 0.89]``, or ``0.83 (n = 6: too few images for an interval)``."""
+    """``0.83 [0.74, 0.89]``, or ``0.83 (n = 6: too few images for an interval)``. An interval whose ends round
+    to the same number gets more digits (up to four): 0.9997 [0.9990, 1.0000], never a false "[1.00, 1.00]"."""
     if not np.isfinite(r.value):
         return "—"
     if np.isfinite(r.ci_low):
+        while digits < 4 and r.ci_low != r.ci_high and f"{r.ci_low:.{digits}f}" == f"{r.ci_high:.{digits}f}":
+            digits += 1
         return f"{r.value:.{digits}f} [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]"
     return f"{r.value:.{digits}f} (n = {int(r.n)}: too few images for an interval)"
 
