@@ -6,13 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .narrative import GOAL, _worst_held_out
-
-
-def _explanation_based(name: str) -> bool:
-    from .detectors import DETECTORS
-
-    return name in DETECTORS and DETECTORS[name].explanation
+from .narrative import GOAL, _worst_held_out, explanation_based
 
 
 def detection(df: pd.DataFrame):
@@ -34,7 +28,7 @@ def detection(df: pd.DataFrame):
     fig, grid = plt.subplots(2 * len(groups), 2, figsize=(12, 9 * len(groups)), squeeze=False)
     for row, ((dataset, model), g) in zip(grid.reshape(len(groups), 4), groups, strict=True):
         worst = _worst_held_out(g, "auroc").sort_values("value")
-        family = worst.explainer.map(lambda n: "explanation-based" if _explanation_based(n) else "baseline")
+        family = worst.explainer.map(lambda n: "explanation-based" if explanation_based(n) else "baseline")
         colours = family.map({"explanation-based": "tab:orange", "baseline": "tab:blue"})
         y = np.arange(len(worst))
         row[0].errorbar(worst.value, y, xerr=[worst.value - worst.ci_low, worst.ci_high - worst.value], fmt="none",
@@ -77,7 +71,7 @@ def detection(df: pd.DataFrame):
         for (det, attack), s in seen[seen.attack.isin(multi)].groupby(["explainer", "attack"]):
             s = s.sort_values("eps")
             row[3].errorbar(s.eps, s.value, yerr=[s.value - s.ci_low, s.ci_high - s.value], marker="o", capsize=2,
-                            ls="-" if _explanation_based(det) else ":", label=f"{det} · {attack}")
+                            ls="-" if explanation_based(det) else ":", label=f"{det} · {attack}")
         if multi:
             row[3].axhline(GOAL["auroc"], color="tab:green", ls="--", lw=1)
             row[3].set(xlabel="ε", ylabel="seen AUROC", title="(d) AUROC against ε")

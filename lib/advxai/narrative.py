@@ -187,6 +187,13 @@ ANCHORS = {"Ma et al. 2021 (seen attacks, deep features)": ("auroc", 0.98),
            "Watson & Al Moubayed 2020 (SHAP, detection accuracy)": ("accuracy", 0.88)}
 
 
+def explanation_based(name: str) -> bool:
+    """Whether a result row's detector name is a registered explanation-based detector."""
+    from .detectors import DETECTORS
+
+    return name in DETECTORS and DETECTORS[name].explanation
+
+
 def _worst_held_out(g: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per detector, its held-out cell with the lowest ``metric``: the attack it is worst at, never saw."""
     h = g[(g.target == "held_out") & (g.metric == metric)]
@@ -213,7 +220,6 @@ def detection_md(df: pd.DataFrame) -> str:
     """The detection chapter's sentences, per (dataset, model): the sample, the ranking of detectors by their
     worst held-out AUROC, the goal (explanation detector with held-out AUROC ≥ 0.98 and TPR@5 % FPR ≥ 0.90 on
     every held-out attack, above the best baseline), the adaptive attack and the answer to the book's question."""
-    from .detectors import DETECTORS
 
     det = df[df.stage == "detection"]
     if det.empty or not (det.target == "held_out").any():
@@ -228,7 +234,7 @@ def detection_md(df: pd.DataFrame) -> str:
         n_clean = int(pos.n.iloc[0]) if len(pos) else 0
         worst = _worst_held_out(g, "auroc").sort_values("value", ascending=False)
         tpr = _worst_held_out(g, "tpr_at_5fpr").set_index("explainer")
-        expl = worst[worst.explainer.map(lambda x: x in DETECTORS and DETECTORS[x].explanation)]
+        expl = worst[worst.explainer.map(explanation_based)]
         base = worst[~worst.index.isin(expl.index)]
         parts = [f"**{d} · {m}.** {n_clean} clean images, each the negative of its pair; positives, the successful "
                  f"adversarials of correctly classified images: {cells}. Five-fold (or more) cross-validation over "
