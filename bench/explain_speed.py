@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from advxai import attacks, data, explain, models, train
+from advxai import attacks, data, explain, models
+from advxai.models import train
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:

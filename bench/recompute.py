@@ -1,5 +1,5 @@
 """Recompute the fooling rate over the correctly classified images, and the seeds' flip rate over all attacked
-images, from the saved arrays, independently of `advxai.evaluation`, and compare them with the result table.
+images, from the saved arrays, independently of `advxai.measure.evaluation`, and compare them with the result table.
 
     python bench/recompute.py [results]      # prints one line per (stage, dataset, attack, ε); exit 1 on a mismatch
 """

@@ -33,8 +33,10 @@ def _files(folder: Path) -> set[Path]:
 
 
 def bad_inputs(work: Path) -> list[dict]:
-    from advxai import attacks, course, data, detect, explain, models, pipeline
+    from advxai import attacks, data, detect, explain, models
+    from advxai.book import course
     from advxai.errors import AdvXAIError
+    from advxai.runner import pipeline
 
     real = data.data_dir() / "medmnist" / "pneumoniamnist.npz"
     net = models.build("cnn", (28, 28, 1), 2, width=4)
@@ -139,8 +141,8 @@ def _finished(p: Path) -> bool:
 
 
 def _failing_grid(work: Path, config) -> None:
-    from advxai import pipeline
     from advxai.errors import AdvXAIError
+    from advxai.runner import pipeline
 
     results = work / "grid"
     os.environ["ADVXAI_DATA_SAVED"] = os.environ.get("ADVXAI_DATA", "")
@@ -156,7 +158,7 @@ def _failing_grid(work: Path, config) -> None:
 
 
 def repeatability(work: Path) -> float:
-    from advxai import pipeline
+    from advxai.runner import pipeline
 
     frames = []
     for i in range(2):
@@ -172,7 +174,8 @@ def repeatability(work: Path) -> float:
 
 MEMORY = textwrap.dedent("""
     import resource, sys, numpy as np
-    from advxai import attacks, data, explain, models, train
+    from advxai import attacks, data, explain, models
+    from advxai.models import train
     n = int(sys.argv[1])
     ds = data.load("pneumoniamnist", 28)
     net = models.build("cnn", ds.input_shape, 2, width=16)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from advxai import pipeline
+from advxai.runner import pipeline
 
 
 def in_use() -> int:

@@ -36,7 +36,8 @@ def pneumonia(data_root):
 @pytest.fixture(scope="session")
 def trained(pneumonia):
     """A small CNN trained for 2 epochs on real PneumoniaMNIST: good enough to be attacked and explained."""
-    from advxai import models, train
+    from advxai import models
+    from advxai.models import train
 
     net = models.build("cnn", pneumonia.input_shape, 2, width=8, seed=0)
     train.fit(net, *pneumonia.split("train"), *pneumonia.split("val"), epochs=2, batch_size=128, augment=False,
@@ -56,7 +57,7 @@ def test_batch(pneumonia):
 @pytest.fixture(scope="session")
 def tiny_grid(tmp_path_factory, data_root):
     """configs/tiny.yaml run once, serially, through papermill: (results, book, records)."""
-    from advxai import pipeline
+    from advxai.runner import pipeline
 
     results = tmp_path_factory.mktemp("results")
     book = tmp_path_factory.mktemp("book")

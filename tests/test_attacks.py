@@ -4,8 +4,9 @@ import sys
 import numpy as np
 import pytest
 
-from advxai import attacks, train
+from advxai import attacks
 from advxai.errors import ParameterError, UnknownNameError
+from advxai.models import train
 
 
 @pytest.mark.parametrize("name", ["fgsm", "pgd"])

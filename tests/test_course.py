@@ -6,8 +6,8 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
-from advxai import cli
 from advxai.errors import DataError
+from advxai.runner import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def test_student_copy_strips_solutions_and_runs(tmp_path, capsys):
 
 def test_student_copy_of_an_empty_folder_fails_clearly(tmp_path):
     with pytest.raises(DataError, match="no notebooks in"):
-        from advxai.course import student_copy
+        from advxai.book.course import student_copy
 
         student_copy(tmp_path, tmp_path / "out")
 
@@ -39,7 +39,7 @@ def test_checks_tell_a_wrong_answer_from_a_right_one():
     three correct images flip (FR 2/3); over all four, three flip (the seed's flip rate, 3/4)."""
     import numpy as np
 
-    from advxai import course
+    from advxai.book import course
 
     y, clean, adv = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), np.array([1, 0, 1, 0])
     assert course.check_fooling_rate(lambda *a: 2 / 3, y, clean, adv).startswith("matches the library")
@@ -60,7 +60,7 @@ def test_detector_check_tells_a_wrong_answer_from_a_right_one():
     import keras
     import numpy as np
 
-    from advxai import course
+    from advxai.book import course
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])

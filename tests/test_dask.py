@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from advxai import pipeline
+from advxai.runner import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

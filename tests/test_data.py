@@ -208,7 +208,7 @@ def test_fingerprint_hashes_bytes_with_a_per_file_cache(tmp_path, monkeypatch):
     shutil.copyfile(target, image)  # a copy we may edit (the real files are read-only)
     calls = []
     real_md5sum = data.md5sum
-    monkeypatch.setattr(data, "md5sum", lambda p: calls.append(p) or real_md5sum(p))
+    monkeypatch.setattr(data.base, "md5sum", lambda p: calls.append(p) or real_md5sum(p))
 
     first = data.fingerprint("chest_xray", 32, root=root)
     assert len(calls) == 8 and (tmp_path / "cache" / "file_hashes.json").exists()
@@ -543,7 +543,7 @@ def test_known_sha256_is_enforced(tmp_path, http_root, chest_zip, monkeypatch):
 
 
 def test_cli_fetch_error_is_one_line_naming_the_fix(tmp_path, monkeypatch, capsys):
-    from advxai import cli
+    from advxai.runner import cli
 
     monkeypatch.setenv("ADVXAI_DATA", str(tmp_path))
     assert cli.main(["fetch", "chest_xray", "--base-url", "http://127.0.0.1:9"]) == 2

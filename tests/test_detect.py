@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from advxai import detect, detectors, fits, metrics
+from advxai import detect
+from advxai.detect import detectors, fits
 from advxai.errors import AdvXAIError, ParameterError
+from advxai.measure import metrics
 
 
 def test_kernel_density_hand_computed():
@@ -160,7 +162,7 @@ def test_a_detector_fitted_on_one_kind_of_example_fails_in_one_line():
 
 
 def test_bad_detection_config_fails_in_one_line(tmp_path):
-    from advxai import config
+    from advxai.runner import config
 
     def load(section):
         p = tmp_path / "c.yaml"
@@ -182,7 +184,8 @@ def test_bad_detection_config_fails_in_one_line(tmp_path):
 def test_the_chapter_sentence_follows_the_numbers():
     import pandas as pd
 
-    from advxai import narrative, tables
+    from advxai.book import narrative
+    from advxai.measure import tables
 
     def rows(auroc, tpr, base_auroc):
         k = dict(stage="detection", dataset="d_28", model="cnn", attack="pgd", eps=0.05, subset="fooled", run="r")

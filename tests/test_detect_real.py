@@ -5,17 +5,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from advxai import attacks, detect, detectors, fastattacks, study, tables
+from advxai import attacks, detect
+from advxai.attacks import compiled
+from advxai.detect import detectors
+from advxai.measure import tables
+from advxai.studies import detection
 
 
 @pytest.fixture(scope="module")
 def seen_pgd(trained, pneumonia):
-    x, y = study.sample(pneumonia, ["test"], 160, seed=0)
-    advs, preds, _ = study.attack_cells(trained, x, y, {"pgd": [0.05]}, {}, seed=0)
+    x, y = detection.sample(pneumonia, ["test"], 160, seed=0)
+    advs, preds, _ = detection.attack_cells(trained, x, y, {"pgd": [0.05]}, {}, seed=0)
     success = {c: detect.successes(y, preds["clean"], preds[c]) for c in advs}
     ctx = {"seed": 0, "mc_samples": 10, "ig_steps": 4, "epochs": 3, "model": trained}
     names = detectors.DETECTORS.names()
-    cv, av, secs = study.all_views(trained, x, advs, names, ctx)
+    cv, av, secs = detection.all_views(trained, x, advs, names, ctx)
     ref = detectors.reference(trained, *pneumonia.split("train"), n=300, seed=0)
     return x, y, advs, success, cv, av, secs, ref, detect.folds(y, 5, 0), ctx
 
@@ -23,7 +27,7 @@ def seen_pgd(trained, pneumonia):
 def test_every_detector_beats_chance_on_a_seen_pgd(seen_pgd):
     x, y, advs, success, cv, av, secs, ref, fold_of, ctx = seen_pgd
     assert sum(s.sum() for s in success.values()) >= 40
-    recs, _, cost = study.evaluate(detectors.DETECTORS.names(), cv, av, success, ref, fold_of, secs, ctx, 50, 0,
+    recs, _, cost = detection.evaluate(detectors.DETECTORS.names(), cv, av, success, ref, fold_of, secs, ctx, 50, 0,
                                    progress=lambda m: None)
     seen = {r["detector"]: r["auroc"][0] for r in recs if r["setting"] == "seen"}
     assert set(seen) == set(detectors.DETECTORS.names())
@@ -37,14 +41,14 @@ def test_compiled_fgsm_and_bim_equal_art(trained, test_batch):
     x, y = test_batch
     for name in ("fgsm", "bim"):
         art, _ = attacks.generate(trained, x, y, name, 0.05)
-        fast = fastattacks.sweep(trained, x, y, name, [0.05])[0.05]
+        fast = compiled.sweep(trained, x, y, name, [0.05])[0.05]
         assert np.abs(art - fast).max() < 1e-5
 
 
 def test_adaptive_attack_lowers_the_real_detectors_auroc(seen_pgd, trained):
     x, y, advs, success, cv, av, secs, ref, fold_of, ctx = seen_pgd
     cell = detect.Cell("pgd", 0.05)
-    res = study.adaptive_study(trained, x, y, advs, cell, "dispersion", cv, av, success, ref, fold_of, ctx,
+    res = detection.adaptive_study(trained, x, y, advs, cell, "dispersion", cv, av, success, ref, fold_of, ctx,
                                weight=5.0, max_iter=10, n_boot=50)
     assert res["n_test"] == (fold_of == 0).sum()
     assert res["evaded_adaptive"].sum() <= res["success_adaptive"].sum()
@@ -73,7 +77,7 @@ def test_detection_figure_draws_the_grid_that_ran(tiny_grid):
     import matplotlib
 
     matplotlib.use("Agg")
-    from advxai import figures
+    from advxai.book import figures
 
     results, _, _ = tiny_grid
     df = pd.read_csv(results / "tables" / "results.csv")

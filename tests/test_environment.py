@@ -1,7 +1,7 @@
 import re
 import tomllib
 
-from advxai import environment
+from advxai.runner import environment
 
 from conftest import ROOT
 

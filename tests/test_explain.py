@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from advxai import explain, models, train
+from advxai import explain, models
 from advxai.errors import ParameterError, UnknownNameError
+from advxai.models import train
 
 
 @pytest.mark.parametrize("name", ["gradcam", "gradcam++"])
@@ -84,7 +85,7 @@ def test_explanation_targets_and_reuse(trained, test_batch, monkeypatch):
     pa = train.predict_logits(trained, x_adv).argmax(1)
     calls = []
     real = explain.explain
-    monkeypatch.setattr(explain, "explain", lambda name, m, imgs, t, **kw: calls.append(len(imgs)) or
+    monkeypatch.setattr(explain.base, "explain", lambda name, m, imgs, t, **kw: calls.append(len(imgs)) or
                         real(name, m, imgs, t, **kw))
     out = explain.explain_versions("gradcam", trained, x, y, {"fgsm": x_adv[None]}, {"clean": pc, "fgsm": pa[None]},
                                    ["predicted", "clean", "label"], progress=False)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from advxai import metrics as M
 from advxai.errors import ParameterError
+from advxai.measure import metrics as M
 
 
 def test_psnr_hand_computed():
@@ -149,7 +149,7 @@ def test_auc_equals_scikit_learn_binary_and_multiclass(rng):
 
 
 def test_reproduction_verdicts_follow_the_interval():
-    from advxai.reproduction import verdict
+    from advxai.book.reproduction import verdict
 
     assert verdict((0.93, 0.93), (0.90, 0.95), 0.05) == "yes"
     assert verdict((0.859, 0.889), (0.76, 0.83), 0.05) == "partially (ours lower)"  # misses by 0.029
@@ -181,8 +181,8 @@ def test_wilson_interval_hand_computed():
 
 
 def test_rows_intervals_and_subsets():
-    from advxai import tables
     from advxai.errors import ParameterError as PE
+    from advxai.measure import tables
 
     r = tables.proportion_row("fooling_rate", np.ones(100, bool), stage="attack", subset="correct")
     assert r["value"] == 1.0 and r["ci_high"] - r["ci_low"] > 0.03 and r["n"] == 100
@@ -197,7 +197,7 @@ def test_rows_intervals_and_subsets():
 
 
 def test_subset_masks_hand_computed():
-    from advxai.subsets import masks
+    from advxai.measure.subsets import masks
 
     y = np.array([0, 1, 1, 0, 1])
     clean = np.array([0, 1, 0, 0, 1])
@@ -209,7 +209,7 @@ def test_subset_masks_hand_computed():
 
 
 def test_shift_rows_count_blank_maps_and_split_by_fooling(rng):
-    from advxai import evaluation as E
+    from advxai.measure import evaluation as E
 
     clean = rng.random((12, 8, 8))
     adv = clean.copy()
@@ -226,8 +226,8 @@ def test_shift_rows_count_blank_maps_and_split_by_fooling(rng):
 
 def test_shift_and_localisation_rows_of_one_cell_never_share_keys(rng):
     """Both count blank maps of the same (attack, ε, explainer, target) cell: under different metric names."""
-    from advxai import evaluation as E
-    from advxai import tables
+    from advxai.measure import evaluation as E
+    from advxai.measure import tables
 
     clean, adv = rng.random((12, 8, 8)), rng.random((12, 8, 8))
     masks = rng.random((12, 8, 8)) > 0.5

@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from advxai import attacks, data, explain, models, train
+from advxai import attacks, data, explain, models
 from advxai.errors import DataError, ParameterError, UnknownNameError
+from advxai.models import train
 
 
 def cam_map(net) -> tuple[int, int]:

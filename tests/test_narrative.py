@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 
-from advxai import narrative as N
-from advxai import reproduction as R
-from advxai.tables import row
+from advxai.book import narrative as N
+from advxai.book import reproduction as R
+from advxai.measure.tables import row
 
 
 def _r(value, lo, hi, n=100, **keys):
@@ -104,7 +104,7 @@ def test_split_sentence_tells_blank_maps_from_no_images():
 
 
 def test_clean_sentence_names_the_bars_met_and_missed():
-    from advxai import narrative
+    from advxai.book import narrative
 
     def r(dataset, subset, metric, value, lo=np.nan, hi=np.nan, n=100):
         return {"stage": "train", "dataset": dataset, "model": "cnn", "attack": "none", "eps": 0.0,

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from advxai import cli, pipeline, tables
 from advxai.errors import AdvXAIError
+from advxai.measure import tables
+from advxai.runner import cli, pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
@@ -85,7 +86,7 @@ def test_fooling_rate_recomputed_from_saved_arrays(grid):
 
 
 def test_cache_key_hashes_only_the_modules_a_stage_uses(grid):
-    from advxai import fingerprint
+    from advxai.runner import fingerprint
 
     results, _, _ = grid
     runs = {r.stage: r for r in pipeline.plan(pipeline.load_config(TINY), results)}
@@ -250,7 +251,7 @@ def test_valid_nested_sections_are_accepted(tmp_path):
 def test_a_new_seeds_run_is_expected_to_take_its_training_times_the_seeds(tmp_path):
     """The start order and the ETA read each run's last duration; a seeds run not run before takes its training
     run's (written here: 50 s) times the seeds it retrains, not the per-stage estimate every dataset shares."""
-    from advxai.runs import expected_seconds
+    from advxai.runner.runs import expected_seconds
 
     runs = pipeline.plan(pipeline.load_config(TINY), tmp_path)
     train = next(r for r in runs if r.stage == "train")

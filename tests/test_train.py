@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from advxai import benchmarks, models, train
-from advxai.config import load_config
+from advxai import models
 from advxai.errors import ParameterError, UnknownNameError
+from advxai.models import benchmarks, train
+from advxai.runner.config import load_config
 
 
 def test_class_weights_powers_by_hand():
@@ -84,7 +85,7 @@ def test_benchmark_bars_verdicts():
 
 
 def test_seed_rows_mean_and_sd_by_hand():
-    from advxai import evaluation
+    from advxai.measure import evaluation
 
     recs = [{"seed": s, "subset": "test", "metric": "accuracy", "value": v} for s, v in [(0, 0.8), (1, 0.9), (2, 0.7)]]
     rows = {r["metric"]: r for r in evaluation.seed_rows(recs, stage="seeds", dataset="d_28", model="cnn")}
@@ -94,7 +95,7 @@ def test_seed_rows_mean_and_sd_by_hand():
 
 
 def test_reproduction_verdict_widened_by_seed_variance():
-    from advxai import reproduction
+    from advxai.book import reproduction
 
     base = {"dataset": "chest_xray_64", "model": "cnn", "subset": "test", "attack": "none", "eps": 0.0,
             "explainer": "none", "target": "none"}
@@ -110,7 +111,7 @@ def test_reproduction_verdict_widened_by_seed_variance():
 
 
 def test_seeds_config_extends_the_default_and_plans_one_seeds_run_per_model(tmp_path):
-    from advxai.runs import plan
+    from advxai.runner.runs import plan
 
     root = Path(__file__).resolve().parents[1] / "configs"
     cfg, base = load_config(root / "seeds.yaml"), load_config(root / "default.yaml")

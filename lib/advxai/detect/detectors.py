@@ -1,0 +1,301 @@
+"""Detector registry: name -> which views of an input it reads, how it turns them into per-image features, and how
+it is fitted. Each entry's docstring cites its source. Scores: higher = more likely adversarial.
+
+Families (the ``family`` of each entry):
+
+* ``outputs`` — the model's outputs only: max softmax probability (Hendrycks & Gimpel 2017), max logit
+  (Hendrycks et al. 2022), energy (Liu et al. 2020), and a logistic regression on confidence, margin, entropy;
+* ``feature space`` — deep-feature baselines: kernel density + Bayesian uncertainty (Feinman et al. 2017), LID
+  (Ma et al. 2018), Mahalanobis (Lee et al. 2018), ART's ``BinaryInputDetector`` / ``BinaryActivationDetector``;
+* ``explanation`` — from explanations of the predicted class: Grad-CAM summary features, a small CNN on the
+  stacked [image, Grad-CAM, saliency], attribution signatures (Fidel et al. 2020), attribution dispersion
+  (ML-LOO, Yang et al. 2020), and a density fitted on clean explanations only;
+* ``combination`` — outputs and explanations together.
+
+The reference statistics of the feature-space detectors (class means, covariance, kernel-density and LID
+reference sets) come from clean *training* images (:func:`reference`), never from the images under test.
+The formulas (:func:`kernel_density`, :func:`bayesian_uncertainty`, :func:`lid`, :func:`mahalanobis`) are
+plain NumPy, tested against hand-computed values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..registry import Registry
+
+FAMILIES = ("outputs", "feature space", "explanation", "combination")
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    features: Callable  # (views, reference) -> (N, d) per-image features (or images for the CNN detectors)
+    views: tuple[str, ...]  # what it reads of an input (:mod:`advxai.detect.views`)
+    family: str
+    fit: str = "logistic"  # how it is fitted (:data:`FITS`)
+
+    @property
+    def explanation(self) -> bool:
+        return self.family in ("explanation", "combination")
+
+
+DETECTORS: Registry[DetectorSpec] = Registry("detector")
+
+
+def register(name: str, views, family: str, fit: str = "logistic"):
+    def deco(fn):
+        DETECTORS.register(name)(DetectorSpec(fn, tuple(views), family, fit))
+        return fn
+
+    return deco
+
+
+# --- formulas --------------------------------------------------------------------------------------------
+
+
+def energy(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Free energy E(x) = −T log Σ_k exp(z_k / T) (Liu et al. 2020): high on inputs unlike the training data."""
+    from scipy.special import logsumexp
+
+    return -temperature * logsumexp(np.asarray(logits, np.float64) / temperature, axis=1)
+
+
+def fit_gaussians(feats: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class means μ_c and the tied covariance Σ = (1/N) Σ_c Σ_{i∈c} (f_i − μ_c)(f_i − μ_c)ᵀ (Lee et al. 2018);
+    returns (means (K, d), precision Σ⁺ (d, d))."""
+    f = np.asarray(feats, np.float64)
+    classes = np.unique(y)
+    means = np.stack([f[y == c].mean(0) for c in classes])
+    centred = f - means[np.searchsorted(classes, y)]
+    return means, np.linalg.pinv(centred.T @ centred / len(f), hermitian=True)
+
+
+def mahalanobis(feats: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """min_c (f − μ_c)ᵀ Σ⁻¹ (f − μ_c): the negative of Lee et al.'s confidence score M(x) (no input pre-processing)."""
+    d = np.asarray(feats, np.float64)[:, None, :] - means[None]
+    return np.einsum("nkd,de,nke->nk", d, precision, d).min(1)
+
+
+def kernel_density(feats: np.ndarray, reference: np.ndarray, bandwidth: float) -> np.ndarray:
+    """KD(x) = (1/|X_t|) Σ_{x_i ∈ X_t} exp(−‖f(x) − f(x_i)‖² / σ²) over the reference features of one class
+    (Feinman et al. 2017, their Gaussian kernel with σ the bandwidth)."""
+    d2 = ((np.asarray(feats, np.float64)[:, None, :] - np.asarray(reference, np.float64)[None]) ** 2).sum(-1)
+    return np.exp(-d2 / bandwidth**2).mean(1)
+
+
+def bayesian_uncertainty(samples: np.ndarray) -> np.ndarray:
+    """U(x) = (1/T) Σ_t ŷ_tᵀ ŷ_t − (1/T Σ_t ŷ_t)ᵀ (1/T Σ_t ŷ_t) over T dropout samples (T, N, K) (Feinman et al.)."""
+    s = np.asarray(samples, np.float64)
+    mean = s.mean(0)
+    return (s * s).sum(-1).mean(0) - (mean * mean).sum(-1)
+
+
+def lid(feats: np.ndarray, reference: np.ndarray, k: int = 20) -> np.ndarray:
+    """Maximum-likelihood LID (Ma et al. 2018, eq. 3): −((1/k) Σ_{i=1..k} log(r_i / r_k))⁻¹ with r_1 ≤ … ≤ r_k the
+    distances to the k nearest reference points (a point's zero distance to itself is skipped)."""
+    d = np.sqrt(((np.asarray(feats, np.float64)[:, None, :] - np.asarray(reference, np.float64)[None]) ** 2).sum(-1))
+    d = np.where(d <= 1e-12, np.inf, d)
+    if d.shape[1] < k:
+        raise ParameterError(f"LID needs at least k = {k} reference points, got {d.shape[1]}")
+    r = np.sort(d, axis=1)[:, :k]
+    return -1.0 / np.mean(np.log(r / r[:, -1:] + 1e-12), axis=1)
+
+
+def map_summary(maps: np.ndarray) -> np.ndarray:
+    """Five summary features of a map h, with q = h / Σh: mean and s.d. of h, entropy −Σ q log q, mass of the
+    top 10 % pixels, spatial spread (s.d. of pixel coordinates weighted by q, in image sides)."""
+    m = np.asarray(maps, np.float64).reshape(len(maps), -1)
+    mass = m / np.maximum(m.sum(1, keepdims=True), 1e-12)
+    side = np.asarray(maps).shape[1]
+    yy, xx = np.divmod(np.arange(m.shape[1]), side)
+    cy, cx = mass @ yy, mass @ xx
+    spread = np.sqrt(np.maximum(mass @ (yy**2) - cy**2 + mass @ (xx**2) - cx**2, 0)) / side
+    k = max(1, m.shape[1] // 10)
+    return np.column_stack([m.mean(1), m.std(1), -(mass * np.log(np.clip(mass, 1e-12, 1))).sum(1),
+                            np.sort(mass, axis=1)[:, -k:].sum(1), spread])
+
+
+def dispersion(attributions: np.ndarray) -> np.ndarray:
+    """Dispersion of one attribution map per image (ML-LOO, Yang et al. 2020, use the inter-quartile range of
+    leave-one-out attributions; here cheap gradient attributions): log mean |a|, coefficient of variation, IQR
+    over the mean, max over the mean, top-10 % mass and normalised entropy of |a|."""
+    a = np.abs(np.asarray(attributions, np.float64).reshape(len(attributions), -1))
+    mean = np.maximum(a.mean(1), 1e-12)
+    q25, q75 = np.percentile(a, [25, 75], axis=1)
+    p = a / np.maximum(a.sum(1, keepdims=True), 1e-12)
+    k = max(1, a.shape[1] // 10)
+    return np.column_stack([np.log(mean), a.std(1) / mean, (q75 - q25) / mean, a.max(1) / mean,
+                            np.sort(p, axis=1)[:, -k:].sum(1),
+                            -(p * np.log(np.clip(p, 1e-12, 1))).sum(1) / np.log(a.shape[1])])
+
+
+def output_features(logits: np.ndarray) -> np.ndarray:
+    """Confidence max_c p_c, margin z_(1) − z_(2), entropy −Σ p log p."""
+    from ..measure.metrics import softmax
+
+    z = np.asarray(logits, np.float64)
+    p = softmax(z)
+    top2 = np.sort(z, axis=1)[:, -2:]
+    return np.column_stack([p.max(1), top2[:, 1] - top2[:, 0], -(p * np.log(np.clip(p, 1e-12, 1))).sum(1)])
+
+
+# --- reference statistics from clean training images -----------------------------------------------------
+
+
+@dataclass
+class Reference:
+    layers: dict  # layer -> (means, precision) of its pooled activations
+    kd: dict  # class -> penultimate features of reference images of that class
+    bandwidth: float
+    lid: dict  # layer -> activations of a reference batch
+    baseline: np.ndarray  # mean penultimate features (the SHAP baseline of the linear head)
+    head: np.ndarray  # logits-layer weights (d, K)
+    lid_k: int = 20
+
+
+def reference(model, x_train: np.ndarray, y_train: np.ndarray, n: int = 1000, lid_batch: int = 100,
+              lid_k: int = 20, seed: int = 0) -> Reference:
+    """Statistics of ``n`` clean training images (seeded draw): Gaussians per layer, KD reference features per
+    class with the bandwidth σ = median distance between reference features (a scale-free choice where Feinman
+    et al. tuned σ per dataset), LID reference batch of ``lid_batch`` images (Ma et al. use mini-batches of 100)."""
+    from . import views as V
+
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(x_train), min(n, len(x_train)), replace=False)
+    x, y = x_train[idx], np.asarray(y_train)[idx]
+    acts = V.layers(model, x, {})
+    last = acts[list(acts)[-1]]
+    d = np.sqrt(((last[:200, None] - last[None, :200]) ** 2).sum(-1))
+    return Reference(
+        layers={k: fit_gaussians(v, y) for k, v in acts.items()},
+        kd={int(c): last[y == c] for c in np.unique(y)}, bandwidth=float(np.median(d[d > 0])),
+        lid={k: v[:lid_batch] for k, v in acts.items()}, baseline=last.mean(0),
+        head=np.asarray(model.get_layer("logits").get_weights()[0], np.float64), lid_k=lid_k)
+
+
+# --- the registry ----------------------------------------------------------------------------------------
+
+
+@register("msp", ["logits"], "outputs", fit="score")
+def msp(v, ref):
+    """Maximum softmax probability, negated (Hendrycks & Gimpel 2017): low confidence = suspicious."""
+    return -output_features(v["logits"])[:, :1]
+
+
+@register("max-logit", ["logits"], "outputs", fit="score")
+def max_logit(v, ref):
+    """Maximum logit, negated (Hendrycks et al. 2022, "Scaling out-of-distribution detection")."""
+    return -np.asarray(v["logits"], np.float64).max(1, keepdims=True)
+
+
+@register("energy", ["logits"], "outputs", fit="score")
+def energy_score(v, ref):
+    """Energy score E(x) = −log Σ exp(z_k) (Liu et al. 2020, "Energy-based out-of-distribution detection")."""
+    return energy(v["logits"])[:, None]
+
+
+@register("outputs", ["logits"], "outputs")
+def outputs(v, ref):
+    """Logistic regression on confidence, margin and entropy (the book's earlier outputs-only baseline)."""
+    return output_features(v["logits"])
+
+
+@register("kd-bu", ["layers", "mc"], "feature space")
+def kd_bu(v, ref):
+    """Kernel density of the penultimate features among training images of the predicted class, and Bayesian
+    uncertainty from MC dropout (Feinman et al. 2017, "Detecting adversarial samples from artifacts"); logistic
+    regression on both, as theirs. The compact CNN has dropout before its logits: its own rate is used."""
+    last = v["layers"][list(v["layers"])[-1]]
+    pred = np.asarray(v["logits"]).argmax(1)
+    kd = np.zeros(len(last))
+    for c, feats in ref.kd.items():
+        sel = pred == c
+        if sel.any():
+            kd[sel] = kernel_density(last[sel], feats, ref.bandwidth)
+    return np.column_stack([np.log(kd + 1e-300), bayesian_uncertainty(v["mc"])])
+
+
+@register("lid", ["layers"], "feature space")
+def lid_features(v, ref):
+    """Local intrinsic dimensionality of each block's activations w.r.t. a batch of clean training images
+    (Ma et al. 2018, "Characterizing adversarial subspaces using LID"), k = 20; logistic regression."""
+    return np.column_stack([lid(v["layers"][k], ref.lid[k], ref.lid_k) for k in ref.lid])
+
+
+@register("mahalanobis", ["layers"], "feature space")
+def mahalanobis_features(v, ref):
+    """Class-conditional Gaussians with tied covariance on each block's pooled activations; per layer the
+    smallest Mahalanobis distance, combined by logistic regression (Lee et al. 2018, "A simple unified
+    framework for detecting out-of-distribution samples and adversarial attacks"; without their input
+    pre-processing)."""
+    return np.column_stack([mahalanobis(v["layers"][k], *ref.layers[k]) for k in ref.layers])
+
+
+@register("art-input", ["image"], "feature space", fit="art-input")
+def art_input(v, ref):
+    """ART's ``BinaryInputDetector`` (Al-Dujaili et al. / Metzen et al. 2017 style): a binary CNN on the raw image."""
+    return np.asarray(v["image"], np.float32)
+
+
+@register("art-activation", ["image"], "feature space", fit="art-activation")
+def art_activation(v, ref):
+    """ART's ``BinaryActivationDetector`` (Metzen et al. 2017, "On detecting adversarial perturbations"): a binary
+    classifier on the activations of the classifier's last conv block."""
+    return np.asarray(v["image"], np.float32)
+
+
+@register("gradcam-summary", ["gradcam"], "explanation")
+def gradcam_summary(v, ref):
+    """The book's earlier explanation detector: five summary features of the Grad-CAM map, logistic regression."""
+    return map_summary(v["gradcam"])
+
+
+@register("map-cnn", ["image", "gradcam", "saliency"], "explanation", fit="cnn")
+def map_cnn(v, ref):
+    """A small CNN on the stacked [image, Grad-CAM, saliency] (saliency scaled to [0, 1] per image): a detector
+    that learns from the explanation maps themselves (cf. Watson & Al Moubayed 2020, who classify SHAP maps)."""
+    s = np.asarray(v["saliency"], np.float32)
+    s = s / np.maximum(s.reshape(len(s), -1).max(1), 1e-12)[:, None, None]
+    return np.concatenate([v["image"], v["gradcam"][..., None], s[..., None]], axis=-1).astype(np.float32)
+
+
+@register("signature", ["layers"], "explanation")
+def signature(v, ref):
+    """Attribution signature (Fidel et al. 2020, "When explainability meets adversarial learning"): SHAP values of
+    the penultimate units for every class. For the linear logits layer they are exact: φ_jk = W_jk (h_j − h̄_j)
+    with h̄ the mean clean training features (the SHAP baseline). Logistic regression on the signature."""
+    last = v["layers"][list(v["layers"])[-1]]
+    phi = (last - ref.baseline)[:, :, None] * ref.head[None]
+    return phi.reshape(len(last), -1)
+
+
+@register("dispersion", ["saliency", "gxi", "ig"], "explanation")
+def attribution_dispersion(v, ref):
+    """ML-LOO-style dispersion (Yang et al. 2020, "ML-LOO: detecting adversarial examples with feature
+    attribution") of three cheap attributions (saliency, gradient × input, integrated gradients); logistic
+    regression."""
+    return np.column_stack([dispersion(v[k]) for k in ("saliency", "gxi", "ig")])
+
+
+@register("clean-density", ["gradcam", "saliency", "gxi", "ig"], "explanation", fit="clean-density")
+def clean_density(v, ref):
+    """Explanation features (Grad-CAM summary + attribution dispersion) scored by their Mahalanobis distance to
+    the clean explanations of the training folds (a Ledoit–Wolf Gaussian fitted on clean images only): an
+    anomaly score in the spirit of Watson & Al Moubayed 2020. It never sees an attack, so no attack can teach
+    it the wrong direction."""
+    return np.column_stack([gradcam_summary(v, ref), attribution_dispersion(v, ref)])
+
+
+@register("outputs+explanations", ["logits", "gradcam", "saliency", "gxi", "ig"], "combination")
+def outputs_and_explanations(v, ref):
+    """Output features + Grad-CAM summary + attribution dispersion, one logistic regression."""
+    return np.column_stack([output_features(v["logits"]), gradcam_summary(v, ref), attribution_dispersion(v, ref)])
+
+
+def views_for(names) -> list[str]:
+    """Every view the named detectors read, in a fixed order."""
+    return list(dict.fromkeys(v for n in names for v in DETECTORS[n].views))

@@ -1,0 +1,162 @@
+"""What a detector can see of one input, computed once per image set and shared by every detector ("views"):
+
+* ``logits`` — the model's outputs;
+* ``layers`` — hidden activations, spatially averaged per channel (Lee et al. 2018 pool each layer the same way),
+  at the end of each conv block;
+* ``mc`` — softmax outputs under Monte-Carlo dropout (Gal & Ghahramani 2016): the compact CNN has dropout before
+  its logits layer, so T masks are drawn on the penultimate features and pushed through that layer (batch
+  normalisation stays in inference mode, which ``model(x, training=True)`` would not do);
+* explanations of the predicted class (what a deployed system shows): ``gradcam`` (:mod:`advxai.explain`),
+  ``saliency`` |∂z_c/∂x| (Simonyan et al. 2014), ``gxi`` gradient × input (Shrikumar et al. 2016), and ``ig``
+  integrated gradients from a black baseline with few steps (Sundararajan et al. 2017) — all batched and compiled.
+
+:func:`compute` returns the views and the seconds each took, from which the cost per image of a detector follows.
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+from ..errors import ParameterError
+from ..registry import Registry
+
+VIEWS: Registry = Registry("view")
+_CACHE: dict = {}  # compiled functions of the current model (one model at a time, like explain's Grad-CAM)
+
+
+def block_layers(model: keras.Model) -> list[str]:
+    """The activations at the end of each conv block of the compact CNN (``relu<b>_1``), else the Grad-CAM layer."""
+    from ..models import last_conv_layer
+
+    names = [la.name for la in model.layers if la.name.startswith("relu") and la.name.endswith("_1")]
+    return names or [last_conv_layer(model)]
+
+
+def _compiled(model: keras.Model, key: str, build):
+    if _CACHE.get("model") is not model:
+        _CACHE.clear()
+        _CACHE["model"] = model
+    if key not in _CACHE:
+        _CACHE[key] = build()
+    return _CACHE[key]
+
+
+def _batched(fn, x: np.ndarray, *more, batch_size: int = 256):
+    outs = [fn(x[i:i + batch_size], *(m[i:i + batch_size] for m in more)) for i in range(0, len(x), batch_size)]
+    if isinstance(outs[0], tuple | list):
+        return [np.concatenate([np.asarray(o[k]) for o in outs]) for k in range(len(outs[0]))]
+    return np.concatenate([np.asarray(o) for o in outs])
+
+
+@VIEWS.register("logits")
+def logits(model, x, ctx):
+    return _batched(lambda b: model(b, training=False), x)
+
+
+@VIEWS.register("layers")
+def layers(model, x, ctx):
+    import tensorflow as tf
+
+    names = block_layers(model)
+    sub = _compiled(model, "layers", lambda: keras.Model(model.input, [model.get_layer(n).output for n in names]))
+    fn = _compiled(model, "layers_fn", lambda: tf.function(
+        lambda b: [tf.reduce_mean(o, axis=(1, 2)) if len(o.shape) == 4 else o for o in sub(b, training=False)]))
+    return dict(zip(names, _batched(fn, x), strict=True))
+
+
+def penultimate(model, x):
+    head = model.get_layer("logits")
+    sub = _compiled(model, "penultimate", lambda: keras.Model(model.input, head.input))
+    return _batched(lambda b: sub(b, training=False), x)
+
+
+@VIEWS.register("mc")
+def mc_dropout(model, x, ctx):
+    """(T, N, K) softmax samples: dropout of the model's own rate (0.5 inserted at test time for a net without
+    dropout) on the penultimate features, through the logits layer."""
+    from ..measure.metrics import softmax
+
+    names = [la.name for la in model.layers]
+    rate = float(model.get_layer("dropout").rate) if "dropout" in names else 0.5
+    h = penultimate(model, x).astype(np.float64)
+    w, b = (np.asarray(v, np.float64) for v in model.get_layer("logits").get_weights())
+    rng = np.random.default_rng(ctx.get("seed", 0))
+    t = int(ctx.get("mc_samples", 20))
+    keep = rng.random((t, *h.shape)) >= rate
+    z = (h[None] * keep / (1 - rate)) @ w + b
+    return softmax(z.reshape(-1, z.shape[-1])).reshape(*z.shape)
+
+
+def _input_gradient(model):
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def grad(xb, tb):
+        with tf.GradientTape() as tape:
+            tape.watch(xb)
+            score = tf.gather(model(xb, training=False), tb, axis=1, batch_dims=1)
+        return tape.gradient(score, xb)
+
+    return grad
+
+
+def _targets(ctx, model, x):
+    return ctx["targets"] if "targets" in ctx else logits(model, x, ctx).argmax(1).astype(np.int32)
+
+
+@VIEWS.register("saliency")
+def saliency(model, x, ctx):
+    """|∂z_c/∂x| summed over channels, c the predicted class (Simonyan et al. 2014); raw, not normalised."""
+    g = _batched(_compiled(model, "grad", lambda: _input_gradient(model)), x, _targets(ctx, model, x))
+    return np.abs(g).sum(-1)
+
+
+@VIEWS.register("gxi")
+def gradient_times_input(model, x, ctx):
+    """(∂z_c/∂x) · x summed over channels (Shrikumar et al. 2016); signed."""
+    g = _batched(_compiled(model, "grad", lambda: _input_gradient(model)), x, _targets(ctx, model, x))
+    return (g * x).sum(-1)
+
+
+@VIEWS.register("ig")
+def integrated_gradients(model, x, ctx):
+    """Integrated gradients from a black image, ``ig_steps`` midpoint Riemann steps (Sundararajan et al. 2017),
+    summed over channels; signed."""
+    grad = _compiled(model, "grad", lambda: _input_gradient(model))
+    t = _targets(ctx, model, x)
+    steps = int(ctx.get("ig_steps", 8))
+    total = np.zeros_like(x)
+    for a in (np.arange(steps) + 0.5) / steps:
+        total += _batched(grad, (a * x).astype(np.float32), t)
+    return (x * total / steps).sum(-1)
+
+
+@VIEWS.register("gradcam")
+def gradcam(model, x, ctx):
+    from ..explain import gradcam as cam
+
+    return cam(model, x, _targets(ctx, model, x), progress=False)
+
+
+@VIEWS.register("image")
+def image(model, x, ctx):
+    return x
+
+
+def compute(model: keras.Model, x: np.ndarray, names, ctx: dict | None = None) -> tuple[dict, dict]:
+    """The named views of images ``x`` and the seconds each took: ({view: array}, {view: seconds})."""
+    x = np.asarray(x, np.float32)
+    if x.ndim != 4:
+        raise ParameterError(f"images must be (N, H, W, C), got {x.shape}")
+    ctx = dict(ctx or {})
+    out, secs = {}, {}
+    for name in ["logits", *[n for n in names if n != "logits"]]:
+        t0 = time.perf_counter()
+        out[name] = VIEWS[name](model, x, ctx)
+        secs[name] = time.perf_counter() - t0
+        if name == "logits":
+            ctx["targets"] = out["logits"].argmax(1).astype(np.int32)  # every explanation explains the prediction
+    return out, secs

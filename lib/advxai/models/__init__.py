@@ -1,0 +1,14 @@
+"""Model layer: architectures (``nets``: the registry name -> Keras 3 builder of a logits model on [0, 1]
+images), training (``train``: the recipe, Table II metrics) and the public bars each model is held against
+(``benchmarks``). The package's names are the architecture registry: ``models.build("cnn", shape, n_classes)``;
+training is ``from advxai.models import train``.
+
+May import: ``advxai.errors``, ``advxai.registry``, ``advxai.artefacts``, ``advxai.measure``."""
+
+from __future__ import annotations
+
+from .nets import MODELS, ImagenetPreprocess, apps, build, compact_cnn, last_conv_layer, load, save
+
+__all__ = [
+    "MODELS", "ImagenetPreprocess", "compact_cnn", "apps", "build", "last_conv_layer", "save", "load",
+]

@@ -1,0 +1,164 @@
+"""One entry point: ``advxai run CONFIG``, ``advxai fetch DATASET``, ``advxai book CONFIG``.
+
+Every error of ours is printed as one line (``advxai: error: ...``) naming the fix, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import AdvXAIError, DataError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _run(args) -> int:
+    from .pipeline import run_grid
+
+    options = {"workers": args.workers, **({"scheduler": args.scheduler} if args.executor == "dask" else {})}
+    records = run_grid(args.config, args.results, args.executor, Path(args.book) if args.book else None,
+                       verbose=args.verbose, **options)
+    failed = [r for r in records if r["status"] == "failed"]
+    for r in failed if args.executor == "dask" else []:  # the local executors report each as it happens
+        print(f"advxai: failed: {r['stage']} {r['run']}: {r['error']} (notebook: {r['notebook']})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _validate(args) -> int:
+    """Check a config against the schema and the registries before any work; one line either way."""
+    from .pipeline import load_config, plan
+
+    cfg = load_config(args.config)
+    runs = plan(cfg, Path(args.results))
+    missing = {r.params["dataset"]: r.params["data_md5"] for r in runs
+               if r.stage == "train" and str(r.params["data_md5"]).startswith("unavailable")}
+    if missing:
+        name, why = next(iter(missing.items()))
+        raise DataError(f"{args.config}: dataset {name} is {why}")
+    print(f"{args.config}: valid; {len(runs)} runs over "
+          f"{len({(r.params.get('dataset'), r.params.get('size')) for r in runs if r.stage == 'train'})} datasets")
+    return 0
+
+
+def _plan(args) -> int:
+    """The runs a config makes, which are cached, which will run, and how long that is expected to take."""
+    from .pipeline import plan_rows, plan_text
+
+    print(plan_text(plan_rows(args.config, args.results)))
+    return 0
+
+
+def _fetch(args) -> int:
+    """Download a raw set (chest_xray, isic2018: verified, unpacked) or a MedMNIST file (MD5-checked), then load it."""
+    from .. import data
+
+    if args.dataset in data.RAW:
+        data.fetch_raw(args.dataset, base_url=args.base_url)
+    ds = data.load(args.dataset, args.size)
+    print(f"{ds.name} {ds.size}px: {ds.counts()} md5 {ds.md5}")
+    return 0
+
+
+def _book(args) -> int:
+    """Run the grid (reusing finished runs), then build the jupyter-book and print the index.html path."""
+    code = _run(args)
+    root = Path(args.root)
+    jb = Path(sys.executable).with_name("jupyter-book")  # the venv's own jupyter-book
+    log = Path(args.results) / "logs" / "book.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run([str(jb), "build", str(root), "--path-output", str(root),
+                          "--warningiserror" if args.strict else "--keep-going"], check=False,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log.write_text(out.stdout)
+    if args.verbose:
+        print(out.stdout)
+    index = (root / "_build" / "html" / "index.html").resolve()
+    if out.returncode != 0 or not index.exists():
+        print(f"advxai: error: jupyter-book build failed; see {log} (or rerun with --verbose)", file=sys.stderr)
+        return 1
+    missing = [line for line in out.stdout.splitlines() if "Glue reference" in line or "mystnb.glue" in line]
+    if missing:  # a chapter pastes a number the results did not compute: the book would show a blank
+        print(f"advxai: error: {len(missing)} missing glue references, e.g. {missing[0].strip()[:160]}; see {log}",
+              file=sys.stderr)
+        return 1
+    stale = _remove_stale_pages(root, Path(args.book))
+    print(f"book: {index}" + (f" ({stale} pages of an earlier grid removed)" if stale else ""))
+    return code
+
+
+def _remove_stale_pages(root: Path, book: Path) -> int:
+    """Delete built run pages whose notebook the current grid no longer publishes (Sphinx keeps them)."""
+    built = root / "_build" / "html" / book.resolve().relative_to(root.resolve()) / "runs"
+    current = {p.stem for p in (book / "runs").glob("*.ipynb")}
+    stale = [p for p in built.glob("*.html") if p.stem not in current]
+    for p in stale:
+        p.unlink()
+    return len(stale)
+
+
+def _student(args) -> int:
+    from ..book.course import student_copy
+
+    for path in student_copy(args.source, args.out):
+        print(f"student copy: {path}")
+    return 0
+
+
+def _executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true", help="show kernel, TensorFlow and Sphinx output on the terminal")
+    p.add_argument("--executor", default="parallel",
+                   help="parallel (default: several runs at once on this machine), serial (one at a time) or dask")
+    p.add_argument("--scheduler", default=None, help="dask: address of an existing scheduler, tcp://HOST:PORT")
+    p.add_argument("--workers", type=int, default=None,
+                   help="runs at once (parallel: default 2 on 2+ cores, 1 for a gpu config; dask: default cores / 2)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="advxai", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute a YAML experiment grid with papermill")
+    r.add_argument("config", type=Path)
+    r.add_argument("--results", type=Path, default=Path("results"))
+    _executor_args(r)
+    r.add_argument("--book", default=None, help="publish executed notebooks into this book folder")
+    r.set_defaults(fn=_run)
+    for name, fn, text in [("validate", _validate, "check a config before any work"),
+                           ("plan", _plan, "list the runs of a config: cached, to run, expected time")]:
+        v = sub.add_parser(name, help=text)
+        v.add_argument("config", type=Path)
+        v.add_argument("--results", type=Path, default=Path("results"))
+        v.set_defaults(fn=fn)
+    f = sub.add_parser("fetch", help="download (checked) and load a dataset: a MedMNIST flag, chest_xray, isic2018")
+    f.add_argument("dataset")
+    f.add_argument("--size", type=int, default=28)
+    f.add_argument("--base-url", default=None, help="chest_xray, isic2018: fetch each file from BASE_URL/FILE")
+    f.set_defaults(fn=_fetch)
+    b = sub.add_parser("book", help="run a grid, then build the jupyter-book")
+    b.add_argument("config", type=Path)
+    b.add_argument("--results", type=Path, default=Path("results"))
+    _executor_args(b)
+    b.add_argument("--book", default="book")
+    b.add_argument("--root", default=".", help="folder holding _config.yml and _toc.yml")
+    b.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
+    b.set_defaults(fn=_book)
+    s = sub.add_parser("student", help="copy the course notebooks with their solution cells stripped")
+    s.add_argument("source", type=Path, nargs="?", default=Path("book/course"))
+    s.add_argument("--out", type=Path, default=Path("student"))
+    s.set_defaults(fn=_student)
+    args = p.parse_args(argv)
+    try:
+        return args.fn(args)
+    except AdvXAIError as exc:
+        print(f"advxai: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("advxai: interrupted; finished runs are kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

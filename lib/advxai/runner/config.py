@@ -1,0 +1,235 @@
+"""The experiment config: YAML -> a checked dict with every default filled in. Unknown keys, names no registry
+knows, ε outside [0, 1], sizes a dataset lacks and multi-label sets fail here, in one line, before any work."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import yaml
+
+from ..errors import ParameterError
+from .runs import STAGES
+
+DEFAULTS = {
+    "seed": 0,
+    "seeds": [],  # extra training seeds: each model is retrained with them for its training-seed variance
+    # the recipe of advxai.models.train (README "Training recipe"); patience applies when monitor is not "none"
+    "train": {"epochs": 15, "batch_size": 64, "lr": 3e-3, "patience": 4, "augment": True, "balance": True,
+              "schedule": "cosine", "warmup": 1, "weight_decay": 1e-4, "label_smoothing": 0.1, "monitor": "none"},
+    "attack": {"names": ["fgsm", "pgd", "deepfool"], "eps": [0.01, 0.05, 0.075, 0.1], "n_images": 100,
+               "params": {}, "split": False},
+    "explain": {"names": ["gradcam", "gradcam++"], "target": ["predicted", "clean"]},
+    "strength": {"faithful": False},
+    "n_boot": 1000,
+    "gpu": False,  # true: train/attack/explain runs ask Dask workers for the resource GPU=1
+    "estimates": {},  # stage -> seconds per run on the intended machine, for `advxai plan` before any run
+}
+
+
+# The RADAR-MIX part of a config (optional, section ``radarmix``): its own datasets and grid, trained models
+# shared with the Grad-Attacks part when dataset, model and training agree (same run key).
+RADARMIX = {
+    "datasets": [], "models": [{"name": "cnn"}], "train": {}, "split": "test",
+    "attack": {"names": ["fgsm", "bim", "pgd", "deepfool", "uap", "cw"], "eps": [0.001, 0.01, 0.05, 0.1, 0.5],
+               "n_images": 100, "params": {}},
+    "explain": {"names": ["gradcam", "gradcam++", "shap", "lime"], "n_explain": {}, "params": {},
+                "n_background": 32, "target": ["predicted", "clean"]},
+    "topk": 0.1, "faithful": False,
+    "eps_units": "pixel",  # "sigma": ε in ImageNet σ units on unclipped inputs, as the RADAR-MIX code (faithful)
+}
+
+# The detection study (optional, section ``detection``): its own datasets, attacks and detectors on the trained
+# models of the ``train`` stage (same run key as the Grad-Attacks part when dataset, model and training agree).
+DETECTION = {
+    "datasets": [], "models": [{"name": "cnn"}], "train": {},
+    "splits": ["test"],  # the images studied: every image of these splits (n_images 0) or a balanced draw
+    "n_images": 0,
+    "attack": {"names": ["fgsm", "pgd", "deepfool"], "eps": {}, "params": {}},  # eps: attack -> ε list
+    "detectors": ["msp", "max-logit", "energy", "outputs", "kd-bu", "lid", "mahalanobis", "gradcam-summary",
+                  "signature", "dispersion", "clean-density", "outputs+explanations"],
+    "folds": 5, "n_boot": 1000, "n_reference": 1000, "mc_samples": 20, "ig_steps": 8, "epochs": 6,
+    "adaptive": {"attack": "pgd", "eps": 0.05, "weight": 1.0, "max_iter": 20},  # attack: null skips it
+}
+
+
+def load_config(path: Path) -> dict:
+    """Read a YAML grid and fill in defaults; unknown names and ε outside [0, 1] fail here, before any work."""
+    path = Path(path)
+    raw = _read(path)
+    _known_keys(raw, path)
+    cfg = _merged(DEFAULTS, raw)
+    cfg["name"] = raw.get("name", path.stem)
+    cfg["datasets"], cfg["models"] = raw.get("datasets", []), raw.get("models", ["cnn"])
+    if not cfg["datasets"] and "radarmix" not in raw and "detection" not in raw:
+        raise ParameterError(f"config {path} lists no datasets")
+    _check(cfg, cfg["attack"], cfg["explain"]["names"], path)
+    if not isinstance(cfg["seeds"], list) or not all(isinstance(x, int) for x in cfg["seeds"]):
+        raise ParameterError(f"config {path}: seeds must be a list of integers (extra training seeds), "
+                             f"got {cfg['seeds']!r}")
+    if "radarmix" in raw:
+        r = cfg["radarmix"] = _merged(RADARMIX, raw["radarmix"] or {})
+        if not r["datasets"]:
+            raise ParameterError(f"config {path}: section radarmix lists no datasets")
+        _check(r, r["attack"], r["explain"]["names"], path)
+        unknown = set(r["explain"]["n_explain"]) - set(r["explain"]["names"])
+        if unknown:
+            raise ParameterError(f"radarmix.explain.n_explain names explainers not in the grid: {sorted(unknown)}")
+        from ..attacks import check_units
+
+        for a in r["attack"]["names"]:
+            check_units(a, r["eps_units"])
+        if len(r["attack"]["names"]) < 2:
+            raise ParameterError("radarmix needs at least two attacks (the detector is tested leave-one-attack-out)")
+    if "detection" in raw:
+        cfg["detection"] = _detection(raw["detection"] or {}, path)
+    return cfg
+
+
+def dataset_names(cfg: dict) -> list[str]:
+    """Every dataset a loaded config reads (its parts together, in order, once each)."""
+    sections = [cfg, *(cfg[k] for k in ("radarmix", "detection") if k in cfg)]
+    names = (d["name"] if isinstance(d, dict) else d for s in sections for d in s["datasets"])
+    return list(dict.fromkeys(names))
+
+
+def _detection(raw: dict, path: Path) -> dict:
+    """The ``detection`` section with defaults; attack ε per attack (default: the grid's first ε for all)."""
+    from ..detect.detectors import DETECTORS
+
+    d = _merged(DETECTION, raw)
+    if not d["datasets"]:
+        raise ParameterError(f"config {path}: section detection lists no datasets")
+    a = d["attack"]
+    a["eps"] = {n: [float(e) for e in _as_list(a["eps"].get(n, [0.05]))] for n in a["names"]}
+    from .. import attacks, data, models
+
+    d["datasets"] = [x if isinstance(x, dict) else {"name": x} for x in d["datasets"]]
+    d["models"] = [m if isinstance(m, dict) else {"name": m} for m in d["models"]]
+    for x in d["datasets"]:
+        data.check(x["name"], x.setdefault("size", 28))
+        data.check_sample(x["name"], x["size"], list(d["splits"]), int(d["n_images"]), "detection.n_images")
+    for m in d["models"]:
+        models.MODELS[m["name"]]
+    for n in a["names"]:
+        attacks.params_for(n, a["params"].get(n))
+        for e in a["eps"][n]:
+            attacks.check_eps(e)
+    unknown = set(raw.get("attack", {}).get("eps", {}) or {}) - set(a["names"])
+    if unknown:
+        raise ParameterError(f"detection.attack.eps names attacks not in the grid: {sorted(unknown)}")
+    for name in d["detectors"]:
+        DETECTORS[name]
+    if int(d["folds"]) < 5:
+        raise ParameterError(f"detection.folds must be ≥ 5 (got {d['folds']}): fewer folds leave too few images out")
+    ad = d["adaptive"]
+    if ad["attack"] is not None and ad["attack"] not in a["eps"]:
+        raise ParameterError(f"detection.adaptive.attack {ad['attack']!r} is not in detection.attack.names")
+    return d
+
+
+def _read(path: Path, seen: tuple = ()) -> dict:
+    """The YAML of ``path``; ``extends: other.yaml`` (relative to it) starts from that config and overrides it
+    section by section (a section named here replaces the base's, one level deep for mappings)."""
+    if not path.exists():
+        raise ParameterError(f"config {path} not found; see configs/ for examples")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ParameterError(f"config {path} must be a mapping of sections, got {type(raw).__name__}")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    base_path = (path.parent / str(base)).resolve()
+    if base_path in seen:
+        raise ParameterError(f"config {path}: `extends` loops back to {base_path}")
+    merged = _read(base_path, (*seen, path.resolve()))
+    for key, value in raw.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if both else value
+    merged["name"] = raw.get("name", path.stem)
+    return merged
+
+
+# Keys a config may hold besides the defaults' own (a typo must fail, not silently fall back to a default).
+TOP_LEVEL = {"name", "datasets", "models", "radarmix", "detection"}
+DATASET_KEYS = {"name", "size", "model_params", "train", "split"}
+MODEL_KEYS = {"name", "params"}
+FREE_FORM = {"params", "n_explain", "model_params"}  # maps of registry names to parameters, checked by the registries
+
+
+def _known_keys(raw: dict, path: Path) -> None:
+    """Every key of the YAML is one the runner knows; an unknown one fails with the closest known key."""
+
+    def check(section: dict, allowed, where: str) -> None:
+        if not isinstance(section, dict):
+            raise ParameterError(f"config {path}: {where or 'the file'} must be a mapping, got {section!r}")
+        for key in section:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), list(allowed), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(allowed))}"
+                raise ParameterError(f"config {path}: unknown key {where + '.' if where else ''}{key!r}{hint}")
+
+    def entries(items, allowed, where):
+        for item in items or []:
+            if isinstance(item, dict):
+                check(item, allowed, where)
+                if isinstance(item.get("train"), dict):  # per-dataset training settings: the train section's keys
+                    check(item["train"], set(DEFAULTS["train"]), f"{where}.train")
+
+    check(raw, set(DEFAULTS) | TOP_LEVEL, "")
+    for name, default in DEFAULTS.items():
+        if isinstance(default, dict) and name in raw:
+            check(raw[name] or {}, set(STAGES) if name == "estimates" else set(default), name)
+    entries(raw.get("datasets"), DATASET_KEYS, "datasets[]")
+    entries(raw.get("models"), MODEL_KEYS, "models[]")
+    for part, defaults in (("radarmix", RADARMIX), ("detection", DETECTION)):  # the optional parts, alike
+        if raw.get(part) is None:
+            continue
+        r = raw[part]
+        check(r, set(defaults), part)
+        for name, default in defaults.items():
+            if isinstance(default, dict) and name in r and name not in FREE_FORM:
+                allowed = set(DEFAULTS["train"]) if name == "train" else set(default)  # train overrides the top's
+                check(r[name] or {}, allowed, f"{part}.{name}")
+        entries(r.get("datasets"), DATASET_KEYS, f"{part}.datasets[]")
+        entries(r.get("models"), MODEL_KEYS, f"{part}.models[]")
+
+def _merged(defaults: dict, raw: dict) -> dict:
+    """Defaults updated by a YAML section, one level deep (a nested dict keeps the defaults it does not set)."""
+    return {k: (dict(v, **raw.get(k, {})) if isinstance(v, dict) else raw.get(k, v)) for k, v in defaults.items()}
+
+
+def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> None:
+    """Normalise the section's dataset/model entries (a bare name becomes ``{name: ...}``); unknown
+    dataset/model/attack/explainer names and ε outside [0, 1] fail before any work."""
+    from .. import attacks, data, explain, models
+
+    section["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in section["datasets"]]
+    section["models"] = [m if isinstance(m, dict) else {"name": m} for m in section["models"]]
+    from ..models.train import check_settings
+
+    for d in section["datasets"]:
+        data.check(d["name"], d.setdefault("size", 28))  # unknown name, size the set lacks, multi-label flag
+        check_settings({**DEFAULTS["train"], **section.get("train", {}), **d.get("train", {})})
+        split = d.get("split", section.get("split", "test"))  # Grad-Attacks: test; RADAR-MIX: its own
+        data.check_sample(d["name"], d["size"], [split], int(attack["n_images"]), "attack.n_images")
+    for m in section["models"]:
+        models.MODELS[m["name"]]
+    for a in attack["names"]:
+        attacks.params_for(a, attack["params"].get(a))
+    for e in attack["eps"]:
+        attacks.check_eps(e)
+    for x in explainers:
+        explain.EXPLAINERS[x]
+    section["explain"]["target"] = targets = _as_list(section["explain"]["target"])
+    for t in targets:
+        explain.TARGETS[t]
+    if int(attack["n_images"]) < 2:
+        raise ParameterError("attack.n_images must be ≥ 2")
+
+
+def _as_list(v) -> list:
+    return list(v) if isinstance(v, list | tuple) else [v]

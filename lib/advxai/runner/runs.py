@@ -1,0 +1,197 @@
+"""Plan and keys: a config expands into :class:`Run` s, one per (stage, dataset, model[, attack group]), each with
+a key that hashes everything that can change its numbers (parameters, upstream keys, notebook, the library
+modules its notebook uses, numerical dependency versions, the lock file, the data fingerprint)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from pathlib import Path
+
+from ..errors import AdvXAIError
+from . import environment, fingerprint
+
+ROOT = Path(__file__).resolve().parents[3]  # the repository (lib/advxai/runner/ -> ..)
+NOTEBOOKS = ROOT / "notebooks"
+STAGES = {  # stage -> notebook, in execution order
+    "train": "01_train.ipynb",
+    "attack": "02_attack.ipynb",
+    "gradcam": "03_gradcam.ipynb",
+    "distortion": "04_distortion.ipynb",
+    "strength": "05_strength.ipynb",
+    "radarmix": "06_radarmix.ipynb",
+    "detection": "07_detection.ipynb",
+    "seeds": "08_seeds.ipynb",
+    "summary": "00_summary.ipynb",
+}
+
+
+@dataclass
+class Run:
+    stage: str
+    label: str
+    params: dict
+    deps: list[Run] = field(default_factory=list)
+    results: Path = Path("results")
+
+    @property
+    def notebook(self) -> Path:
+        return NOTEBOOKS / STAGES[self.stage]
+
+    @cached_property
+    def key(self) -> str:
+        """Hash of everything that can change the run's numbers: its parameters, its upstream runs, its
+        notebook, the library modules that notebook uses, the versions of the numerical dependencies and the
+        lock file of the environment. Computed once, in the runner: a Dask worker receives it with the run."""
+        blob = json.dumps({"stage": self.stage, "params": self.params, "deps": [d.key for d in self.deps],
+                           "notebook": _file_md5(self.notebook), "code": code_fingerprint(self.notebook),
+                           "versions": _numerical_versions(), "lock": environment.lock_hash()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def out_dir(self) -> Path:
+        return self.results / "runs" / self.stage / f"{self.label}-{self.key}"
+
+    @property
+    def done(self) -> bool:
+        return (self.out_dir / "provenance.json").exists()
+
+    def notebook_parameters(self, out_dir: Path | None = None) -> dict:
+        """What the notebook's ``parameters`` cell receives: its own parameters plus upstream folders."""
+        p = dict(self.params, out_dir=str(Path(out_dir or self.out_dir).resolve()), run_id=self.out_dir.name)
+        for d in self.deps:
+            name = f"{d.stage}_dirs" if self.stage in ("strength", "summary") else f"{d.stage}_dir"
+            if name.endswith("_dirs"):
+                p.setdefault(name, []).append(str(d.out_dir.resolve()))
+            else:
+                p[name] = str(d.out_dir.resolve())
+        return p
+
+
+def _file_md5(path: Path) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest() if Path(path).exists() else "missing"
+
+
+@cache
+def code_fingerprint(notebook: Path) -> str:
+    """MD5 over the library modules the stage's notebook uses (:mod:`advxai.runner.fingerprint`)."""
+    return fingerprint.code_fingerprint(notebook)
+
+
+@cache
+def _numerical_versions() -> dict[str, str]:
+    v = environment.versions()
+    return {k: v[k] for k in [*environment.NUMERICAL, "python"] if k in v}
+
+
+def plan(cfg: dict, results: Path) -> list[Run]:
+    """Expand a config into runs in execution order (every run after the runs it depends on)."""
+    runs: list[Run] = []
+    seed, n_boot = cfg["seed"], cfg["n_boot"]
+    trains: dict[str, Run] = {}  # key -> run: one training run serves both parts of a config
+    seeds_runs: list[Run] = []
+
+    def train_run(d: dict, m: dict, train_cfg: dict) -> tuple[Run, dict, str]:
+        dkeys = _data_keys(d)
+        mparams = dict(m.get("params", {}), **d.get("model_params", {}).get(m["name"], {}))
+        sep = "_" if d["name"][-1].isdigit() else ""  # isic2018_28, not isic201828
+        label = f"{d['name']}{sep}{d['size']}-{m['name']}"
+        run = Run("train", label, {**dkeys, "model": m["name"], "model_params": mparams, **train_cfg,
+                                   **d.get("train", {}), "seed": seed, "n_boot": n_boot}, results=results)
+        if run.key not in trains:
+            trains[run.key] = run
+            runs.append(run)
+            if cfg["seeds"]:  # training-seed variance: the same recipe retrained with the extra seeds
+                settings = {k: run.params[k] for k in (*train_cfg, *d.get("train", {}))}
+                seeds_runs.append(Run("seeds", label, {**dkeys, "model": m["name"], "model_params": mparams,
+                                                       "settings": settings, "seeds": list(cfg["seeds"]),
+                                                       "seed": seed}, [run], results))
+        return trains[run.key], {**dkeys, "model": m["name"], "seed": seed, "n_boot": n_boot}, label
+
+    groups = [[a] for a in cfg["attack"]["names"]] if cfg["attack"]["split"] else [list(cfg["attack"]["names"])]
+    strength_runs = []
+    for d in cfg["datasets"]:
+        for m in cfg["models"]:
+            train, base, label = train_run(d, m, cfg["train"])
+            cams, atts = [], []
+            for g in groups:
+                glabel = label + ("-" + g[0] if cfg["attack"]["split"] else "")
+                att = Run("attack", glabel, {**base, "attacks": g, "eps": [float(e) for e in cfg["attack"]["eps"]],
+                                             "n_images": int(cfg["attack"]["n_images"]),
+                                             "attack_params": {a: cfg["attack"]["params"].get(a, {}) for a in g}},
+                          [train], results)
+                cam = Run("gradcam", glabel, {**base, "explainers": cfg["explain"]["names"],
+                                              "targets": cfg["explain"]["target"]}, [train, att], results)
+                dist = Run("distortion", glabel, dict(base), [att], results)
+                runs += [att, cam, dist]
+                cams.append(cam)
+                atts.append(att)
+            strength = Run("strength", label, {**base, **cfg["strength"]}, [*cams, *atts], results)
+            runs.append(strength)
+            strength_runs.append(strength)
+    for r in [cfg["radarmix"]] if "radarmix" in cfg else []:
+        a, x = r["attack"], r["explain"]
+        for d in r["datasets"]:
+            for m in r["models"]:
+                train, base, label = train_run(d, m, {**cfg["train"], **r["train"]})
+                rm = Run("radarmix", label, {
+                    **base, "split": d.get("split", r["split"]), "attacks": a["names"],
+                    "eps": [float(e) for e in a["eps"]], "n_images": int(a["n_images"]),
+                    "attack_params": {n: a["params"].get(n, {}) for n in a["names"]},
+                    "explainers": x["names"], "n_explain": x["n_explain"], "explainer_params": x["params"],
+                    "n_background": int(x["n_background"]), "targets": x["target"], "topk": float(r["topk"]),
+                    "faithful": bool(r["faithful"]), "eps_units": r["eps_units"]}, [train], results)
+                runs.append(rm)
+    for det in [cfg["detection"]] if "detection" in cfg else []:
+        for d in det["datasets"]:
+            for m in det["models"]:
+                train, base, label = train_run(d, m, {**cfg["train"], **det["train"]})
+                runs.append(Run("detection", label, {**base, **detection_params(det), "seed": seed}, [train], results))
+    runs += seeds_runs  # last before the summary: the study's own results come first
+    others = [r for r in runs if r.stage != "strength"]
+    runs.append(Run("summary", "summary", {"config": cfg["name"], "seed": seed}, [*others, *strength_runs], results))
+    return runs
+
+
+def detection_params(det: dict) -> dict:
+    """What the detection notebook receives from the config's ``detection`` section (its own n_boot)."""
+    a = det["attack"]
+    return {"splits": list(det["splits"]), "n_images": int(det["n_images"]), "attacks": a["eps"],
+            "attack_params": {n: a["params"].get(n, {}) for n in a["names"]}, "detectors": list(det["detectors"]),
+            "folds": int(det["folds"]), "n_boot": int(det["n_boot"]), "n_reference": int(det["n_reference"]),
+            "mc_samples": int(det["mc_samples"]), "ig_steps": int(det["ig_steps"]), "epochs": int(det["epochs"]),
+            "adaptive": dict(det["adaptive"])}
+
+
+def _data_keys(d: dict) -> dict:
+    from .. import data
+
+    try:
+        md5 = data.fingerprint(d["name"], d["size"])
+    except AdvXAIError as exc:  # reported by the dataset's training run; other datasets go on
+        md5 = f"unavailable: {exc}"
+    return {"dataset": d["name"], "size": int(d["size"]), "data_md5": md5}
+
+
+def _expected_seconds(run: Run) -> float | None:
+    """How long this run took last time it ran with any key (its stage and label), from provenance."""
+    prov = sorted((p for p in run.out_dir.parent.glob(f"{run.label}-*/provenance.json")
+                   if len(p.parent.name) == len(run.label) + 13),  # <label>-<12-hex key>, not a longer label
+                  key=lambda p: p.stat().st_mtime)
+    return json.loads(prov[-1].read_text())["seconds"] if prov else None
+
+
+def expected_seconds(runs: list[Run]) -> dict[int, float | None]:
+    """Each run's expected seconds by ``id``: 0 when cached, else its last recorded duration, else None (the
+    caller falls back on the config's ``estimates``). A ``seeds`` run never run before: its training run's last
+    duration times the seeds it retrains — on the stage estimate alone every dataset's seeds run tied, and the
+    largest set's could start last."""
+    out = {}
+    for r in runs:
+        last = 0.0 if r.done else _expected_seconds(r)
+        if last is None and r.stage == "seeds" and (train := _expected_seconds(r.deps[0])) is not None:
+            last = train * len(r.params["seeds"])
+        out[id(r)] = last
+    return out
