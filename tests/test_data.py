@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from advxai import data
+from advxai import artefacts, data
 from advxai.errors import DataError, ParameterError, UnknownNameError
 
 from conftest import real_slice
@@ -571,7 +571,7 @@ def test_fetch_isic2018_unpacks_images_and_csvs_and_converts_the_masks(tmp_path,
     test_gt = pd.read_csv(src / "ISIC2018_Task3_Test_GroundTruth" / "ISIC2018_Task3_Test_GroundTruth.csv").iloc[:5]
     train_gt = pd.read_csv(src / "ISIC2018_Task3_Training_GroundTruth" /
                            "ISIC2018_Task3_Training_GroundTruth_reconstructed.csv").iloc[:12]
-    shared = data.load_npz(src / "HAM10000_segmentations_lesion_200x150.npz")
+    shared = artefacts.load_npz(src / "HAM10000_segmentations_lesion_200x150.npz")
     index = {str(i): k for k, i in enumerate(shared["image_id"])}
 
     def png(mask: np.ndarray) -> bytes:

@@ -49,7 +49,7 @@ def test_adaptive_attack_lowers_the_real_detectors_auroc(seen_pgd, trained):
     x, y, advs, success, cv, av, secs, ref, fold_of, ctx = seen_pgd
     cell = detect.Cell("pgd", 0.05)
     res = detection.adaptive_study(trained, x, y, advs, cell, "dispersion", cv, av, success, ref, fold_of, ctx,
-                               weight=5.0, max_iter=10, n_boot=50)
+                               weight=5.0, max_iter=20, n_boot=50)
     assert res["n_test"] == (fold_of == 0).sum()
     assert res["evaded_adaptive"].sum() <= res["success_adaptive"].sum()
     # Aimed through the surrogate, the attack lowers the *real* detector's AUROC on the same held-out fold and
