@@ -604,7 +604,7 @@ def test_fetch_isic2018_unpacks_images_and_csvs_and_converts_the_masks(tmp_path,
         "ISIC2018_Task3_Training_GroundTruth"])  # fmt: skip
     ds = data.load("isic2018", 32, root=root, val_fraction=0.5)
     assert ds.split("test")[0].shape == (5, 32, 32, 3) and len(ds.split("train")[1]) + len(ds.split("val")[1]) == 12
-    masks = data.load_npz(base / "HAM10000_segmentations_lesion_200x150.npz")
+    masks = artefacts.load_npz(base / "HAM10000_segmentations_lesion_200x150.npz")
     assert masks["image_id"].tolist() == sorted(meta.image_id)
     assert np.array_equal(masks["masks"], shared["masks"][[index[i] for i in sorted(meta.image_id)]])
     ids = ds.info["val_image_ids"]

@@ -105,7 +105,7 @@ def test_pair_bootstrap_resamples_images_with_their_twins():
     assert res["auroc"][0] == pytest.approx(metrics.binary_auc(lab, np.r_[clean, adv[pos]]))
     assert res["tpr_at_5fpr"][0] == pytest.approx(detect.tpr_at_fpr(lab, np.r_[clean, adv[pos]], 0.05))
     counts = detect.protocol._counts(n, 200, 3)
-    w = detect._weighted(clean, adv[pos], counts, counts[:, pos])
+    w = detect.protocol._weighted(clean, adv[pos], counts, counts[:, pos])
     for b in range(5):  # replicate b = the images drawn, each bringing its clean score and its adversarial twin
         idx = np.repeat(np.arange(n), counts[b].astype(int))
         neg, p = clean[idx], adv[idx][pos[idx]]
