@@ -2,6 +2,8 @@
 # Both create the project-local virtual environment (.venv) when it is missing, from the lock: every package
 # pinned with its sha256 (requirements/cpu.lock; GPU users: `make GPU=1 book` uses requirements/gpu.lock, with
 # tensorflow[and-cuda] instead of tensorflow-cpu). pyproject.toml names the top-level pins, the lock the full set.
+# The book's lock holds only what the book imports; `make test` adds the test tools and the Dask executor
+# (requirements/test.lock, the same versions for every package the two share) in a second step.
 # `make lock` is the one command that refreshes the locks after a change to pyproject.toml (uv, a pinned version
 # in a throwaway venv; pins not affected by the change are kept; `make lock UPGRADE=1` takes the newest versions).
 PYTHON ?= python3
@@ -28,14 +30,21 @@ $(VENV)/.installed: pyproject.toml $(LOCK) requirements/build.lock
 	$(BIN)/python -m pip install --quiet --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# The test tools and the Dask executor, on top of the book's environment (nothing already installed is replaced).
+$(VENV)/.tested: $(VENV)/.installed requirements/test.lock
+	$(BIN)/python -m pip install --quiet --quiet --progress-bar off --require-hashes --no-build-isolation \
+		-r requirements/test.lock
+	touch $@
+
 # The locks: one universal resolve per variant (Python 3.11 and 3.12; pip skips the lines whose markers do not
 # apply), hashes of every file. Each lock's header records the exact command.
 UV_VERSION := 0.13.9
 UV_VENV    := $(or $(TMPDIR),/tmp)/advxai-uv-$(UV_VERSION)
 COMPILE    := $(UV_VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet$(if $(UPGRADE), --upgrade)
 lock: $(UV_VENV)/bin/uv
-	$(COMPILE) pyproject.toml requirements/build.in --extra cpu --extra test -o requirements/cpu.lock
-	$(COMPILE) pyproject.toml requirements/build.in --extra gpu --extra test -o requirements/gpu.lock
+	$(COMPILE) pyproject.toml requirements/build.in --extra cpu -o requirements/cpu.lock
+	$(COMPILE) pyproject.toml requirements/build.in --extra gpu -o requirements/gpu.lock
+	$(COMPILE) pyproject.toml --extra test -c requirements/cpu.lock -o requirements/test.lock
 	$(COMPILE) requirements/build.in -c requirements/cpu.lock -o requirements/build.lock
 
 $(UV_VENV)/bin/uv:
@@ -45,7 +54,7 @@ $(UV_VENV)/bin/uv:
 book: env
 	$(BIN)/advxai book $(CONFIG) --results results --book book
 
-test: env
+test: $(VENV)/.tested
 	$(BIN)/ruff check lib tests bench
 	$(BIN)/python -m pytest -q
 

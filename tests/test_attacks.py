@@ -47,7 +47,7 @@ def test_eps_out_of_range(trained, test_batch, eps):
 
 def test_bad_names_shapes_and_params(trained, test_batch):
     x, y = test_batch
-    with pytest.raises(UnknownNameError, match="unknown attack .jsma.; known: apgd-square, bim, cw, deepfool"):
+    with pytest.raises(UnknownNameError, match="unknown attack .jsma.; known: apgd-square, bim, cw, cw-art, deepfool"):
         attacks.generate(trained, x, y, "jsma", 0.1)
     with pytest.raises(ParameterError, match="'autoattack' is now apgd-square .*not the standard AutoAttack"):
         attacks.params_for("autoattack")
@@ -156,3 +156,15 @@ def test_sigma_units_are_the_seeds_normalised_budget_unclipped(trained, test_bat
         attacks.generate(trained, x, y, "deepfool", 0.1, units="sigma")
     with pytest.raises(ParameterError, match="unknown ε units 'bits'"):
         attacks.generate(trained, x, y, "fgsm", 0.1, units="bits")
+
+
+def test_compiled_cw_equals_arts(trained, test_batch):
+    """The compiled C&W-L2 is ART's CarliniL2Method (``cw-art``) step for step: the same images fooled and the
+    same adversarial images to float rounding (tolerance 1e-4 per pixel), at the registry's defaults."""
+    x, y = test_batch
+    ours, _ = attacks.generate(trained, x, y, "cw", 0.0)
+    reference, _ = attacks.generate(trained, x, y, "cw-art", 0.0)
+    fooled = lambda xa: train.predict_logits(trained, xa).argmax(1) != y  # noqa: E731
+    assert fooled(reference).sum() >= len(x) // 2  # a real attack, not a no-op
+    assert np.array_equal(fooled(ours), fooled(reference))
+    np.testing.assert_allclose(ours, reference, atol=1e-4)

@@ -107,3 +107,44 @@ def test_compiled_gradcam_is_keyed_by_the_model_object(trained, test_batch):
     other = models.build("cnn", (28, 28, 1), 2, width=8, seed=5)
     assert not np.allclose(explain.explain("gradcam", other, x, progress=False), first)
     np.testing.assert_allclose(explain.explain("gradcam", trained, x, progress=False), first, atol=1e-5)
+
+
+def _shap_draws(rseed: int, n: int, nsamples: int, n_background: int):
+    """shap's GradientExplainer draws: ``np.random.seed(rseed)``, then for each image in order and each sample a
+    background index (``np.random.choice``) and an interpolation point (``np.random.uniform``)."""
+    state = np.random.RandomState(rseed)
+    index, t = np.zeros((n, nsamples), int), np.zeros((n, nsamples))
+    for j in range(n):
+        for k in range(nsamples):
+            index[j, k], t[j, k] = state.choice(n_background), state.uniform()
+    return index, t
+
+
+def test_expected_gradients_equal_shap_on_the_same_draws(trained, test_batch, pneumonia):
+    """The compiled expected gradients return shap's GradientExplainer values to 1e-5, for every class, given the
+    same background images and the same (background index, t) draws; across batches of images too."""
+    import shap
+
+    from advxai.explain import attributions
+
+    x, bg = test_batch[0][:6], pneumonia.split("train")[0][:16]
+    reference = np.asarray(shap.GradientExplainer(trained, bg).shap_values(x, nsamples=50, rseed=3))  # (N,H,W,C,K)
+    index, t = _shap_draws(3, len(x), 50, len(bg))
+    for c in range(reference.shape[-1]):
+        ours = attributions.expected_gradients_values(trained, x, np.full(len(x), c), bg, index, t, max_rows=100)
+        assert np.abs(reference[..., c]).max() > 1e-3  # not trivially zero
+        np.testing.assert_allclose(ours, reference[..., c], atol=1e-5)
+
+
+def test_batched_lime_equals_lime(trained, test_batch):
+    """Same segmentation, same masks (lime's random state, in image order), lime's own regression: the batched
+    LIME paints the maps lime paints, also when the images go in several rounds."""
+    from advxai.explain import attributions
+
+    x = test_batch[0][:6]
+    pred = train.predict_logits(trained, x).argmax(1)
+    kw = dict(num_samples=200, seed=2, progress=False)
+    reference = explain.explain("lime-ref", trained, x, pred, **kw)
+    np.testing.assert_allclose(explain.explain("lime", trained, x, pred, **kw), reference, atol=1e-6)
+    np.testing.assert_allclose(attributions.lime_batched(trained, x, pred, max_rows=400, **kw), reference, atol=1e-6)
+    assert (reference > 0).any(axis=(1, 2)).all()

@@ -12,6 +12,24 @@ from ..registry import Registry
 EXPLAINERS: Registry = Registry("explainer")
 
 
+_COMPILED: dict = {}
+
+
+def compiled_for(model: keras.Model, key: str, build):
+    """One compiled function ``build()`` per (model, ``key``), kept while that model object lives: keyed by a weak
+    reference to the model itself (an ``id()`` can be reused by a new model once the old one is freed)."""
+    import weakref
+
+    ref, fns = _COMPILED.get("model"), _COMPILED.get("fns", {})
+    if ref is None or ref() is not model:
+        _COMPILED.clear()  # one model at a time: do not keep old models alive
+        _COMPILED.update(model=weakref.ref(model), fns={})
+        fns = _COMPILED["fns"]
+    if key not in fns:
+        fns[key] = build()
+    return fns[key]
+
+
 def _normalise(maps: np.ndarray) -> np.ndarray:
     """Per-image min–max to [0, 1] (constant maps become 0), like tf-keras-vis' ``normalize_cam``."""
     lo = maps.min(axis=(1, 2), keepdims=True)

@@ -7,7 +7,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..models import last_conv_layer
-from .base import EXPLAINERS
+from .base import EXPLAINERS, compiled_for
 
 
 def _cam(cls):
@@ -39,18 +39,13 @@ def _register_cams():
 
 
 _register_cams()
-# One compiled CAM function, for one (model, layer) at a time: keyed by a weak reference to the model object
-# itself (an id() can be reused by a new model once the old one is freed), compared by identity.
-_COMPILED: dict = {}
 
 
 def _compiled_cam(model: keras.Model, layer: str):
-    import weakref
-
+    """ReLU(Σ_k α_k A_k) at ``layer`` for a batch, compiled once per (model, layer)."""
     import tensorflow as tf
 
-    cached = _COMPILED.get("model")
-    if cached is None or cached() is not model or _COMPILED.get("layer") != layer:
+    def build():
         both = keras.Model(model.inputs, [model.get_layer(layer).output, model.outputs[0]])
 
         @tf.function(reduce_retracing=True)
@@ -62,9 +57,9 @@ def _compiled_cam(model: keras.Model, layer: str):
             weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # α_k: spatial mean of ∂y_c/∂A_k
             return tf.nn.relu(tf.reduce_sum(acts * weights, axis=-1))  # ReLU(Σ_k α_k A_k)
 
-        _COMPILED.clear()  # one model at a time: do not keep old models alive
-        _COMPILED.update(model=weakref.ref(model), layer=layer, cam=cam)
-    return _COMPILED["cam"]
+        return cam
+
+    return compiled_for(model, f"cam/{layer}", build)
 
 
 @EXPLAINERS.register("gradcam")

@@ -118,6 +118,25 @@ def check_settings(settings: dict) -> None:
         AUGMENTATIONS[s["augment"]]
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds of each epoch's training steps, validation excluded (it starts at ``on_test_begin``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self._t0 = [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        if self._t0 is not None:
+            self.seconds.append(time.perf_counter() - self._t0)
+            self._t0 = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.on_test_begin()
+
+
 class BalancedAccuracy(keras.callbacks.Callback):
     """Adds ``val_balanced_accuracy`` (mean per-class recall on the validation split) to each epoch's logs,
     before early stopping reads them: on imbalanced sets validation loss rewards the majority class."""
@@ -135,13 +154,15 @@ class BalancedAccuracy(keras.callbacks.Callback):
 def fit(model: keras.Model, x_train, y_train, x_val, y_val, *, epochs: int = 30, batch_size: int = 64,
         lr: float = 1e-3, patience: int = 6, augment="anatomical", balance=True, schedule: str = "plateau",
         warmup: int = 0, weight_decay: float = 0.0, label_smoothing: float = 0.0, monitor: str = "val_loss",
-        seed: int = 0, verbose: int = 2) -> dict:
+        seed: int = 0, verbose: int = 2, jit_compile: bool = False) -> dict:
     """AdamW on (label-smoothed) softmax cross-entropy over logits, class-weighted by ``balance``.
 
     ``schedule``: ``plateau`` halves the LR when validation loss stalls; ``cosine`` warms up linearly for
     ``warmup`` epochs, then decays to 0 by the last epoch (Loshchilov & Hutter 2017). ``monitor``: the
     validation quantity early stopping watches (best weights restored); ``none`` trains every epoch and
-    keeps the last weights, so the validation split stays a held-out split. Returns the history and wall time.
+    keeps the last weights, so the validation split stays a held-out split. ``jit_compile``: XLA for the training
+    step (see ``bench/train_speed.py``). Returns the history, the wall time and each epoch's training seconds
+    (``train_seconds``: the epoch without its validation).
     """
     check_settings(dict(epochs=epochs, batch_size=batch_size, schedule=schedule, monitor=monitor, warmup=warmup,
                         weight_decay=weight_decay, label_smoothing=label_smoothing, balance=balance,
@@ -164,11 +185,12 @@ def fit(model: keras.Model, x_train, y_train, x_val, y_val, *, epochs: int = 30,
                                     keras.layers.Lambda(lambda x: tf.clip_by_value(x, 0.0, 1.0)), model])
     trainer.compile(optimizer=keras.optimizers.AdamW(rate, weight_decay=weight_decay),
                     loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing),
-                    metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+                    metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=jit_compile)
     one_hot = np.eye(n_classes, dtype=np.float32)
     ds = tf.data.Dataset.from_tensor_slices((x_train, one_hot[y_train])).shuffle(len(y_train), seed=seed)
     ds = ds.batch(batch_size).prefetch(2)
-    callbacks = [BalancedAccuracy(x_val, y_val, n_classes)]
+    timer = EpochTimer()
+    callbacks = [timer, BalancedAccuracy(x_val, y_val, n_classes)]
     if monitor != "none":
         mode = "min" if monitor == "val_loss" else "max"
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
@@ -181,6 +203,7 @@ def fit(model: keras.Model, x_train, y_train, x_val, y_val, *, epochs: int = 30,
                      callbacks=callbacks, class_weight=class_weights(y_train, n_classes, power) if power else None)
     out = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     out["seconds"] = time.perf_counter() - t0
+    out["train_seconds"] = timer.seconds
     if monitor == "none":
         out["best_epoch"] = len(out["loss"])
     else:

@@ -1,0 +1,94 @@
+"""Training throughput: images per second of the training step of each model, with and without its augmentation,
+beside the FLOP-based lower bound of that step on this machine.
+
+    python bench/train_speed.py [--dataset isic2018 --size 28 --images 4096 --batch-sizes 64 128 --jit]
+
+For every (batch size, augmentation on/off[, XLA]) the model is trained for two epochs over ``--images`` training
+images by :func:`advxai.models.train.fit` itself (the recipe of the default config); the second epoch's images per
+second is printed (the first compiles), validation excluded. Run it as the runner runs its kernels to see the cost
+of the allocator setting it uses (``MALLOC_ARENA_MAX=2 python bench/train_speed.py``). The lower bound: the step's
+floating-point operations (forward convolutions and dense layers counted from their shapes, the backward pass as
+twice the forward) divided by the rate this machine reaches on a large float32 matrix product (TensorFlow, all
+cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from advxai import data, models
+from advxai.models import train
+
+
+def forward_flops(net) -> float:
+    """Multiply-adds × 2 of the convolutions and dense layers for one image (other layers are memory-bound)."""
+    total = 0.0
+    for layer in net.layers:
+        if isinstance(layer, tf.keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            k = np.prod(layer.kernel_size)
+            total += 2.0 * h * w * k * layer.input.shape[-1] * c_out / (1 if layer.groups == 1 else layer.groups)
+        elif isinstance(layer, tf.keras.layers.Dense):
+            total += 2.0 * layer.input.shape[-1] * layer.units
+    return total
+
+
+def peak_flops(n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a warm n×n float32 matrix product (TensorFlow): what the step's arithmetic could run at."""
+    a = tf.random.normal((n, n))
+    mm = tf.function(lambda m: tf.linalg.matmul(m, m))
+    mm(a).numpy()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        mm(a).numpy()
+    return 2.0 * n ** 3 * repeats / (time.perf_counter() - t0)
+
+
+def epoch_rate(ds, model: str, params: dict, n: int, batch_size: int, augment, jit: bool, seed: int = 0) -> float:
+    """Images per second of the second epoch of a two-epoch fit over ``n`` training images (the first compiles)."""
+    x, y = ds.split("train")
+    idx = np.random.default_rng(seed).choice(len(y), min(n, len(y)), replace=False)
+    x_val, y_val = ds.split("val")
+    net = models.build(model, ds.input_shape, ds.n_classes, seed=seed, **params)
+    kw = dict(epochs=2, batch_size=batch_size, lr=1e-3, augment=augment, balance="sqrt", schedule="cosine",
+              monitor="none", seed=seed, verbose=0, jit_compile=jit)
+    hist = train.fit(net, x[idx], y[idx], x_val[:256], y_val[:256], **kw)
+    return len(idx) / hist["train_seconds"][-1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="isic2018")
+    ap.add_argument("--size", type=int, default=28)
+    ap.add_argument("--model", default="cnn")
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--images", type=int, default=4096)
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128])
+    ap.add_argument("--jit", action="store_true", help="also time XLA-compiled steps")
+    args = ap.parse_args()
+
+    ds = data.load(args.dataset, args.size)
+    params = {"width": args.width} if args.model == "cnn" else {}
+    net = models.build(args.model, ds.input_shape, ds.n_classes, seed=0, **params)
+    flops_step = 3 * forward_flops(net)
+    peak = peak_flops()
+    bound = peak / flops_step
+    aug = train.augmentation_for(args.dataset, True)
+    print(f"{args.dataset} {args.size} px, {args.model} ({net.count_params():,} parameters): "
+          f"{forward_flops(net) / 1e6:.1f} MFLOP forward per image, {flops_step / 1e6:.1f} per training step; "
+          f"this machine's matmul rate {peak / 1e9:.1f} GFLOP/s -> lower bound {bound:,.0f} images/s")
+    print(f"{'batch':>6} {'augmentation':>13} {'XLA':>4} {'images/s':>9} {'ms/image':>9} {'× bound':>8}")
+    for bs in args.batch_sizes:
+        for augment in (aug, None):
+            for jit in ((False, True) if args.jit else (False,)):
+                rate = epoch_rate(ds, args.model, params, args.images, bs, augment, jit)
+                print(f"{bs:>6} {augment or 'none':>13} {'yes' if jit else 'no':>4} {rate:>9.0f} {1e3 / rate:>9.2f} "
+                      f"{bound / rate:>7.1f}×")
+
+
+if __name__ == "__main__":
+    main()
