@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..artefacts import save_json
+from ..errors import ParameterError
 from ..registry import Registry
 from .provenance import provenance
 from .runs import Run, expected_seconds
@@ -246,7 +247,11 @@ def run_dask(runs: list[Run], kernel: str = "python3", log=print, scheduler: str
     ``dask worker ... --resources GPU=1``. A worker that dies mid-task has its task rescheduled by Dask;
     runs are idempotent and land atomically, so a retried run leaves one copy.
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ParameterError("the dask executor needs dask[distributed], which the book's environment leaves out: "
+                             "`make test` installs it (or pip install 'dask[distributed]==2026.8.0')") from None
 
     cluster = None
     if scheduler:
