@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from ..errors import ParameterError
-from ..registry import Registry
+from ..registry import Registry, check_params
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,9 @@ RENAMED = {"autoattack": "apgd-square (APGD-CE[+DLR] + Square at reduced budgets
 
 
 def check_eps(eps: float) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, int | float | np.integer | np.floating):
+        raise ParameterError(f"ε must be a number in [0, 1] (pixel scale), got {eps!r}; write it as a decimal, "
+                             "e.g. 0.05")
     eps = float(eps)
     if not np.isfinite(eps) or eps < 0 or eps > 1:
         raise ParameterError(f"ε must lie in [0, 1] (pixel scale), got {eps}")
@@ -184,9 +187,7 @@ def params_for(name: str, overrides: dict | None = None) -> dict:
     """The attack's full parameter set: its defaults updated by ``overrides`` (unknown keys are errors)."""
     entry = spec(name)
     overrides = dict(overrides or {})
-    unknown = set(overrides) - set(entry.defaults)
-    if unknown:
-        raise ParameterError(f"attack {name!r} has no parameter(s) {sorted(unknown)}; known: {sorted(entry.defaults)}")
+    check_params(f"attack {name!r}", overrides, entry.defaults)
     return {**entry.defaults, **overrides}
 
 

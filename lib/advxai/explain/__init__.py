@@ -8,10 +8,11 @@ May import: ``advxai.errors``, ``advxai.registry``, ``advxai.models``, ``advxai.
 
 from __future__ import annotations
 
-from .attributions import lime_superpixels, shap_gradient
-from .base import EXPLAINERS, TARGETS, explain, explain_versions
+from .attributions import expected_gradients, lime_batched, lime_superpixels, shap_gradient
+from .base import EXPLAINERS, TARGETS, check_params, compiled_for, explain, explain_versions
 from .cams import gradcam
 
 __all__ = [
-    "EXPLAINERS", "explain", "TARGETS", "explain_versions", "gradcam", "shap_gradient", "lime_superpixels",
+    "EXPLAINERS", "TARGETS", "check_params", "compiled_for", "explain", "explain_versions", "gradcam",
+    "expected_gradients", "lime_batched", "shap_gradient", "lime_superpixels",
 ]

@@ -7,7 +7,8 @@ import keras
 import numpy as np
 
 from ..errors import ParameterError
-from ..registry import Registry
+from ..registry import Registry, keyword_names
+from ..registry import check_params as check_kw
 
 EXPLAINERS: Registry = Registry("explainer")
 
@@ -35,6 +36,11 @@ def _normalise(maps: np.ndarray) -> np.ndarray:
     lo = maps.min(axis=(1, 2), keepdims=True)
     span = maps.max(axis=(1, 2), keepdims=True) - lo
     return np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), 0).astype(np.float32)
+
+
+def check_params(name: str, params: dict) -> None:
+    """Refuse, before any work, an unknown explainer or a parameter it does not take (closest name suggested)."""
+    check_kw(f"explainer {name!r}", params, keyword_names(EXPLAINERS[name], 3))
 
 
 def explain(name: str, model: keras.Model, x: np.ndarray, targets: np.ndarray | None = None, **kw) -> np.ndarray:

@@ -7,8 +7,8 @@ May import: ``advxai.errors``, ``advxai.registry``, ``advxai.artefacts``, ``advx
 
 from __future__ import annotations
 
-from .nets import MODELS, ImagenetPreprocess, apps, build, compact_cnn, last_conv_layer, load, save
+from .nets import MODELS, ImagenetPreprocess, build, check, compact_cnn, last_conv_layer, load, save
 
 __all__ = [
-    "MODELS", "ImagenetPreprocess", "compact_cnn", "apps", "build", "last_conv_layer", "save", "load",
+    "MODELS", "ImagenetPreprocess", "build", "check", "compact_cnn", "last_conv_layer", "load", "save",
 ]

@@ -13,7 +13,7 @@ import keras
 from keras import layers
 
 from ..errors import DataError, ParameterError
-from ..registry import Registry
+from ..registry import Registry, check_params, keyword_names
 
 MODELS: Registry = Registry("model")
 
@@ -70,12 +70,9 @@ def _application(builder, mode: str, min_size: int, upsample: bool = False):
     name = builder.__name__.lower()
 
     def build(input_shape, n_classes: int, weights=None, dropout: float = 0.0):
+        _refuse_size(min(input_shape[:2]))
         h, w = input_shape[:2]
         small = min(h, w) < min_size
-        if small and not upsample:
-            size = f"{h}" if h == w else f"{h}×{w}"
-            raise ParameterError(f"{name} at {size} px leaves a Grad-CAM map smaller than 2×2; "
-                                 f"use ≥ {min_size} px (or the cnn model)")
         inp = keras.Input(input_shape, name="image")
         x = inp
         if input_shape[-1] == 1:
@@ -90,6 +87,12 @@ def _application(builder, mode: str, min_size: int, upsample: bool = False):
         out = layers.Dense(n_classes, name="logits")(x)
         return keras.Model(inp, out, name=name)
 
+    def _refuse_size(size: int, **_) -> None:
+        if size < min_size and not upsample:
+            raise ParameterError(f"{name} at {size} px leaves a Grad-CAM map smaller than 2×2; "
+                                 f"use ≥ {min_size} px (or the cnn model)")
+
+    build.refuse_size = _refuse_size
     return build
 
 
@@ -110,6 +113,27 @@ for _name, _builder, _mode, _min, _upsample in [
     MODELS.register(_name)(_application(_builder, _mode, _min, _upsample))
 
 
+def _cnn_refuse_size(size: int, stem_stride: int = 1, **_) -> None:
+    # two 2× poolings after the stem: the Grad-CAM map is size / (stem_stride · 4) on a side
+    if size // max(1, int(stem_stride)) // 4 < 2:
+        raise ParameterError(f"cnn at {size} px with stem_stride {stem_stride} leaves a Grad-CAM map smaller than "
+                             f"2×2; use ≥ {8 * max(1, int(stem_stride))} px or a smaller stem_stride")
+
+
+compact_cnn.refuse_size = _cnn_refuse_size
+
+
+def check(name: str, size: int, params: dict | None = None) -> None:
+    """Refuse before any work what :func:`build` would refuse: an unknown model, a parameter its builder does not
+    take (with the closest known one), and a size at which its Grad-CAM map would be smaller than 2×2."""
+    builder = MODELS[name]
+    params = dict(params or {})
+    check_params(f"model {name!r}", params, keyword_names(builder, 2))
+    refuse = getattr(builder, "refuse_size", None)
+    if refuse is not None:
+        refuse(int(size), **params)
+
+
 def build(name: str, input_shape, n_classes: int, weights=None, seed: int | None = None, **kw) -> keras.Model:
     """Build a registered model. ``weights="imagenet"`` needs a network (Keras downloads them).
 
@@ -122,6 +146,7 @@ def build(name: str, input_shape, n_classes: int, weights=None, seed: int | None
         raise ParameterError(f"input_shape must be (H, W, C), got {tuple(input_shape)}")
     if n_classes < 2:
         raise ParameterError(f"need at least 2 classes, got {n_classes}")
+    check(name, min(input_shape[:2]), kw)
     return MODELS[name](tuple(input_shape), n_classes, weights=weights, **kw)
 
 

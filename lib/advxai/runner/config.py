@@ -102,15 +102,14 @@ def _detection(raw: dict, path: Path) -> dict:
         raise ParameterError(f"config {path}: section detection lists no datasets")
     a = d["attack"]
     a["eps"] = {n: [float(e) for e in _as_list(a["eps"].get(n, [0.05]))] for n in a["names"]}
-    from .. import attacks, data, models
+    from .. import attacks, data
 
     d["datasets"] = [x if isinstance(x, dict) else {"name": x} for x in d["datasets"]]
     d["models"] = [m if isinstance(m, dict) else {"name": m} for m in d["models"]]
     for x in d["datasets"]:
         data.check(x["name"], x.setdefault("size", 28))
         data.check_sample(x["name"], x["size"], list(d["splits"]), int(d["n_images"]), "detection.n_images")
-    for m in d["models"]:
-        models.MODELS[m["name"]]
+    _check_models(d["datasets"], d["models"])
     for n in a["names"]:
         attacks.params_for(n, a["params"].get(n))
         for e in a["eps"][n]:
@@ -205,7 +204,7 @@ def _merged(defaults: dict, raw: dict) -> dict:
 def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> None:
     """Normalise the section's dataset/model entries (a bare name becomes ``{name: ...}``); unknown
     dataset/model/attack/explainer names and ε outside [0, 1] fail before any work."""
-    from .. import attacks, data, explain, models
+    from .. import attacks, data, explain
 
     section["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in section["datasets"]]
     section["models"] = [m if isinstance(m, dict) else {"name": m} for m in section["models"]]
@@ -216,19 +215,30 @@ def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> No
         check_settings({**DEFAULTS["train"], **section.get("train", {}), **d.get("train", {})})
         split = d.get("split", section.get("split", "test"))  # Grad-Attacks: test; RADAR-MIX: its own
         data.check_sample(d["name"], d["size"], [split], int(attack["n_images"]), "attack.n_images")
-    for m in section["models"]:
-        models.MODELS[m["name"]]
+    _check_models(section["datasets"], section["models"])
     for a in attack["names"]:
         attacks.params_for(a, attack["params"].get(a))
-    for e in attack["eps"]:
+    for e in _as_list(attack["eps"]):
         attacks.check_eps(e)
     for x in explainers:
-        explain.EXPLAINERS[x]
+        explain.check_params(x, section["explain"].get("params", {}).get(x, {}))
     section["explain"]["target"] = targets = _as_list(section["explain"]["target"])
     for t in targets:
         explain.TARGETS[t]
     if int(attack["n_images"]) < 2:
         raise ParameterError("attack.n_images must be ≥ 2")
+
+
+def _check_models(datasets: list[dict], model_entries: list[dict]) -> None:
+    """Every (dataset, model) pair as the runs will build it: a known model, parameters its builder takes (a
+    typo gets the closest name), a size at which its Grad-CAM map is at least 2×2."""
+    from .. import models
+
+    for m in model_entries:
+        models.MODELS[m["name"]]
+        for d in datasets:
+            params = {**m.get("params", {}), **d.get("model_params", {}).get(m["name"], {})}
+            models.check(m["name"], d["size"], params)
 
 
 def _as_list(v) -> list:
