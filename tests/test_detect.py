@@ -34,6 +34,70 @@ def test_lid_hand_computed():
         detectors.lid(np.array([[0.0]]), ref, k=5)
 
 
+def test_lid_reference_code_drops_the_nearest_neighbour_for_every_query():
+    """Ma et al.'s mle_batch drops the first neighbour of every query: for a query in the reference batch that is
+    itself (same value as eq. 3); for a query outside it, a real neighbour, which raises its LID."""
+    ref = np.array([[1.0], [2.0], [4.0], [7.0]])
+    # query 0 (not in the batch): neighbours 1, 2, 4, 7; the reference code keeps 2, 4 (k = 2)
+    assert detectors.lid(np.array([[0.0]]), ref, k=2, drop_nearest=True)[0] == pytest.approx(-1 / (np.log(2 / 4) / 2))
+    assert detectors.lid(np.array([[0.0]]), ref, k=2)[0] == pytest.approx(-1 / (np.log(1 / 2) / 2))
+    # query 1 (in the batch): its zero distance is what is dropped, so both give the same value
+    assert detectors.lid(np.array([[1.0]]), ref, k=2, drop_nearest=True)[0] == pytest.approx(
+        detectors.lid(np.array([[1.0]]), ref, k=2)[0])
+    rng = np.random.default_rng(0)
+    ref, outside = rng.normal(size=(100, 8)), rng.normal(size=(200, 8))
+    ratio = detectors.lid(outside, ref, drop_nearest=True).mean() / detectors.lid(outside, ref).mean()
+    assert 1.05 < ratio < 1.5  # the asymmetry that favours detection (+15–25 % reported on random data)
+
+
+def test_two_sided_scores_flag_both_tails_and_never_see_an_attack():
+    """Fitted on clean confidences only: an over-confident and an under-confident example both score high, a typical
+    one low; the adversarial rows offered to the fit change nothing."""
+    clean = np.linspace(0.6, 0.9, 31)[:, None]
+    x = np.concatenate([clean, [[0.99], [0.2]]])
+    is_adv = np.r_[np.zeros(31), 1, 1]
+    score = fits.fit("two-sided", x, is_adv)
+    over, under, typical = score(np.array([[0.999], [0.3], [0.75]]))
+    assert over == under == 1.0 and typical == pytest.approx(0.0, abs=1e-9)
+    other = fits.fit("two-sided", np.concatenate([clean, [[0.5], [0.5]]]), is_adv)
+    probe = np.linspace(0, 1, 11)[:, None]
+    np.testing.assert_array_equal(score(probe), other(probe))
+
+
+@pytest.mark.parametrize("kind", ["two-sided", "clean-density"])
+def test_clean_only_fits_ignore_the_adversarial_rows(kind, rng):
+    clean = rng.normal(size=(60, 3))
+    first = fits.fit(kind, np.concatenate([clean, rng.normal(5, 1, (20, 3))]), np.r_[np.zeros(60), np.ones(20)])
+    second = fits.fit(kind, np.concatenate([clean, rng.normal(-9, 3, (7, 3))]), np.r_[np.zeros(60), np.ones(7)])
+    probe = rng.normal(size=(10, 3))
+    np.testing.assert_array_equal(first(probe), second(probe))
+
+
+def test_detectors_are_grouped_by_what_they_read():
+    groups = {n: detectors.DETECTORS[n].family for n in detectors.DETECTORS.names()}
+    assert set(groups.values()) == set(detectors.FAMILIES)
+    assert groups["signature"] == "deep features"  # W(h − h̄): activations, not a map of the image
+    explanation = {n for n in groups if detectors.DETECTORS[n].explanation}
+    assert explanation == {"gradcam-summary", "map-cnn", "dispersion", "clean-density", "map-consistency"}
+
+
+def test_feature_squeezing_and_map_consistency_hand_computed():
+    """Xu et al.'s score: the largest L1 distance between the softmax of the image and of each squeezed image;
+    ART's bit-depth squeezer rounds to 2^b − 1 levels; the map score is 1 − Pearson correlation."""
+    from advxai.detect import views
+
+    logits = np.log(np.array([[0.5, 0.5], [0.9, 0.1]]))
+    squeezed = {"a": np.log(np.array([[0.6, 0.4], [0.9, 0.1]])), "b": np.log(np.array([[0.5, 0.5], [0.6, 0.4]]))}
+    np.testing.assert_allclose(detectors.squeeze_distance(logits, squeezed), [0.2, 0.6])
+    x = np.array([0.0, 0.1, 0.5, 0.97, 1.0], np.float32).reshape(1, 5, 1, 1)
+    bits = views.squeezers()[f"bit-depth-{views.BIT_DEPTH}"](x)
+    np.testing.assert_allclose(bits.ravel(), np.round(x.ravel() * 31) / 31, atol=1e-6)
+    m = np.arange(4.0).reshape(1, 2, 2)
+    np.testing.assert_allclose(detectors.map_inconsistency(m, 2 * m + 1), [0.0], atol=1e-12)
+    np.testing.assert_allclose(detectors.map_inconsistency(m, -m), [2.0], atol=1e-12)
+    assert detectors.map_inconsistency(m, np.zeros_like(m))[0] == 1.0  # a blank map is uncorrelated
+
+
 def test_mahalanobis_hand_computed():
     feats = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
     y = np.array([0, 0, 1, 1])

@@ -11,11 +11,11 @@ from .narrative import GOAL, _worst_held_out, explanation_based
 
 def detection(df: pd.DataFrame):
     """Per (dataset, model) of the detection stage, four panels: (a) each detector's worst held-out
-    AUROC with its pair-bootstrap interval, explanation-based detectors apart from the baselines, beside the goal
-    and chance; (b) the transfer matrix (fitted on one attack and ε, tested on each) of the best explanation-based
+    AUROC with its pair-bootstrap interval, explanation-map detectors apart from the baselines, beside the goal
+    and chance; (b) the transfer matrix (fitted on one attack and ε, tested on each) of the best explanation-map
     detector; (c) that detector under the plain and the adaptive attack: AUROC and the share of correctly
     classified images that end fooled *and* undetected at 5 % FPR (evasion); (d) AUROC against ε (seen setting)
-    of the best explanation-based detector and the best baseline, for attacks run at several ε. ``None`` without
+    of the best explanation-map detector and the best baseline, for attacks run at several ε. ``None`` without
     detection rows."""
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -28,8 +28,8 @@ def detection(df: pd.DataFrame):
     fig, grid = plt.subplots(2 * len(groups), 2, figsize=(12, 9 * len(groups)), squeeze=False)
     for row, ((dataset, model), g) in zip(grid.reshape(len(groups), 4), groups, strict=True):
         worst = _worst_held_out(g, "auroc").sort_values("value")
-        family = worst.explainer.map(lambda n: "explanation-based" if explanation_based(n) else "baseline")
-        colours = family.map({"explanation-based": "tab:orange", "baseline": "tab:blue"})
+        family = worst.explainer.map(lambda n: "explanation-map" if explanation_based(n) else "baseline")
+        colours = family.map({"explanation-map": "tab:orange", "baseline": "tab:blue"})
         y = np.arange(len(worst))
         row[0].errorbar(worst.value, y, xerr=[worst.value - worst.ci_low, worst.ci_high - worst.value], fmt="none",
                         ecolor="grey", lw=1)
@@ -40,8 +40,8 @@ def detection(df: pd.DataFrame):
         row[0].axvline(0.5, color="black", ls=":", lw=1, label="chance")
         row[0].set(xlim=(0, 1.02), xlabel="worst held-out AUROC (95 % pair bootstrap)",
                    title=f"(a) {dataset} · {model}: attacks never seen")
-        row[0].legend(loc="lower right", fontsize=8, title="orange: explanation-based", title_fontsize=8)
-        expl = worst[family == "explanation-based"]
+        row[0].legend(loc="lower right", fontsize=8, title="orange: explanation-map", title_fontsize=8)
+        expl = worst[family == "explanation-map"]
         best = expl.iloc[-1].explainer if len(expl) else worst.iloc[-1].explainer
         tr = g[g.target.str.startswith("from ") & (g.metric == "auroc") & (g.explainer == best)].copy()
         if len(tr):

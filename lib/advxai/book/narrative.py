@@ -188,7 +188,7 @@ ANCHORS = {"Ma et al. 2021 (seen attacks, deep features)": ("auroc", 0.98),
 
 
 def explanation_based(name: str) -> bool:
-    """Whether a result row's detector name is a registered explanation-based detector."""
+    """Whether a result row's detector name is a registered explanation-map detector."""
     from ..detect.detectors import DETECTORS
 
     return name in DETECTORS and DETECTORS[name].explanation
@@ -249,9 +249,9 @@ def detection_md(df: pd.DataFrame) -> str:
             gap_a, gap_t = GOAL["auroc"] - e.value, GOAL["tpr_at_5fpr"] - e_tpr.value
             verdict = "met" if met else "not met"
             parts.append(
-                f"Goal (an explanation-based detector with held-out AUROC ≥ {GOAL['auroc']:.2f} and TPR at 5 % FPR ≥ "
+                f"Goal (an explanation-map detector with held-out AUROC ≥ {GOAL['auroc']:.2f} and TPR at 5 % FPR ≥ "
                 f"{GOAL['tpr_at_5fpr']:.2f} on every held-out attack, above the best baseline): **{verdict}**. "
-                f"Best explanation-based detector {e.explainer}: worst held-out AUROC {fmt(e)}, TPR at 5 % FPR "
+                f"Best explanation-map detector {e.explainer}: worst held-out AUROC {fmt(e)}, TPR at 5 % FPR "
                 f"{fmt(e_tpr)}; best non-explanation baseline {b.explainer}: {fmt(b)} — the explanation detector is "
                 f"{compare(e, b)} it. "
                 + ("" if met else f"Distance to the goal: AUROC {max(gap_a, 0):.3f}, TPR {max(gap_t, 0):.3f}. ")

@@ -1,16 +1,21 @@
 """Detector registry: name -> which views of an input it reads, how it turns them into per-image features, and how
 it is fitted. Each entry's docstring cites its source. Scores: higher = more likely adversarial.
 
-Families (the ``family`` of each entry):
+Groups, by what a detector reads (the ``family`` of each entry) — the book's question is answered for the
+explanation-map group, the others are its baselines:
 
 * ``outputs`` — the model's outputs only: max softmax probability (Hendrycks & Gimpel 2017), max logit
-  (Hendrycks et al. 2022), energy (Liu et al. 2020), and a logistic regression on confidence, margin, entropy;
-* ``feature space`` — deep-feature baselines: kernel density + Bayesian uncertainty (Feinman et al. 2017), LID
-  (Ma et al. 2018), Mahalanobis (Lee et al. 2018), ART's ``BinaryInputDetector`` / ``BinaryActivationDetector``;
-* ``explanation`` — from explanations of the predicted class: Grad-CAM summary features, a small CNN on the
-  stacked [image, Grad-CAM, saliency], attribution signatures (Fidel et al. 2020), attribution dispersion
-  (ML-LOO, Yang et al. 2020), and a density fitted on clean explanations only;
-* ``combination`` — outputs and explanations together.
+  (Hendrycks et al. 2022), energy (Liu et al. 2020), each also read in both tails of its clean distribution
+  (``-2s``: confident attacks are *too* confident), and a logistic regression on confidence, margin, entropy;
+* ``deep features`` — activations: kernel density + Bayesian uncertainty (Feinman et al. 2017), LID (Ma et al.
+  2018; ``lid-ref`` as their reference code computes it), Mahalanobis (Lee et al. 2018), ART's
+  ``BinaryInputDetector`` / ``BinaryActivationDetector``, and attribution signatures of the penultimate units
+  (Fidel et al. 2020): through the linear logits layer they are W(h − h̄), a linear map of activations, not a map
+  of the image;
+* ``explanation maps`` — detectors whose input is a saliency map of the image: Grad-CAM summary features, a small
+  CNN on the stacked [image, Grad-CAM, saliency], attribution dispersion (ML-LOO, Yang et al. 2020) and a density
+  fitted on clean explanations only;
+* ``combinations`` — outputs and explanation maps together.
 
 The reference statistics of the feature-space detectors (class means, covariance, kernel-density and LID
 reference sets) come from clean *training* images (:func:`reference`), never from the images under test.
@@ -28,7 +33,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..registry import Registry
 
-FAMILIES = ("outputs", "feature space", "explanation", "combination")
+FAMILIES = ("outputs", "deep features", "explanation maps", "combinations")
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ class DetectorSpec:
 
     @property
     def explanation(self) -> bool:
-        return self.family in ("explanation", "combination")
+        """Whether it reads explanation maps of the image (the group the book's question is about)."""
+        return self.family == "explanation maps"
 
 
 DETECTORS: Registry[DetectorSpec] = Registry("detector")
@@ -94,14 +100,20 @@ def bayesian_uncertainty(samples: np.ndarray) -> np.ndarray:
     return (s * s).sum(-1).mean(0) - (mean * mean).sum(-1)
 
 
-def lid(feats: np.ndarray, reference: np.ndarray, k: int = 20) -> np.ndarray:
+def lid(feats: np.ndarray, reference: np.ndarray, k: int = 20, drop_nearest: bool = False) -> np.ndarray:
     """Maximum-likelihood LID (Ma et al. 2018, eq. 3): −((1/k) Σ_{i=1..k} log(r_i / r_k))⁻¹ with r_1 ≤ … ≤ r_k the
-    distances to the k nearest reference points (a point's zero distance to itself is skipped)."""
+    distances to the k nearest reference points (a point's zero distance to itself is skipped).
+
+    ``drop_nearest``: as Ma et al.'s reference code (``mle_batch``) computes it, the nearest neighbour is dropped
+    for every query — right for a clean image of the reference batch (its nearest point is itself), but for any
+    other query (every adversarial image) it drops a real neighbour, which raises LID (15–25 % on random data) and
+    favours detection. The faithful switch, reported apart as ``lid-ref``."""
     d = np.sqrt(((np.asarray(feats, np.float64)[:, None, :] - np.asarray(reference, np.float64)[None]) ** 2).sum(-1))
-    d = np.where(d <= 1e-12, np.inf, d)
-    if d.shape[1] < k:
+    if not drop_nearest:
+        d = np.where(d <= 1e-12, np.inf, d)
+    if d.shape[1] < k + drop_nearest:
         raise ParameterError(f"LID needs at least k = {k} reference points, got {d.shape[1]}")
-    r = np.sort(d, axis=1)[:, :k]
+    r = np.sort(d, axis=1)[:, int(drop_nearest):k + int(drop_nearest)]
     return -1.0 / np.mean(np.log(r / r[:, -1:] + 1e-12), axis=1)
 
 
@@ -131,6 +143,24 @@ def dispersion(attributions: np.ndarray) -> np.ndarray:
     return np.column_stack([np.log(mean), a.std(1) / mean, (q75 - q25) / mean, a.max(1) / mean,
                             np.sort(p, axis=1)[:, -k:].sum(1),
                             -(p * np.log(np.clip(p, 1e-12, 1))).sum(1) / np.log(a.shape[1])])
+
+
+def squeeze_distance(logits: np.ndarray, squeezed: dict) -> np.ndarray:
+    """Feature squeezing's score (Xu et al. 2018): max over squeezers of ‖p(x) − p(squeeze(x))‖₁, p the softmax."""
+    from ..measure.metrics import softmax
+
+    p = softmax(np.asarray(logits, np.float64))
+    return np.max([np.abs(p - softmax(np.asarray(z, np.float64))).sum(1) for z in squeezed.values()], axis=0)
+
+
+def map_inconsistency(maps: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """1 − Pearson correlation of two maps of each image (0: same map up to scale and offset; a blank map counts as
+    uncorrelated): how far an explanation moves when the image is squeezed."""
+    a = np.asarray(maps, np.float64).reshape(len(maps), -1)
+    b = np.asarray(other, np.float64).reshape(len(other), -1)
+    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    denom = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    return 1.0 - np.where(denom > 0, (a * b).sum(1) / np.where(denom > 0, denom, 1), 0.0)
 
 
 def output_features(logits: np.ndarray) -> np.ndarray:
@@ -198,13 +228,40 @@ def energy_score(v, ref):
     return energy(v["logits"])[:, None]
 
 
+@register("msp-2s", ["logits"], "outputs", fit="two-sided")
+def msp_two_sided(v, ref):
+    """MSP read in both tails of its distribution on clean images (fitted on clean images only): an attack that
+    makes the model *more* confident than clean images ever are is as suspicious as one that makes it unsure."""
+    return output_features(v["logits"])[:, :1]
+
+
+@register("max-logit-2s", ["logits"], "outputs", fit="two-sided")
+def max_logit_two_sided(v, ref):
+    """Max logit read in both tails of its clean distribution (clean images only)."""
+    return np.asarray(v["logits"], np.float64).max(1, keepdims=True)
+
+
+@register("energy-2s", ["logits"], "outputs", fit="two-sided")
+def energy_two_sided(v, ref):
+    """Energy read in both tails of its clean distribution (clean images only)."""
+    return energy(v["logits"])[:, None]
+
+
+@register("feature-squeezing", ["logits", "squeezed"], "outputs", fit="score")
+def feature_squeezing(v, ref):
+    """Feature squeezing (Xu et al. 2018, "Feature squeezing: detecting adversarial examples in deep neural
+    networks"): the largest L1 change of the softmax when the image is squeezed (ART's bit-depth reduction and 2×2
+    median filter, :mod:`advxai.detect.views`). Nothing is fitted; attack-agnostic."""
+    return squeeze_distance(v["logits"], v["squeezed"])[:, None]
+
+
 @register("outputs", ["logits"], "outputs")
 def outputs(v, ref):
     """Logistic regression on confidence, margin and entropy (the book's earlier outputs-only baseline)."""
     return output_features(v["logits"])
 
 
-@register("kd-bu", ["layers", "mc"], "feature space")
+@register("kd-bu", ["layers", "mc"], "deep features")
 def kd_bu(v, ref):
     """Kernel density of the penultimate features among training images of the predicted class, and Bayesian
     uncertainty from MC dropout (Feinman et al. 2017, "Detecting adversarial samples from artifacts"); logistic
@@ -219,14 +276,22 @@ def kd_bu(v, ref):
     return np.column_stack([np.log(kd + 1e-300), bayesian_uncertainty(v["mc"])])
 
 
-@register("lid", ["layers"], "feature space")
+@register("lid", ["layers"], "deep features")
 def lid_features(v, ref):
     """Local intrinsic dimensionality of each block's activations w.r.t. a batch of clean training images
     (Ma et al. 2018, "Characterizing adversarial subspaces using LID"), k = 20; logistic regression."""
     return np.column_stack([lid(v["layers"][k], ref.lid[k], ref.lid_k) for k in ref.lid])
 
 
-@register("mahalanobis", ["layers"], "feature space")
+@register("lid-ref", ["layers"], "deep features")
+def lid_reference_code(v, ref):
+    """LID as Ma et al.'s reference code (``mle_batch``) computes it: the nearest reference point is dropped for
+    every query, also for adversarial images that are not in the reference batch (:func:`lid`,
+    ``drop_nearest``). Reported apart from ``lid`` (eq. 3 of the paper)."""
+    return np.column_stack([lid(v["layers"][k], ref.lid[k], ref.lid_k, drop_nearest=True) for k in ref.lid])
+
+
+@register("mahalanobis", ["layers"], "deep features")
 def mahalanobis_features(v, ref):
     """Class-conditional Gaussians with tied covariance on each block's pooled activations; per layer the
     smallest Mahalanobis distance, combined by logistic regression (Lee et al. 2018, "A simple unified
@@ -235,26 +300,26 @@ def mahalanobis_features(v, ref):
     return np.column_stack([mahalanobis(v["layers"][k], *ref.layers[k]) for k in ref.layers])
 
 
-@register("art-input", ["image"], "feature space", fit="art-input")
+@register("art-input", ["image"], "deep features", fit="art-input")
 def art_input(v, ref):
     """ART's ``BinaryInputDetector`` (Al-Dujaili et al. / Metzen et al. 2017 style): a binary CNN on the raw image."""
     return np.asarray(v["image"], np.float32)
 
 
-@register("art-activation", ["image"], "feature space", fit="art-activation")
+@register("art-activation", ["image"], "deep features", fit="art-activation")
 def art_activation(v, ref):
     """ART's ``BinaryActivationDetector`` (Metzen et al. 2017, "On detecting adversarial perturbations"): a binary
     classifier on the activations of the classifier's last conv block."""
     return np.asarray(v["image"], np.float32)
 
 
-@register("gradcam-summary", ["gradcam"], "explanation")
+@register("gradcam-summary", ["gradcam"], "explanation maps")
 def gradcam_summary(v, ref):
     """The book's earlier explanation detector: five summary features of the Grad-CAM map, logistic regression."""
     return map_summary(v["gradcam"])
 
 
-@register("map-cnn", ["image", "gradcam", "saliency"], "explanation", fit="cnn")
+@register("map-cnn", ["image", "gradcam", "saliency"], "explanation maps", fit="cnn")
 def map_cnn(v, ref):
     """A small CNN on the stacked [image, Grad-CAM, saliency] (saliency scaled to [0, 1] per image): a detector
     that learns from the explanation maps themselves (cf. Watson & Al Moubayed 2020, who classify SHAP maps)."""
@@ -263,17 +328,18 @@ def map_cnn(v, ref):
     return np.concatenate([v["image"], v["gradcam"][..., None], s[..., None]], axis=-1).astype(np.float32)
 
 
-@register("signature", ["layers"], "explanation")
+@register("signature", ["layers"], "deep features")
 def signature(v, ref):
     """Attribution signature (Fidel et al. 2020, "When explainability meets adversarial learning"): SHAP values of
     the penultimate units for every class. For the linear logits layer they are exact: φ_jk = W_jk (h_j − h̄_j)
-    with h̄ the mean clean training features (the SHAP baseline). Logistic regression on the signature."""
+    with h̄ the mean clean training features (the SHAP baseline). Logistic regression on the signature. A linear
+    map of the penultimate activations, so a deep-feature detector: it reads no map of the image."""
     last = v["layers"][list(v["layers"])[-1]]
     phi = (last - ref.baseline)[:, :, None] * ref.head[None]
     return phi.reshape(len(last), -1)
 
 
-@register("dispersion", ["saliency", "gxi", "ig"], "explanation")
+@register("dispersion", ["saliency", "gxi", "ig"], "explanation maps")
 def attribution_dispersion(v, ref):
     """ML-LOO-style dispersion (Yang et al. 2020, "ML-LOO: detecting adversarial examples with feature
     attribution") of three cheap attributions (saliency, gradient × input, integrated gradients); logistic
@@ -281,7 +347,7 @@ def attribution_dispersion(v, ref):
     return np.column_stack([dispersion(v[k]) for k in ("saliency", "gxi", "ig")])
 
 
-@register("clean-density", ["gradcam", "saliency", "gxi", "ig"], "explanation", fit="clean-density")
+@register("clean-density", ["gradcam", "saliency", "gxi", "ig"], "explanation maps", fit="clean-density")
 def clean_density(v, ref):
     """Explanation features (Grad-CAM summary + attribution dispersion) scored by their Mahalanobis distance to
     the clean explanations of the training folds (a Ledoit–Wolf Gaussian fitted on clean images only): an
@@ -290,7 +356,16 @@ def clean_density(v, ref):
     return np.column_stack([gradcam_summary(v, ref), attribution_dispersion(v, ref)])
 
 
-@register("outputs+explanations", ["logits", "gradcam", "saliency", "gxi", "ig"], "combination")
+@register("map-consistency", ["gradcam", "gradcam-squeezed"], "explanation maps", fit="score")
+def map_consistency(v, ref):
+    """Feature squeezing applied to the explanation: 1 − correlation between the Grad-CAM of the image and that of
+    its 2×2 median-filtered version, both for the class predicted on the image. A clean image's map should survive
+    the filter; an adversarial perturbation is high-frequency and the filter removes much of it. Nothing is fitted
+    (attack-agnostic); after Xu et al. 2018, on the map a clinician is shown instead of the output."""
+    return map_inconsistency(v["gradcam"], v["gradcam-squeezed"])[:, None]
+
+
+@register("outputs+explanations", ["logits", "gradcam", "saliency", "gxi", "ig"], "combinations")
 def outputs_and_explanations(v, ref):
     """Output features + Grad-CAM summary + attribution dispersion, one logistic regression."""
     return np.column_stack([output_features(v["logits"]), gradcam_summary(v, ref), attribution_dispersion(v, ref)])

@@ -4,6 +4,8 @@
 * ``logistic`` — standardised, class-balanced logistic regression (Feinman, Ma, Lee and ML-LOO all combine their
   features this way);
 * ``clean-density`` — a Ledoit–Wolf Gaussian on the *clean* rows only; score = Mahalanobis distance;
+* ``two-sided`` — the single feature's distribution on the *clean* rows only; score = |2F(s) − 1| with F the
+  clean empirical CDF (mid-ranks), so both tails are suspicious (a confidence score an attack can push either way);
 * ``cnn`` — a small Keras CNN on image-shaped inputs (class-balanced, a few epochs);
 * ``art-input`` / ``art-activation`` — ART's ``BinaryInputDetector`` / ``BinaryActivationDetector`` around the same
   small network (on the image, or on the classifier's last-block activations).
@@ -55,6 +57,20 @@ def _clean_density(x, is_adv, ctx):
     scale = StandardScaler().fit(clean)
     gauss = LedoitWolf().fit(scale.transform(clean))
     return lambda xx: gauss.mahalanobis(scale.transform(_finite(xx)))
+
+
+@FITS.register("two-sided")
+def _two_sided(x, is_adv, ctx):
+    clean = np.sort(_finite(x[is_adv == 0])[:, 0])  # the adversarial rows are deliberately ignored
+
+    def score(xx):
+        s = _finite(np.asarray(xx))[:, 0]
+        below = np.searchsorted(clean, s, side="left")
+        above = np.searchsorted(clean, s, side="right")
+        cdf = (below + above) / (2.0 * len(clean))  # mid-rank empirical CDF in [0, 1]
+        return np.abs(2.0 * cdf - 1.0)
+
+    return score
 
 
 def _finite(x):

@@ -29,7 +29,8 @@ from . import fits
 from .detectors import DETECTORS
 
 FPRS = (0.01, 0.05)
-CLEAN_ONLY_FITS = ("score", "clean-density")  # fitted without adversarial rows: one fit per fold serves every source
+# fitted without adversarial rows: one fit per fold serves every source
+CLEAN_ONLY_FITS = ("score", "clean-density", "two-sided")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@
   normalisation stays in inference mode, which ``model(x, training=True)`` would not do);
 * explanations of the predicted class (what a deployed system shows): ``gradcam`` (:mod:`advxai.explain`),
   ``saliency`` |∂z_c/∂x| (Simonyan et al. 2014), ``gxi`` gradient × input (Shrikumar et al. 2016), and ``ig``
-  integrated gradients from a black baseline with few steps (Sundararajan et al. 2017) — all batched and compiled.
+  integrated gradients from a black baseline with few steps (Sundararajan et al. 2017) — all batched and compiled;
+* squeezed inputs (Xu et al. 2018, "Feature squeezing"; ART's preprocessors): ``squeezed`` — the model's logits on
+  each squeezed version of the image (bit depth reduced to :data:`BIT_DEPTH` bits, a 2×2 median filter), and
+  ``gradcam-squeezed`` — the Grad-CAM of the median-filtered image for the class predicted on the original.
 
 :func:`compute` returns the views and the seconds each took, from which the cost per image of a detector follows.
 """
@@ -139,6 +142,36 @@ def gradcam(model, x, ctx):
     from ..explain import gradcam as cam
 
     return cam(model, x, _targets(ctx, model, x), progress=False)
+
+
+# Xu et al. squeeze MNIST to 1 bit and CIFAR-10 to 5 bits, with a 2×2 median filter for both. Medical images are
+# grey-level or colour photographs of fine texture, not binary digits: the CIFAR setting.
+BIT_DEPTH, MEDIAN_WINDOW = 5, 2
+
+
+def squeezers() -> dict:
+    """ART's squeezers: name -> function of images in [0, 1] (channels last)."""
+    from art.defences.preprocessor import FeatureSqueezing, SpatialSmoothing
+
+    bits = FeatureSqueezing(clip_values=(0.0, 1.0), bit_depth=BIT_DEPTH)
+    median = SpatialSmoothing(window_size=MEDIAN_WINDOW, channels_first=False, clip_values=(0.0, 1.0))
+    return {f"bit-depth-{BIT_DEPTH}": lambda x: bits(x)[0].astype(np.float32),
+            f"median-{MEDIAN_WINDOW}x{MEDIAN_WINDOW}": lambda x: median(x)[0].astype(np.float32)}
+
+
+@VIEWS.register("squeezed")
+def squeezed(model, x, ctx):
+    """{squeezer: logits of the squeezed images}."""
+    return {name: logits(model, fn(x), ctx) for name, fn in squeezers().items()}
+
+
+@VIEWS.register("gradcam-squeezed")
+def gradcam_squeezed(model, x, ctx):
+    """Grad-CAM of the median-filtered image, for the class predicted on the original image."""
+    from ..explain import gradcam as cam
+
+    return cam(model, squeezers()[f"median-{MEDIAN_WINDOW}x{MEDIAN_WINDOW}"](x), _targets(ctx, model, x),
+               progress=False)
 
 
 @VIEWS.register("image")

@@ -46,8 +46,9 @@ DETECTION = {
     "splits": ["test"],  # the images studied: every image of these splits (n_images 0) or a balanced draw
     "n_images": 0,
     "attack": {"names": ["fgsm", "pgd", "deepfool"], "eps": {}, "params": {}},  # eps: attack -> ε list
-    "detectors": ["msp", "max-logit", "energy", "outputs", "kd-bu", "lid", "mahalanobis", "gradcam-summary",
-                  "signature", "dispersion", "clean-density", "outputs+explanations"],
+    "detectors": ["msp", "max-logit", "energy", "msp-2s", "max-logit-2s", "energy-2s", "feature-squeezing",
+                  "outputs", "kd-bu", "lid", "lid-ref", "mahalanobis", "signature", "gradcam-summary", "dispersion",
+                  "clean-density", "map-consistency", "outputs+explanations"],
     "folds": 5, "n_boot": 1000, "n_reference": 1000, "mc_samples": 20, "ig_steps": 8, "epochs": 6,
     "adaptive": {"attack": "pgd", "eps": 0.05, "weight": 1.0, "max_iter": 20},  # attack: null skips it
 }

@@ -108,11 +108,11 @@ def roc_points(recs: list[dict], oofs: dict, success: dict, top: int = 4):
 
 
 def best_explanation_detector(recs: list[dict]) -> str:
-    """The explanation-based detector with the highest mean held-out AUROC (seen AUROC where nothing is held out)."""
+    """The explanation-map detector with the highest mean held-out AUROC (seen AUROC where nothing is held out)."""
     expl = [r for r in recs if DETECTORS[r["detector"]].explanation]
     held = [r for r in expl if r["setting"] == "held_out"] or [r for r in expl if r["setting"] == "seen"]
     if not held:
-        raise ParameterError("no explanation-based detector in the grid: the adaptive attack needs one")
+        raise ParameterError("no explanation-map detector in the grid: the adaptive attack needs one")
     means = {}
     for r in held:
         means.setdefault(r["detector"], []).append(r["auroc"][0])
