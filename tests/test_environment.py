@@ -45,15 +45,25 @@ def test_the_repository_lock_applies():
     assert re.fullmatch(r"[0-9a-f]{16}", environment.lock_hash())
 
 
-def test_every_top_level_pin_is_in_the_cpu_lock_at_the_same_version():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"]
+def _pins(reqs: list[str]) -> dict[str, str]:
     pins = {}
-    for req in project["dependencies"] + extras["cpu"] + extras["test"]:
+    for req in reqs:
         name, version = re.fullmatch(r"([A-Za-z0-9._-]+(?:\[[^\]]*\])?)==(\S+)", req.split(";")[0].strip()).groups()
         pins[_norm(name)] = version
-    lock = _lock_pins(ROOT / "requirements" / "cpu.lock")
-    wrong = {name: (version, sorted(lock.get(name, []))) for name, version in pins.items()
-             if lock.get(name) != {version}}
-    assert not wrong, f"pyproject.toml pin vs cpu.lock (run `make lock`): {wrong}"
+    return pins
+
+
+def test_every_top_level_pin_is_in_the_cpu_lock_at_the_same_version():
+    """The book's lock holds every pin of the book (and nothing of the test step); the test lock every test pin,
+    and the packages the two share at the same version."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    lock, test_lock = _lock_pins(ROOT / "requirements" / "cpu.lock"), _lock_pins(ROOT / "requirements" / "test.lock")
+    for pins, got, name in [(_pins(project["dependencies"] + extras["cpu"]), lock, "cpu.lock"),
+                            (_pins(extras["test"]), test_lock, "test.lock")]:
+        wrong = {n: (v, sorted(got.get(n, []))) for n, v in pins.items() if got.get(n) != {v}}
+        assert not wrong, f"pyproject.toml pin vs {name} (run `make lock`): {wrong}"
+    assert not set(_pins(extras["test"])) - {"psutil"} & set(lock)  # test tools stay out of the book's install
+    shared = set(lock) & set(test_lock)
+    assert {n: (lock[n], test_lock[n]) for n in shared if lock[n] != test_lock[n]} == {}
     assert "advxai" not in lock

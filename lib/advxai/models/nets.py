@@ -70,7 +70,7 @@ def _application(builder, mode: str, min_size: int, upsample: bool = False):
     name = builder.__name__.lower()
 
     def build(input_shape, n_classes: int, weights=None, dropout: float = 0.0):
-        _refuse_size(min(input_shape[:2]))
+        _refuse_size(tuple(input_shape[:2]))
         h, w = input_shape[:2]
         small = min(h, w) < min_size
         inp = keras.Input(input_shape, name="image")
@@ -87,9 +87,11 @@ def _application(builder, mode: str, min_size: int, upsample: bool = False):
         out = layers.Dense(n_classes, name="logits")(x)
         return keras.Model(inp, out, name=name)
 
-    def _refuse_size(size: int, **_) -> None:
-        if size < min_size and not upsample:
-            raise ParameterError(f"{name} at {size} px leaves a Grad-CAM map smaller than 2×2; "
+    def _refuse_size(size, **_) -> None:
+        h, w = (size, size) if isinstance(size, int) else size
+        if min(h, w) < min_size and not upsample:
+            px = f"{h}" if h == w else f"{h}×{w}"
+            raise ParameterError(f"{name} at {px} px leaves a Grad-CAM map smaller than 2×2; "
                                  f"use ≥ {min_size} px (or the cnn model)")
 
     build.refuse_size = _refuse_size
@@ -113,8 +115,9 @@ for _name, _builder, _mode, _min, _upsample in [
     MODELS.register(_name)(_application(_builder, _mode, _min, _upsample))
 
 
-def _cnn_refuse_size(size: int, stem_stride: int = 1, **_) -> None:
+def _cnn_refuse_size(size, stem_stride: int = 1, **_) -> None:
     # two 2× poolings after the stem: the Grad-CAM map is size / (stem_stride · 4) on a side
+    size = size if isinstance(size, int) else min(size)
     if size // max(1, int(stem_stride)) // 4 < 2:
         raise ParameterError(f"cnn at {size} px with stem_stride {stem_stride} leaves a Grad-CAM map smaller than "
                              f"2×2; use ≥ {8 * max(1, int(stem_stride))} px or a smaller stem_stride")
@@ -123,15 +126,16 @@ def _cnn_refuse_size(size: int, stem_stride: int = 1, **_) -> None:
 compact_cnn.refuse_size = _cnn_refuse_size
 
 
-def check(name: str, size: int, params: dict | None = None) -> None:
+def check(name: str, size, params: dict | None = None) -> None:
     """Refuse before any work what :func:`build` would refuse: an unknown model, a parameter its builder does not
-    take (with the closest known one), and a size at which its Grad-CAM map would be smaller than 2×2."""
+    take (with the closest known one), and a size (pixels, or (height, width)) at which its Grad-CAM map would be
+    smaller than 2×2."""
     builder = MODELS[name]
     params = dict(params or {})
     check_params(f"model {name!r}", params, keyword_names(builder, 2))
     refuse = getattr(builder, "refuse_size", None)
     if refuse is not None:
-        refuse(int(size), **params)
+        refuse(int(size) if isinstance(size, int | float) else tuple(int(v) for v in size), **params)
 
 
 def build(name: str, input_shape, n_classes: int, weights=None, seed: int | None = None, **kw) -> keras.Model:
@@ -146,7 +150,7 @@ def build(name: str, input_shape, n_classes: int, weights=None, seed: int | None
         raise ParameterError(f"input_shape must be (H, W, C), got {tuple(input_shape)}")
     if n_classes < 2:
         raise ParameterError(f"need at least 2 classes, got {n_classes}")
-    check(name, min(input_shape[:2]), kw)
+    check(name, tuple(input_shape[:2]), kw)
     return MODELS[name](tuple(input_shape), n_classes, weights=weights, **kw)
 
 
