@@ -138,3 +138,7 @@ def test_fitted_on_sentence_reads_the_transfer_rows_of_the_held_out_cell():
     above = g[g.target != "from pgd@0.05"]
     assert N.fitted_on_sentence(above, held).endswith("against 0.81 [0.79, 0.83] fitted on all of them.")
     assert N.fitted_on_sentence(g[g.target.isin(["held_out", "from fgsm@0.05"])], held) == ""
+    # a detector fitted on clean images only cannot depend on the attacks of the training folds: no range read
+    clean_only = g.assign(explainer="map-consistency")
+    s = N.fitted_on_sentence(clean_only, clean_only[clean_only.target == "held_out"].iloc[0])
+    assert s.startswith("map-consistency never sees an adversarial image") and "runs from" not in s

@@ -203,7 +203,14 @@ def _worst_held_out(g: pd.DataFrame, metric: str) -> pd.DataFrame:
 def fitted_on_sentence(g: pd.DataFrame, r) -> str:
     """How much detector ``r``'s held-out number depends on what it was fitted on: its AUROC on the same cell when
     fitted on one cell of another attack at a time (the transfer rows), lowest and highest, against ``r`` (fitted
-    on all of them). Empty with fewer than two such fits."""
+    on all of them). Empty with fewer than two such fits. A detector fitted on clean images only (or on nothing)
+    never sees an attack, so what it was fitted on cannot matter: said so instead."""
+    from ..detect.detectors import DETECTORS
+    from ..detect.protocol import CLEAN_ONLY_FITS
+
+    if r.explainer in DETECTORS and DETECTORS[r.explainer].fit in CLEAN_ONLY_FITS:
+        return (f"{r.explainer} never sees an adversarial image when it is fitted, so its held-out number does not "
+                "depend on which attacks the others were fitted on.")
     tr = g[(g.metric == "auroc") & (g.explainer == r.explainer) & (g.attack == r.attack) & np.isclose(g.eps, r.eps)
            & g.target.str.startswith("from ") & ~g.target.str.startswith(f"from {r.attack}@")]
     if len(tr) < 2:
@@ -272,15 +279,18 @@ def detection_md(df: pd.DataFrame) -> str:
                          "correctly classified images fooled *and* passing the 5 %-FPR threshold is "
                          f"{fmt(ev.loc['adaptive'])} against {fmt(ev.loc['plain'])}.")
             robust = a_.ci_low >= 0.9 if has_ci(a_) else False
+            lowered = compare(a_, p_) == "lower than"
         else:
-            robust = None
+            robust = lowered = None
         if len(expl):
             e = expl.iloc[0]
             answer = ("yes, for attacks it never saw" if e.ci_low >= 0.9 else
                       "partly: well above chance on attacks it never saw, below a deployable level"
                       if e.ci_low > 0.5 else "not reliably: at chance on at least one attack it never saw")
             tail = ("" if robust is None else " and it survives an attacker who knows it" if robust
-                    else ", and not against an attacker who knows the detector")
+                    else ", and an attacker who knows the detector lowers it further" if lowered
+                    else "; the adaptive attack, aimed through a surrogate of the detector, did not lower it, which is "
+                         "no evidence of robustness (a surrogate attack bounds the attacker's strength from below)")
             parts.append(f"**Can the explanation tell you that you are being attacked?** On {d}: {answer}{tail}.")
         out.append(" ".join(parts))
     return "\n\n".join(out)

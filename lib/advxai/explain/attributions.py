@@ -128,10 +128,11 @@ def _eg_graph(model: keras.Model):
 
 
 def expected_gradients_values(model: keras.Model, x: np.ndarray, targets: np.ndarray, background: np.ndarray,
-                              index: np.ndarray, t: np.ndarray, max_rows: int = 4096) -> np.ndarray:
+                              index: np.ndarray, t: np.ndarray, max_rows: int = 1024) -> np.ndarray:
     """Expected-gradients attributions (N, H, W, C) of the target class for given draws: ``index`` (N, S) picks each
     sample's background image and ``t`` (N, S) its interpolation point. Images go in batches of at most
-    ``max_rows`` interpolated inputs."""
+    ``max_rows`` interpolated inputs (measured on ISIC 28 px, 200 samples: 1,024 rows 66 ms a map and a 1.0 GB
+    process, 4,096 rows 63 ms and 1.7 GB — the backward pass keeps every activation of the batch)."""
     x, background = np.asarray(x, np.float32), np.asarray(background, np.float32)
     eg, n_samples = _eg_graph(model), index.shape[1]
     step = max(1, max_rows // n_samples)
@@ -142,7 +143,7 @@ def expected_gradients_values(model: keras.Model, x: np.ndarray, targets: np.nda
 
 @EXPLAINERS.register("shap")
 def expected_gradients(model: keras.Model, x: np.ndarray, targets: np.ndarray, background: np.ndarray | None = None,
-                       n_background: int = 32, nsamples: int = 200, seed: int = 0, max_rows: int = 4096,
+                       n_background: int = 32, nsamples: int = 200, seed: int = 0, max_rows: int = 1024,
                        progress: bool = True) -> np.ndarray:
     """SHAP's expected gradients for the target class, compiled and batched (:func:`expected_gradients_values`);
     equal to shap's ``GradientExplainer`` (``shap-ref``) given the same draws (tested). The background is
