@@ -27,7 +27,6 @@ from ..errors import ParameterError
 from ..registry import Registry
 
 VIEWS: Registry = Registry("view")
-_CACHE: dict = {}  # compiled functions of the current model (one model at a time, like explain's Grad-CAM)
 
 
 def block_layers(model: keras.Model) -> list[str]:
@@ -39,12 +38,10 @@ def block_layers(model: keras.Model) -> list[str]:
 
 
 def _compiled(model: keras.Model, key: str, build):
-    if _CACHE.get("model") is not model:
-        _CACHE.clear()
-        _CACHE["model"] = model
-    if key not in _CACHE:
-        _CACHE[key] = build()
-    return _CACHE[key]
+    """The explainers' cache of compiled functions (one model at a time), under a ``views/`` key."""
+    from ..explain import compiled_for
+
+    return compiled_for(model, f"views/{key}", build)
 
 
 def _batched(fn, x: np.ndarray, *more, batch_size: int = 256):

@@ -70,7 +70,6 @@ def _application(builder, mode: str, min_size: int, upsample: bool = False):
     name = builder.__name__.lower()
 
     def build(input_shape, n_classes: int, weights=None, dropout: float = 0.0):
-        _refuse_size(tuple(input_shape[:2]))
         h, w = input_shape[:2]
         small = min(h, w) < min_size
         inp = keras.Input(input_shape, name="image")

@@ -231,12 +231,12 @@ def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> No
 
 
 def _check_models(datasets: list[dict], model_entries: list[dict]) -> None:
-    """Every (dataset, model) pair as the runs will build it: a known model, parameters its builder takes (a
-    typo gets the closest name), a size at which its Grad-CAM map is at least 2×2."""
+    """Every (dataset, model) pair as the runs will build it (:func:`advxai.models.check`): a known model,
+    parameters its builder takes (a typo gets the closest name), a size at which its Grad-CAM map is at least
+    2×2."""
     from .. import models
 
     for m in model_entries:
-        models.MODELS[m["name"]]
         for d in datasets:
             params = {**m.get("params", {}), **d.get("model_params", {}).get(m["name"], {})}
             models.check(m["name"], d["size"], params)
