@@ -17,7 +17,7 @@ CONFIG ?= configs/default.yaml
 ADVXAI_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export ADVXAI_DATA
 
-.PHONY: book test lint bench clean env lock
+.PHONY: book study test lint bench clean env lock
 env: $(VENV)/.installed
 
 # Locked pip/setuptools/wheel first; then the whole lock in one resolve (nothing unpinned: builds use the locked
@@ -53,6 +53,10 @@ $(UV_VENV)/bin/uv:
 
 book: env
 	$(BIN)/advxai book $(CONFIG) --results results --book book
+
+# The study (configs/study.yaml): what the published book shows; ≤ 120 min on 2 cores, resumable (README "The study").
+study: env
+	$(BIN)/advxai book configs/study.yaml --results results --book book
 
 test: $(VENV)/.tested
 	$(BIN)/ruff check lib tests bench

@@ -1,6 +1,7 @@
 """Per-run wall time and the grid's peak memory, run cold into a fresh results folder.
 
     python bench/stages.py [--config configs/default.yaml] [--executor parallel] [--results /tmp/advxai-bench]
+    python bench/stages.py --config configs/study.yaml --results results    # the study, kept for `make study`
 
 Runs the grid as `make book` does (the parallel executor by default) and samples memory every 0.25 s: the
 machine's memory in use (MemTotal − MemAvailable) above what it was before the grid started — what the build
@@ -67,6 +68,10 @@ def main() -> None:
     print(f"{'stage':<11}{'run':<34}{'seconds':>8}  status")
     for r in records:
         print(f"{r['stage']:<11}{r['run']:<34}{r.get('seconds', 0):8.1f}  {r['status']}")
+    by_stage: dict[str, list[float]] = {}
+    for r in records:
+        by_stage.setdefault(r["stage"], []).append(r.get("seconds", 0))
+    print("per stage: " + "; ".join(f"{s} {sum(v):.0f} s over {len(v)} runs" for s, v in by_stage.items()))
     busy = sum(r.get("seconds", 0) for r in records)
     print(f"grid wall time {total:.0f} s ({busy:.0f} s of runs: {busy / total:.2f} runs in flight on average); "
           f"peak memory {peak.used / 2**30:.2f} GB in use above the baseline (RSS sum {peak.rss / 2**30:.2f} GB)")

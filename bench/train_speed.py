@@ -72,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
 
     ds = data.load(args.dataset, args.size)
-    params = {"width": args.width} if args.model == "cnn" else {}
+    params = {"width": args.width} if args.model in ("cnn", "resnet") else {}
     net = models.build(args.model, ds.input_shape, ds.n_classes, seed=0, **params)
     flops_step = 3 * forward_flops(net)
     peak = peak_flops()

@@ -57,6 +57,22 @@ def test_build_refuses_inputs_that_leave_a_1x1_gradcam_map(name):
     assert cam_map(models.build(name, (smallest, smallest, 1), 2)) == (2, 2)  # the advertised minimum is tight
 
 
+def test_cifar_resnet_has_he_et_al_s_shape_and_refuses_bad_depths_before_building():
+    """ResNet-20 (He et al. 2016, CIFAR variant) has 0.27 M parameters at width 16; ResNet-8 its 7×7 Grad-CAM map
+    at 28 px (8×8 at 64 px with a stride-2 stem); a depth that is not 6n + 2 fails in models.check."""
+    r20 = models.build("resnet", (32, 32, 3), 10, depth=20)
+    assert r20.name == "resnet20" and 0.26e6 < r20.count_params() < 0.28e6  # the paper's table 6: 0.27 M
+    convs = [la for la in r20.layers if isinstance(la, keras.layers.Conv2D) and la.kernel_size == (3, 3)]
+    assert len(convs) + 1 == 20  # 19 weighted 3×3 layers + the classifier
+    assert cam_map(models.build("resnet", (28, 28, 1), 2)) == (7, 7)
+    assert cam_map(models.build("resnet", (64, 64, 1), 2, stem_stride=2)) == (8, 8)
+    for bad in (9, 4, "8"):
+        with pytest.raises(ParameterError, match="resnet depth must be 6n \\+ 2"):
+            models.check("resnet", 28, {"depth": bad})
+    with pytest.raises(ParameterError, match="^resnet at 16 px with stem_stride 4"):
+        models.check("resnet", 16, {"stem_stride": 4})
+
+
 def test_training_reaches_better_than_chance(pneumonia, trained):
     m = train.evaluate(trained, *pneumonia.split("test"))
     assert m["auc"] > 0.85

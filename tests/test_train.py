@@ -111,6 +111,8 @@ def test_reproduction_verdict_widened_by_seed_variance():
 
 
 def test_seeds_config_extends_the_default_and_plans_one_seeds_run_per_model(tmp_path):
+    """Each extra seed is a training run of its own (label ``-s<seed>``, rows ``cnn·s<seed>``); the seeds run
+    collects a model's training runs; with ``per_seed`` empty nothing downstream runs on the extra models."""
     from advxai.runner.runs import plan
 
     root = Path(__file__).resolve().parents[1] / "configs"
@@ -119,8 +121,13 @@ def test_seeds_config_extends_the_default_and_plans_one_seeds_run_per_model(tmp_
     runs, default_runs = plan(cfg, tmp_path), plan(base, tmp_path)
     trains = [r for r in runs if r.stage == "train"]
     seeds = [r for r in runs if r.stage == "seeds"]
-    assert len(seeds) == len(trains) and {s.deps[0].key for s in seeds} == {t.key for t in trains}
-    assert {t.key for t in trains} == {r.key for r in default_runs if r.stage == "train"}  # cached runs reused
+    base_trains = [t for t in trains if "model_label" not in t.params]
+    assert len(seeds) == len(base_trains) and len(trains) == 3 * len(base_trains)
+    assert all([d.params["seed"] for d in s.deps] == [0, 1, 2] for s in seeds)
+    assert {t.params["model_label"] for t in trains if t not in base_trains} >= {"cnn·s1", "cnn·s2"}
+    assert {t.key for t in base_trains} == {r.key for r in default_runs if r.stage == "train"}  # cached runs reused
+    extra = {t.key for t in trains if t not in base_trains}
+    assert not any(d.key in extra for r in runs if r.stage not in ("seeds", "summary") for d in r.deps)
     assert not any(r.stage == "seeds" for r in default_runs)
     bad = tmp_path / "bad.yaml"
     bad.write_text("extends: default.yaml\nseeds: 3\n")
@@ -137,3 +144,27 @@ def test_random_transpose_draws_the_square_symmetries_and_is_identity_at_inferen
     kept = np.all(out == x[:1], axis=(1, 2, 3))
     assert np.all(swapped | kept) and 10 < swapped.sum() < 54  # each image either way, about half swapped
     assert np.array_equal(np.asarray(layer(x, training=False)), x)
+
+
+def test_study_config_plans_every_dataset_two_architectures_three_seeds_and_eighteen_detection_settings(tmp_path):
+    """configs/study.yaml (`make study`): 3 datasets × 2 architectures × 3 seeds of detection, Table II seed rows
+    for every trained model, RADAR-MIX in pixel and in σ units on seed 0's models; an unknown per-seed part fails."""
+    from advxai.runner.runs import plan
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    cfg = load_config(root / "study.yaml")
+    runs = plan(cfg, tmp_path)
+    det = [r for r in runs if r.stage == "detection"]
+    assert len(det) == 18 and {r.params["model"] for r in det} == {f"{m}{s}" for m in ("cnn", "resnet")
+                                                                    for s in ("", "·s1", "·s2")}
+    assert {r.params["dataset"] for r in det} == {"pneumoniamnist", "chest_xray", "isic2018"}
+    assert len([r for r in runs if r.stage == "seeds"]) == 6 and len([r for r in runs if r.stage == "train"]) == 18
+    rm = [r for r in runs if r.stage == "radarmix"]
+    assert sorted(r.label for r in rm) == ["isic2018_28-cnn", "isic2018_28-cnn-sigma", "isic2018_28-resnet",
+                                           "isic2018_28-resnet-sigma"]
+    assert all(r.params["n_images"] >= 300 and r.params["n_explain"] == {"shap": 60, "lime": 60} for r in rm)
+    bad = tmp_path / "bad.yaml"
+    (tmp_path / "default.yaml").write_text((root / "default.yaml").read_text())
+    bad.write_text("extends: default.yaml\nseeds: [1]\nper_seed: [detections]\n")
+    with pytest.raises(ParameterError, match="per_seed names unknown parts \\['detections'\\]; known: gradattacks"):
+        load_config(bad)

@@ -64,6 +64,44 @@ def compact_cnn(input_shape, n_classes: int, weights=None, width: int = 16, stem
     return keras.Model(inp, out, name="cnn")
 
 
+@MODELS.register("resnet")
+def cifar_resnet(input_shape, n_classes: int, weights=None, depth: int = 8, width: int = 16, stem_stride: int = 1,
+                 dropout: float = 0.0):
+    """The CIFAR-sized residual network of He et al. (CVPR 2016, §4.2): a 3×3 stem, three stages of ``n`` basic
+    blocks (two 3×3 conv + BN, identity shortcut; a 1×1 projection where the shape changes, their option B) with
+    ``width``·(1, 2, 4) filters, the last two stages starting with stride 2, global average pooling; depth 6n + 2.
+
+    ``depth=20`` is their ResNet-20; the default ``depth=8`` (n = 1) is the smallest of the family, the residual
+    net of the MLPerf Tiny image-classification benchmark (Banbury et al. 2021), chosen because it reaches every
+    dataset's bar at about the compact CNN's cost per epoch on 2 cores (README "The study"). The Grad-CAM layer
+    is the last block's output: 7×7 at 28 px, 8×8 at 64 px with ``stem_stride=2``.
+    """
+    if weights is not None:
+        raise ParameterError("model 'resnet' has no pretrained weights; use weights: null")
+    n = (depth - 2) // 6  # depth checked by models.check (6n + 2)
+
+    def conv_bn(x, filters, stride, name):
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        return layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+
+    inp = keras.Input(input_shape, name="image")
+    x = layers.Activation("relu", name="stem_relu")(conv_bn(inp, width, stem_stride, "stem"))
+    for stage, mult in enumerate((1, 2, 4)):
+        for b in range(n):
+            name, stride = f"s{stage}b{b}", 2 if stage and not b else 1
+            y = layers.Activation("relu", name=f"{name}_relu1")(conv_bn(x, width * mult, stride, f"{name}_1"))
+            y = conv_bn(y, width * mult, 1, f"{name}_2")
+            if stride != 1 or x.shape[-1] != width * mult:  # projection shortcut (option B)
+                x = layers.Conv2D(width * mult, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
+                x = layers.BatchNormalization(momentum=0.9, name=f"{name}_proj_bn")(x)
+            x = layers.Activation("relu", name=f"{name}_out")(layers.Add(name=f"{name}_add")([x, y]))
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    out = layers.Dense(n_classes, name="logits")(x)
+    return keras.Model(inp, out, name=f"resnet{depth}")
+
+
 def _application(builder, mode: str, min_size: int, upsample: bool = False):
     """Wrap a keras.applications constructor: [0,1] input, grey->RGB, logits; refuse (or, with ``upsample``,
     resize up to ``min_size`` inside the model) inputs smaller than ``min_size``."""
@@ -114,15 +152,29 @@ for _name, _builder, _mode, _min, _upsample in [
     MODELS.register(_name)(_application(_builder, _mode, _min, _upsample))
 
 
-def _cnn_refuse_size(size, stem_stride: int = 1, **_) -> None:
-    # two 2× poolings after the stem: the Grad-CAM map is size / (stem_stride · 4) on a side
-    size = size if isinstance(size, int) else min(size)
-    if size // max(1, int(stem_stride)) // 4 < 2:
-        raise ParameterError(f"cnn at {size} px with stem_stride {stem_stride} leaves a Grad-CAM map smaller than "
-                             f"2×2; use ≥ {8 * max(1, int(stem_stride))} px or a smaller stem_stride")
+def _stem_refuse_size(name: str):
+    """The size check of a net with two 2× reductions after its stem: its Grad-CAM map is size / (stem_stride · 4)
+    on a side."""
+
+    def refuse(size, stem_stride: int = 1, **_) -> None:
+        size = size if isinstance(size, int) else min(size)
+        if size // max(1, int(stem_stride)) // 4 < 2:
+            raise ParameterError(f"{name} at {size} px with stem_stride {stem_stride} leaves a Grad-CAM map smaller "
+                                 f"than 2×2; use ≥ {8 * max(1, int(stem_stride))} px or a smaller stem_stride")
+
+    return refuse
 
 
-compact_cnn.refuse_size = _cnn_refuse_size
+compact_cnn.refuse_size = _stem_refuse_size("cnn")
+
+
+def _resnet_refuse(size, depth: int = 8, **params) -> None:
+    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ParameterError(f"resnet depth must be 6n + 2 with n ≥ 1 (8, 14, 20, 32, ...), got {depth!r}")
+    _stem_refuse_size("resnet")(size, **params)
+
+
+cifar_resnet.refuse_size = _resnet_refuse
 
 
 def check(name: str, size, params: dict | None = None) -> None:

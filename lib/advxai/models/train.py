@@ -225,19 +225,6 @@ def build_and_fit(ds, model: str, model_params: dict, settings: dict, seed: int,
     return net, hist
 
 
-def seed_metrics(ds, model: str, model_params: dict, settings: dict, seeds: list[int]) -> list[dict]:
-    """Train one model per seed and return its Table II metrics on the test and validation splits, one record
-    per (seed, subset, metric): the training-seed variance of a clean model."""
-    out = []
-    for seed in seeds:
-        net, _ = build_and_fit(ds, model, model_params, settings, seed)
-        for subset in ("test", "val"):
-            x, y = ds.split(subset)
-            m = classification_metrics(y, softmax(predict_logits(net, x)))
-            out += [{"seed": seed, "subset": subset, "metric": k, "value": v} for k, v in m.items()]
-    return out
-
-
 def reweighted_logits(logits: np.ndarray, weights: dict[int, float]) -> np.ndarray:
     """The decision an unweighted loss would make, from a model trained with class weights ``w``: weighted
     cross-entropy is minimised by q(k|x) ∝ w_k p(k|x), so subtracting log w_k from the logits undoes the

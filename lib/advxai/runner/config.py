@@ -14,6 +14,7 @@ from .runs import STAGES
 DEFAULTS = {
     "seed": 0,
     "seeds": [],  # extra training seeds: each model is retrained with them for its training-seed variance
+    "per_seed": [],  # the parts that also run on every extra seed's model: gradattacks, radarmix, detection
     # the recipe of advxai.models.train (README "Training recipe"); patience applies when monitor is not "none"
     "train": {"epochs": 15, "batch_size": 64, "lr": 3e-3, "patience": 4, "augment": True, "balance": True,
               "schedule": "cosine", "warmup": 1, "weight_decay": 1e-4, "label_smoothing": 0.1, "monitor": "none"},
@@ -68,28 +69,42 @@ def load_config(path: Path) -> dict:
     if not isinstance(cfg["seeds"], list) or not all(isinstance(x, int) for x in cfg["seeds"]):
         raise ParameterError(f"config {path}: seeds must be a list of integers (extra training seeds), "
                              f"got {cfg['seeds']!r}")
-    if "radarmix" in raw:
-        r = cfg["radarmix"] = _merged(RADARMIX, raw["radarmix"] or {})
-        if not r["datasets"]:
-            raise ParameterError(f"config {path}: section radarmix lists no datasets")
-        _check(r, r["attack"], r["explain"]["names"], path)
-        unknown = set(r["explain"]["n_explain"]) - set(r["explain"]["names"])
-        if unknown:
-            raise ParameterError(f"radarmix.explain.n_explain names explainers not in the grid: {sorted(unknown)}")
-        from ..attacks import check_units
-
-        for a in r["attack"]["names"]:
-            check_units(a, r["eps_units"])
-        if len(r["attack"]["names"]) < 2:
-            raise ParameterError("radarmix needs at least two attacks (the detector is tested leave-one-attack-out)")
+    unknown = set(cfg["per_seed"]) - set(PARTS) if isinstance(cfg["per_seed"], list) else {cfg["per_seed"]}
+    if unknown:
+        raise ParameterError(f"config {path}: per_seed names unknown parts {sorted(map(str, unknown))}; "
+                             f"known: {', '.join(PARTS)}")
+    if "radarmix" in raw:  # one section, or a list of them (e.g. the same grid in pixel and in σ units)
+        sections = raw["radarmix"] if isinstance(raw["radarmix"], list) else [raw["radarmix"]]
+        cfg["radarmix"] = [_radarmix(r or {}, path) for r in sections]
     if "detection" in raw:
         cfg["detection"] = _detection(raw["detection"] or {}, path)
     return cfg
 
 
+PARTS = ("gradattacks", "radarmix", "detection")
+
+
+def _radarmix(raw: dict, path: Path) -> dict:
+    """One ``radarmix`` section with defaults, checked."""
+    r = _merged(RADARMIX, raw)
+    if not r["datasets"]:
+        raise ParameterError(f"config {path}: section radarmix lists no datasets")
+    _check(r, r["attack"], r["explain"]["names"], path)
+    unknown = set(r["explain"]["n_explain"]) - set(r["explain"]["names"])
+    if unknown:
+        raise ParameterError(f"radarmix.explain.n_explain names explainers not in the grid: {sorted(unknown)}")
+    from ..attacks import check_units
+
+    for a in r["attack"]["names"]:
+        check_units(a, r["eps_units"])
+    if len(r["attack"]["names"]) < 2:
+        raise ParameterError("radarmix needs at least two attacks (the detector is tested leave-one-attack-out)")
+    return r
+
+
 def dataset_names(cfg: dict) -> list[str]:
     """Every dataset a loaded config reads (its parts together, in order, once each)."""
-    sections = [cfg, *(cfg[k] for k in ("radarmix", "detection") if k in cfg)]
+    sections = [cfg, *cfg.get("radarmix", []), *([cfg["detection"]] if "detection" in cfg else [])]
     names = (d["name"] if isinstance(d, dict) else d for s in sections for d in s["datasets"])
     return list(dict.fromkeys(names))
 
@@ -185,10 +200,11 @@ def _known_keys(raw: dict, path: Path) -> None:
             check(raw[name] or {}, set(STAGES) if name == "estimates" else set(default), name)
     entries(raw.get("datasets"), DATASET_KEYS, "datasets[]")
     entries(raw.get("models"), MODEL_KEYS, "models[]")
-    for part, defaults in (("radarmix", RADARMIX), ("detection", DETECTION)):  # the optional parts, alike
-        if raw.get(part) is None:
+    parts = [("radarmix", RADARMIX, r) for r in _as_list(raw.get("radarmix"))] + [("detection", DETECTION,
+                                                                                   raw.get("detection"))]
+    for part, defaults, r in parts:  # the optional parts, alike
+        if r is None:
             continue
-        r = raw[part]
         check(r, set(defaults), part)
         for name, default in defaults.items():
             if isinstance(default, dict) and name in r and name not in FREE_FORM:

@@ -62,7 +62,7 @@ class Run:
         """What the notebook's ``parameters`` cell receives: its own parameters plus upstream folders."""
         p = dict(self.params, out_dir=str(Path(out_dir or self.out_dir).resolve()), run_id=self.out_dir.name)
         for d in self.deps:
-            name = f"{d.stage}_dirs" if self.stage in ("strength", "summary") else f"{d.stage}_dir"
+            name = f"{d.stage}_dirs" if self.stage in ("strength", "summary", "seeds") else f"{d.stage}_dir"
             if name.endswith("_dirs"):
                 p.setdefault(name, []).append(str(d.out_dir.resolve()))
             else:
@@ -86,70 +86,95 @@ def _numerical_versions() -> dict[str, str]:
     return {k: v[k] for k in [*environment.NUMERICAL, "python"] if k in v}
 
 
+def model_label(model: str, seed: int, base_seed: int) -> str:
+    """The ``model`` column of a trained model's rows: the architecture for the config's own seed, else the
+    architecture and its training seed (``cnn·s1``), so every chapter keeps a retrained model apart."""
+    return model if seed == base_seed else f"{model}·s{seed}"
+
+
 def plan(cfg: dict, results: Path) -> list[Run]:
-    """Expand a config into runs in execution order (every run after the runs it depends on)."""
+    """Expand a config into runs in execution order (every run after the runs it depends on).
+
+    ``seeds`` (extra training seeds) trains every model once more per seed; the parts named in ``per_seed``
+    (``gradattacks``, ``radarmix``, ``detection``) run on each of those models too, the others on the config's
+    own seed. A ``seeds`` run per model collects the training runs' Table II rows (mean ± s.d.)."""
     runs: list[Run] = []
     seed, n_boot = cfg["seed"], cfg["n_boot"]
-    trains: dict[str, Run] = {}  # key -> run: one training run serves both parts of a config
-    seeds_runs: list[Run] = []
+    trains: dict[str, Run] = {}  # key -> run: one training run serves every part of a config
+    seeds_runs: dict[str, Run] = {}  # label -> the seeds run collecting its training runs
 
-    def train_run(d: dict, m: dict, train_cfg: dict) -> tuple[Run, dict, str]:
+    def seeds_of(part: str) -> list[int]:
+        return [seed, *cfg["seeds"]] if part in cfg["per_seed"] else [seed]
+
+    def train_run(d: dict, m: dict, train_cfg: dict, s: int) -> tuple[Run, dict, str]:
         dkeys = _data_keys(d)
         mparams = dict(m.get("params", {}), **d.get("model_params", {}).get(m["name"], {}))
         sep = "_" if d["name"][-1].isdigit() else ""  # isic2018_28, not isic201828
         label = f"{d['name']}{sep}{d['size']}-{m['name']}"
-        run = Run("train", label, {**dkeys, "model": m["name"], "model_params": mparams, **train_cfg,
-                                   **d.get("train", {}), "seed": seed, "n_boot": n_boot}, results=results)
+        mlabel = model_label(m["name"], s, seed)
+        params = {**dkeys, "model": m["name"], "model_params": mparams, **train_cfg, **d.get("train", {}),
+                  "seed": s, "n_boot": n_boot}
+        if s != seed:
+            params["model_label"] = mlabel
+        run = Run("train", label + ("" if s == seed else f"-s{s}"), params, results=results)
         if run.key not in trains:
             trains[run.key] = run
             runs.append(run)
-            if cfg["seeds"]:  # training-seed variance: the same recipe retrained with the extra seeds
+            if cfg["seeds"] and s == seed:  # training-seed variance: its runs are the extra seeds' training runs
                 settings = {k: run.params[k] for k in (*train_cfg, *d.get("train", {}))}
-                seeds_runs.append(Run("seeds", label, {**dkeys, "model": m["name"], "model_params": mparams,
-                                                       "settings": settings, "seeds": list(cfg["seeds"]),
-                                                       "seed": seed}, [run], results))
-        return trains[run.key], {**dkeys, "model": m["name"], "seed": seed, "n_boot": n_boot}, label
+                extra = [train_run(d, m, train_cfg, x)[0] for x in cfg["seeds"] if x != seed]
+                seeds_runs[run.key] = Run("seeds", label, {**dkeys, "model": m["name"], "model_params": mparams,
+                                                           "settings": settings, "seed": seed},
+                                          [run, *extra], results)
+        return (trains[run.key], {**dkeys, "model": mlabel, "seed": seed, "n_boot": n_boot},
+                label + ("" if s == seed else f"-s{s}"))
 
     groups = [[a] for a in cfg["attack"]["names"]] if cfg["attack"]["split"] else [list(cfg["attack"]["names"])]
     strength_runs = []
     for d in cfg["datasets"]:
         for m in cfg["models"]:
-            train, base, label = train_run(d, m, cfg["train"])
-            cams, atts = [], []
-            for g in groups:
-                glabel = label + ("-" + g[0] if cfg["attack"]["split"] else "")
-                att = Run("attack", glabel, {**base, "attacks": g, "eps": [float(e) for e in cfg["attack"]["eps"]],
-                                             "n_images": int(cfg["attack"]["n_images"]),
-                                             "attack_params": {a: cfg["attack"]["params"].get(a, {}) for a in g}},
-                          [train], results)
-                cam = Run("gradcam", glabel, {**base, "explainers": cfg["explain"]["names"],
-                                              "targets": cfg["explain"]["target"]}, [train, att], results)
-                dist = Run("distortion", glabel, dict(base), [att], results)
-                runs += [att, cam, dist]
-                cams.append(cam)
-                atts.append(att)
-            strength = Run("strength", label, {**base, **cfg["strength"]}, [*cams, *atts], results)
-            runs.append(strength)
-            strength_runs.append(strength)
-    for r in [cfg["radarmix"]] if "radarmix" in cfg else []:
+            for s in seeds_of("gradattacks"):
+                train, base, label = train_run(d, m, cfg["train"], s)
+                cams, atts = [], []
+                for g in groups:
+                    glabel = label + ("-" + g[0] if cfg["attack"]["split"] else "")
+                    att = Run("attack", glabel, {**base, "attacks": g,
+                                                 "eps": [float(e) for e in cfg["attack"]["eps"]],
+                                                 "n_images": int(cfg["attack"]["n_images"]),
+                                                 "attack_params": {a: cfg["attack"]["params"].get(a, {}) for a in g}},
+                              [train], results)
+                    cam = Run("gradcam", glabel, {**base, "explainers": cfg["explain"]["names"],
+                                                  "targets": cfg["explain"]["target"]}, [train, att], results)
+                    dist = Run("distortion", glabel, dict(base), [att], results)
+                    runs += [att, cam, dist]
+                    cams.append(cam)
+                    atts.append(att)
+                strength = Run("strength", label, {**base, **cfg["strength"]}, [*cams, *atts], results)
+                runs.append(strength)
+                strength_runs.append(strength)
+    for r in cfg.get("radarmix", []):
         a, x = r["attack"], r["explain"]
+        units = "" if r["eps_units"] == "pixel" else f"-{r['eps_units']}"
         for d in r["datasets"]:
             for m in r["models"]:
-                train, base, label = train_run(d, m, {**cfg["train"], **r["train"]})
-                rm = Run("radarmix", label, {
-                    **base, "split": d.get("split", r["split"]), "attacks": a["names"],
-                    "eps": [float(e) for e in a["eps"]], "n_images": int(a["n_images"]),
-                    "attack_params": {n: a["params"].get(n, {}) for n in a["names"]},
-                    "explainers": x["names"], "n_explain": x["n_explain"], "explainer_params": x["params"],
-                    "n_background": int(x["n_background"]), "targets": x["target"], "topk": float(r["topk"]),
-                    "faithful": bool(r["faithful"]), "eps_units": r["eps_units"]}, [train], results)
-                runs.append(rm)
+                for s in seeds_of("radarmix"):
+                    train, base, label = train_run(d, m, {**cfg["train"], **r["train"]}, s)
+                    rm = Run("radarmix", label + units, {
+                        **base, "split": d.get("split", r["split"]), "attacks": a["names"],
+                        "eps": [float(e) for e in a["eps"]], "n_images": int(a["n_images"]),
+                        "attack_params": {n: a["params"].get(n, {}) for n in a["names"]},
+                        "explainers": x["names"], "n_explain": x["n_explain"], "explainer_params": x["params"],
+                        "n_background": int(x["n_background"]), "targets": x["target"], "topk": float(r["topk"]),
+                        "faithful": bool(r["faithful"]), "eps_units": r["eps_units"]}, [train], results)
+                    runs.append(rm)
     for det in [cfg["detection"]] if "detection" in cfg else []:
         for d in det["datasets"]:
             for m in det["models"]:
-                train, base, label = train_run(d, m, {**cfg["train"], **det["train"]})
-                runs.append(Run("detection", label, {**base, **detection_params(det), "seed": seed}, [train], results))
-    runs += seeds_runs  # last before the summary: the study's own results come first
+                for s in seeds_of("detection"):
+                    train, base, label = train_run(d, m, {**cfg["train"], **det["train"]}, s)
+                    runs.append(Run("detection", label, {**base, **detection_params(det), "seed": seed}, [train],
+                                    results))
+    runs += seeds_runs.values()  # last before the summary: the study's own results come first
     others = [r for r in runs if r.stage != "strength"]
     runs.append(Run("summary", "summary", {"config": cfg["name"], "seed": seed}, [*others, *strength_runs], results))
     return runs
@@ -185,13 +210,12 @@ def _expected_seconds(run: Run) -> float | None:
 
 def expected_seconds(runs: list[Run]) -> dict[int, float | None]:
     """Each run's expected seconds by ``id``: 0 when cached, else its last recorded duration, else None (the
-    caller falls back on the config's ``estimates``). A ``seeds`` run never run before: its training run's last
-    duration times the seeds it retrains — on the stage estimate alone every dataset's seeds run tied, and the
-    largest set's could start last."""
+    caller falls back on the config's ``estimates``). A training run of an extra seed never run before: the last
+    duration of its model's training with any seed (same label without the ``-s<seed>`` tail)."""
     out = {}
     for r in runs:
         last = 0.0 if r.done else _expected_seconds(r)
-        if last is None and r.stage == "seeds" and (train := _expected_seconds(r.deps[0])) is not None:
-            last = train * len(r.params["seeds"])
+        if last is None and r.stage == "train" and "model_label" in r.params:
+            last = _expected_seconds(Run("train", r.label.rsplit("-s", 1)[0], {}, results=r.results))
         out[id(r)] = last
     return out

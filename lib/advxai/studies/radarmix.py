@@ -52,7 +52,8 @@ def explain_all(net, ds, x, y, advs: dict, logits: dict, eps: list[float], expla
     """Every explainer on the clean images and every attacked version, for each target: ``(maps, subs, rows)``.
 
     ``maps[name][target]`` as :func:`advxai.explain.explain_versions` returns it, ``subs[name]`` the images it
-    explains (a balanced draw of ``n_explain[name]`` for the costly explainers, else all). Rows: seconds, the shift
+    explains (for the costly explainers a balanced draw of ``n_explain[name]`` among the correctly classified images,
+    so every explained image counts in the fooled / not-fooled split; else all). Rows: seconds, the shift
     of every (attack, ε) split fooled / not fooled, localisation on the lesion where masks exist. The maps are saved
     to ``out/maps_<explainer>_<target>.npz``."""
     x_tr, _ = ds.split("train")
@@ -61,8 +62,10 @@ def explain_all(net, ds, x, y, advs: dict, logits: dict, eps: list[float], expla
     attacks = list(advs)
     repeated = tuple(a for a in attacks if A.spec(a.split("@")[0]).eps_free)  # same images at every ε: explained once
     maps, subs, rows = {}, {}, []
+    correct = np.flatnonzero(preds["clean"] == y)
     for name in explainers:
-        sub = data.balanced_subset(y, n_explain[name], seed) if name in n_explain else np.arange(len(x))
+        sub = (np.sort(correct[data.balanced_subset(y[correct], min(n_explain[name], len(correct)), seed)])
+               if name in n_explain else np.arange(len(x)))
         kw = dict(explainer_params.get(name, {}), **({"background": background} if name == "shap" else {}))
         t0 = time.perf_counter()
         m = X.explain_versions(name, net, x[sub], y[sub], {a: advs[a][:, sub] for a in attacks},

@@ -41,3 +41,20 @@ def weighting_tradeoff(ds, test_logits: np.ndarray, balance):
                                                         else np.nan for k in range(ds.n_classes)]},
                           index=ds.labels)
     return trade[["accuracy", "balanced_accuracy", "auc"]], recall, cm
+
+
+def training_records(train_dirs: list) -> list[dict]:
+    """The Table II metrics of finished training runs (notebooks/08_seeds.ipynb), one record per (training seed,
+    subset, metric): each run's ``metrics.csv`` rows on the test and validation splits, with the seed its
+    ``provenance.json`` recorded."""
+    import json
+    from pathlib import Path
+
+    out = []
+    for d in map(Path, train_dirs):
+        seed = json.loads((d / "provenance.json").read_text())["parameters"]["seed"]
+        df = pd.read_csv(d / "metrics.csv")
+        df = df[df.subset.isin(["test", "val"]) & df.metric.isin(evaluation.CLASSIFICATION)]
+        out += [{"seed": int(seed), "subset": r.subset, "metric": r.metric, "value": float(r.value)}
+                for r in df.itertuples()]
+    return out
