@@ -45,25 +45,36 @@ def _table(deepfool_flip, pgd_flip, size=64, model="cnn"):
     ])
 
 
-def test_reproduction_reads_the_declared_cell_and_withholds_verdicts_across_settings():
+def test_reproduction_gives_two_verdicts_and_never_stops_at_not_comparable():
     rep = R.report(_table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89))).set_index("claim")
     clean = rep.loc["clean accuracy on chest X-ray 85.9–88.9 %"]
-    assert clean["reproduced"] == "not comparable" and "64 px, seed 224" in clean["why"] and "cnn" in clean["why"]
-    assert rep.loc["fooling rate up to 96 % (PGD, OCT; all attacked images, ε 0.1)", "reproduced"] == "not run"
+    assert clean["same setting?"].startswith("no: ") and "64 px, seed 224" in clean["same setting?"]
+    assert clean["holds here?"] == "holds (1 of 1 models)"  # 0.87 [0.84, 0.90] meets the seed's range anyway
+    assert rep.loc["fooling rate up to 96 % (PGD, OCT; all attacked images, ε 0.1)", "holds here?"] == "not run"
     paper = R.report(_table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89), size=224, model="resnet50"),
                      pretrained={("chest_xray_224", "resnet50"): True}).set_index("claim")
-    assert paper.loc["clean accuracy on chest X-ray 85.9–88.9 %", "reproduced"] == "yes"
+    assert paper.loc["clean accuracy on chest X-ray 85.9–88.9 %", "same setting?"] == "yes"
     ranked = paper.loc[paper.index.str.startswith("DeepFool has the strongest")].iloc[0]
-    assert ranked["reproduced"] == "yes"  # over all images DeepFool's interval lies above PGD's
+    assert ranked["holds here?"] == "holds (1 of 1 models)"  # over all images DeepFool's interval lies above PGD's
     again = paper.loc[paper.index.str.startswith("… re-examined")].iloc[0]
-    assert again["reproduced"].startswith("indistinguishable from pgd")  # over correct images it does not
+    assert again["holds here?"] == "does not hold (0 of 1 models)"  # over correct images: indistinguishable
+    assert "indistinguishable from pgd" in again["ours"]
+
+
+def test_holds_here_aggregates_every_model_and_seed():
+    two = pd.concat([_table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89)),
+                     _table((0.5, 0.4, 0.6), (0.9, 0.84, 0.95), model="cnn·s1")])
+    rep = R.report(two).set_index("claim")
+    ranked = rep.loc[rep.index.str.startswith("DeepFool has the strongest")].iloc[0]
+    assert ranked["holds here?"] == "mixed (1 of 2 models)" and "over 2 models" in ranked["ours"]
+    assert R.holds(["no (ours lower)", "partially (ours lower)"]) == "does not hold (0 of 2 models; ours lower)"
 
 
 def test_reproduction_ranking_says_no_when_another_attack_is_clearly_stronger():
     rep = R.report(_table((0.5, 0.4, 0.6), (0.9, 0.84, 0.95), size=224, model="vgg16"),
                    pretrained={("chest_xray_224", "vgg16"): True})
     row_ = rep[rep.claim.str.startswith("DeepFool has the strongest")].iloc[0]
-    assert row_["reproduced"] == "no (pgd higher)"
+    assert row_["holds here?"] == "does not hold (0 of 1 models; pgd higher)" and "no (pgd higher)" in row_["ours"]
 
 
 def test_split_sentence_says_which_side_is_empty():
@@ -81,11 +92,11 @@ def test_split_sentence_says_which_side_is_empty():
 def test_rankings_withhold_verdicts_and_name_what_is_missing():
     rep = R.report(_table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89))).set_index("claim")
     ranked = rep.loc[rep.index.str.startswith("DeepFool has the strongest")].iloc[0]
-    assert ranked["reproduced"] == "not comparable"  # a CNN at 64 px from scratch is not the seed's setting
+    assert "cnn, seed resnet50" in ranked["same setting?"]  # a CNN at 64 px from scratch is not the seed's setting
     no_deepfool = _table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89), size=224, model="resnet50")
     no_deepfool = no_deepfool[no_deepfool.attack != "deepfool"]
     rep = R.report(no_deepfool, pretrained={("chest_xray_224", "resnet50"): True})
-    assert (rep[rep.claim.str.startswith("DeepFool has")].reproduced == "not run").all()
+    assert (rep[rep.claim.str.startswith("DeepFool has")]["holds here?"] == "not run").all()
     rows = pd.DataFrame([row("fooling_rate", 0.97, (np.nan, np.nan), 6, attack="fgsm", subset="correct", stage="a"),
                          row("fooling_rate", 0.9, (0.8, 0.95), 80, attack="pgd", subset="correct", stage="a")])
     s = N.ranking_sentence(rows, "attack", "fooling rate")

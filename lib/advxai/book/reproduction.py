@@ -1,14 +1,16 @@
-"""The reproduction report: each claim of the two seed papers against our number on a cell declared here
-(never the best cell of the grid), with a verdict computed from the seed's value and our 95 % interval.
+"""The reproduction report: each claim of the two seed papers against our numbers on a cell declared here
+(never the best cell of the grid), with two verdicts: *same setting?* (model family, resolution, ImageNet
+pretraining, data) and *holds here?* — the claim tested on the nearest setting the configuration ran, over every
+trained model there (architectures and training seeds), from the seed's value and each model's 95 % interval.
 
 Our rows are found by dataset *family* (``chest_xray`` at any size), so the CPU default (64 px) and the paper
-configurations (224 px) are read alike. One report row per claim and trained model: no model is picked
+configurations (224 px) are read alike. One report row per claim, over every trained model: no model is picked
 arbitrarily. Verdicts:
 
 * ``yes`` — the seed's value (or range) lies in our interval; ``partially`` — it misses by ≤ ``tolerance``;
   ``no (ours higher|lower)`` — further;
-* ``not comparable`` — our setting differs from the seed's (model family, resolution, ImageNet pretraining):
-  the number is shown, the verdict withheld, and ``why`` says what differs;
+* *holds here?* aggregates the models' verdicts: ``holds`` (every model *yes*), ``does not hold`` (none),
+  ``mixed``; a setting that differs from the seed's is said in *same setting?*, never instead of a verdict;
 * ``not run`` — the configuration has no such cell.
 
 A ranking claim ("DeepFool has the strongest fooling rate") holds when the named attack's interval lies above
@@ -89,6 +91,17 @@ RANKINGS = [
 ]
 
 
+def pretrained(provenance: dict[str, dict]) -> dict[tuple[str, str], bool]:
+    """``(dataset, model) -> whether it started from ImageNet weights``, from the training runs' parameters."""
+    out = {}
+    for p in provenance.values():
+        if p["stage"] == "train":
+            q = p["parameters"]
+            out[(f"{q['dataset']}_{q['size']}", q.get("model_label") or q["model"])] = \
+                q.get("model_params", {}).get("weights") == "imagenet"
+    return out
+
+
 def _family(dataset: str) -> tuple[str, int]:
     name, _, size = str(dataset).rpartition("_")
     return (name, int(size)) if size.isdigit() else (str(dataset), 0)
@@ -151,63 +164,94 @@ def _ours(r) -> str:
     return f"{_pct(r.value)}{ci} (n = {int(r.n)})"
 
 
+def _claim_rows(df: pd.DataFrame, c: Claim, pretrained: dict) -> list[dict]:
+    """Per trained model holding the claim's cell: our number, what differs from the seed's setting, the verdict."""
+    out = []
+    for r in _rows(df, c.dataset, c.cell).itertuples():
+        ci, seeds_note = with_seed_variance(df, r)
+        out.append({"on": f"{r.dataset} · {r.model}", "ours": _ours(r) + seeds_note, "value": r.value,
+                    "diff": _differences(c.setting, r.dataset, r.model, pretrained.get((r.dataset, r.model), False)),
+                    "verdict": verdict(c.seed, ci, c.tolerance)})
+    return out
+
+
+def _ranking_rows(df: pd.DataFrame, k: Ranking, pretrained: dict) -> list[dict]:
+    """Per trained model: the named attack against the best other, and the verdict from their intervals."""
+    out = []
+    rows = _rows(df, k.dataset, k.cell)
+    for (d, m), g in rows.groupby(["dataset", "model"]):
+        named, others = g[g.attack == k.attack], g[g.attack != k.attack]
+        if named.empty or others.empty:
+            continue
+        named, best_other = named.iloc[0], others.loc[others.value.idxmax()]
+        if not np.isfinite(named.ci_low) or not np.isfinite(others.ci_low).all():
+            v = "no interval"
+        elif named.ci_low > others.ci_high.max():
+            v = "yes"
+        elif named.ci_high >= best_other.ci_low:
+            v = f"indistinguishable from {best_other.attack}"
+        else:
+            v = f"no ({best_other.attack} higher)"
+        out.append({"on": f"{d} · {m}", "ours": f"{k.attack} {_ours(named)}; best other: {best_other.attack} "
+                                                 f"{_ours(best_other)}", "value": named.value,
+                    "diff": _differences(k.setting, d, m, pretrained.get((d, m), False)), "verdict": v})
+    return out
+
+
+def holds(verdicts: list[str]) -> str:
+    """*holds here?* over every trained model of the nearest setting: ``holds`` when every model's verdict is
+    *yes*, ``does not hold`` when none is (with the side our numbers miss on, where they agree), else ``mixed``."""
+    yes = sum(v == "yes" for v in verdicts)
+    if yes == len(verdicts):
+        return f"holds ({yes} of {len(verdicts)} models)"
+    if yes == 0:
+        sides = {v[v.find("(") + 1:v.find(")")] for v in verdicts if "(" in v}
+        side = f"; {sides.pop()}" if len(sides) == 1 else ""
+        return f"does not hold (0 of {len(verdicts)} models{side})"
+    return f"mixed ({yes} of {len(verdicts)} models)"
+
+
+def same_setting(diffs: list[list[str]]) -> str:
+    """*same setting?*: ``yes`` when no model differs from the seed's setting, else ``no`` and what differs."""
+    items = list(dict.fromkeys(d for diff in diffs for d in diff))
+    return "yes" if not items else "no: " + "; ".join(items)
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>{body}</details>" if body else summary
+
+
 def report(df: pd.DataFrame, pretrained: dict[tuple[str, str], bool] | None = None) -> pd.DataFrame:
-    """One row per (claim, dataset, model): study, claim, setting, seed, ours [95 % CI], reproduced, why.
+    """One row per claim: study, claim, the seed's number, ours (range over the trained models of the nearest
+    setting; each model's number and interval collapsed under it), *same setting?*, *holds here?*, and why.
     ``pretrained[(dataset, model)]`` says whether that model started from ImageNet weights (default: no)."""
     pretrained = pretrained or {}
     out = []
-    for c in CLAIMS:
-        seed = _pct(c.seed[0]) if c.seed[0] == c.seed[1] else f"{_pct(c.seed[0])}–{_pct(c.seed[1])}"
-        rows = _rows(df, c.dataset, c.cell)
-        if rows.empty:
-            out.append({"study": c.study, "claim": c.claim, "ours on": "—", "seed": seed, "ours [95 % CI]": "—",
-                        "reproduced": "not run", "why": c.missing})
-        for r in rows.itertuples():
-            diff = _differences(c.setting, r.dataset, r.model, pretrained.get((r.dataset, r.model), False))
-            ci, seeds_note = with_seed_variance(df, r)
-            out.append({"study": c.study, "claim": c.claim, "ours on": f"{r.dataset} · {r.model}", "seed": seed,
-                        "ours [95 % CI]": _ours(r) + seeds_note,
-                        "reproduced": "not comparable" if diff else verdict(c.seed, ci, c.tolerance),
-                        "why": "; ".join(filter(None, ["; ".join(diff), c.note]))})
-    for k in RANKINGS:
-        rows = _rows(df, k.dataset, k.cell)
-        if rows.empty or k.attack not in set(rows.attack):
-            out.append({"study": k.study, "claim": k.claim, "ours on": "—", "seed": "strongest",
-                        "ours [95 % CI]": "—", "reproduced": "not run", "why": "not in the configuration that was run"})
+    items = [(c, _pct(c.seed[0]) if c.seed[0] == c.seed[1] else f"{_pct(c.seed[0])}–{_pct(c.seed[1])}",
+              _claim_rows(df, c, pretrained), c.missing) for c in CLAIMS]
+    items += [(k, "strongest", _ranking_rows(df, k, pretrained), "not in the configuration that was run")
+              for k in RANKINGS]
+    for c, seed, rows, missing in items:
+        if not rows:
+            out.append({"study": c.study, "claim": c.claim, "seed": seed, "ours": "—", "same setting?": "—",
+                        "holds here?": "not run", "why": missing})
             continue
-        for (d, m), g in rows.groupby(["dataset", "model"]):
-            named = g[g.attack == k.attack]
-            others = g[g.attack != k.attack]
-            if named.empty or others.empty:
-                out.append({"study": k.study, "claim": k.claim, "ours on": f"{d} · {m}", "seed": "strongest",
-                            "ours [95 % CI]": "—", "reproduced": "not run",
-                            "why": f"the grid lacks {k.attack if named.empty else 'another attack'} here"})
-                continue
-            named = named.iloc[0]
-            best_other = others.loc[others.value.idxmax()]
-            diff = _differences(k.setting, d, m, pretrained.get((d, m), False))
-            if diff:
-                v = "not comparable"
-            elif not np.isfinite(named.ci_low) or not np.isfinite(others.ci_low).all():
-                v = "no interval"
-            elif named.ci_low > others.ci_high.max():
-                v = "yes"
-            elif named.ci_high >= best_other.ci_low:
-                v = f"indistinguishable from {best_other.attack} (intervals overlap)"
-            else:
-                v = f"no ({best_other.attack} higher)"
-            ours = f"{k.attack} {_ours(named)}; best other: {best_other.attack} {_ours(best_other)}"
-            out.append({"study": k.study, "claim": k.claim, "ours on": f"{d} · {m}", "seed": "strongest",
-                        "ours [95 % CI]": ours, "reproduced": v,
-                        "why": "; ".join(filter(None, ["; ".join(diff), k.note]))})
+        lo, hi = min(r["value"] for r in rows), max(r["value"] for r in rows)
+        span = _pct(lo) if np.isclose(lo, hi) else f"{_pct(lo)}–{_pct(hi)}"
+        each = "<br>".join(f"{r['on']}: {r['ours']} — {r['verdict']}" for r in rows)
+        out.append({"study": c.study, "claim": c.claim, "seed": seed,
+                    "ours": _details(f"{span} over {len(rows)} model{'s' * (len(rows) > 1)}", each),
+                    "same setting?": same_setting([r["diff"] for r in rows]),
+                    "holds here?": holds([r["verdict"] for r in rows]), "why": c.note})
     return pd.DataFrame(out)
 
 
 def styled(repro: pd.DataFrame):
-    """The report as the chapter shows it: one flat table full width, claims and reasons wrapped."""
+    """The report as the chapter shows it: the verdict table first, each model's numbers and the reasons
+    collapsed in their cells."""
     pd.set_option("display.max_colwidth", None)  # claims and reasons in full
-    return (repro.style.hide(axis="index")  # one flat table: study and claim repeat on every row they hold
-            .set_properties(**{"font-size": "0.8em", "vertical-align": "top"})
-            .set_properties(subset=["ours [95 % CI]", "seed"], **{"min-width": "8em"})
-            .set_properties(subset=["claim", "why"], **{"white-space": "normal", "min-width": "12em",
-                                                        "max-width": "18em"}))
+    shown = repro.assign(why=[_details("why", w) if w else "" for w in repro.why])
+    return (shown.style.hide(axis="index")
+            .set_properties(**{"font-size": "0.8em", "vertical-align": "top", "white-space": "normal"})
+            .set_properties(subset=["claim"], **{"min-width": "14em"})
+            .set_properties(subset=["ours", "same setting?", "holds here?"], **{"min-width": "9em"}))

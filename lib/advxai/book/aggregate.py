@@ -1,0 +1,233 @@
+"""The study's answers across settings: a setting is one trained model (dataset × architecture × training seed).
+Table II over seeds, and each detector's worst held-out AUROC over every setting of the detection stage: its median
+and range, which group wins where, and whether an explanation-map detector reaches the goal anywhere.
+
+A model's rows carry its label (``cnn`` for the config's seed, ``cnn·s1`` for an extra training seed:
+:func:`advxai.runner.runs.model_label`); :func:`arch_seed` splits it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .narrative import GOAL, _worst_held_out
+
+GROUP_COLOURS = {"outputs": "tab:blue", "deep features": "tab:purple", "explanation maps": "tab:orange",
+                 "combinations": "tab:green", "other": "tab:grey"}
+TABLE2 = ["accuracy", "balanced_accuracy", "auc"]
+
+
+def arch_seed(label: str, base_seed: int = 0) -> tuple[str, int]:
+    """``cnn·s1`` -> (``cnn``, 1); ``cnn`` -> (``cnn``, base_seed)."""
+    arch, _, s = str(label).partition("·s")
+    return arch, int(s) if s.isdigit() else base_seed
+
+
+def group_of(detector: str) -> str:
+    from ..detect.detectors import DETECTORS
+
+    return DETECTORS[detector].family if detector in DETECTORS else "other"
+
+
+def base_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the config's own seed (models without a ``·s<seed>`` tail): what the per-model prose and
+    figures narrate; the other seeds enter through :func:`seeds_table`, the detection aggregates and the
+    reproduction verdicts."""
+    return df[~df.model.astype(str).str.contains("·s", regex=False)]
+
+
+def tier_md(config: str, df: pd.DataFrame) -> str:
+    """What this build is — the study or the quick version of it — from its rows: models, seeds, settings."""
+    models = sorted({arch_seed(m)[0] for m in df.model.dropna().unique() if m != "none"})
+    n_models = df[df.stage == "train"].groupby(["dataset", "model"]).ngroups
+    n_det = df[df.stage == "detection"].groupby(["dataset", "model"]).ngroups
+    seeds = int(df[df.stage == "seeds"].n.max()) if (df.stage == "seeds").any() else 1
+    what = (f"{n_models} trained models ({', '.join(models)}; {seeds} training seed{'s' * (seeds > 1)} each), "
+            f"detection on {n_det} setting{'s' * (n_det != 1)}")
+    if config == "study":
+        return f"This is **the study** (`make study`, `configs/study.yaml`): {what}."
+    return (f"This is the **quick version** (`make book`, configuration `{config}`): {what}. The published book is "
+            "the study — three datasets, two architectures, three training seeds, detection on 18 settings, "
+            "RADAR-MIX on 360 lesions — built by `make study` (about two hours on 2 cores; README \"The study\").")
+
+
+def seeds_table(df: pd.DataFrame, base_seed: int = 0, subset: str = "test") -> pd.DataFrame:
+    """Table II over training seeds: per (dataset, architecture) each metric's mean ± s.d. over seeds (the
+    ``seeds`` stage) and each seed's value (its training run), on ``subset``. Empty without ``seeds`` rows."""
+    sd = df[(df.stage == "seeds") & (df.subset == subset)].set_index(["dataset", "model", "metric"])
+    if sd.empty:
+        return pd.DataFrame()
+    tr = df[(df.stage == "train") & (df.subset == subset) & df.metric.isin(TABLE2)].copy()
+    tr[["arch", "train_seed"]] = [arch_seed(m, base_seed) for m in tr.model]
+    rows = []
+    for (d, arch), g in tr.groupby(["dataset", "arch"]):
+        if (d, arch, "accuracy") not in sd.index:
+            continue
+        row = {"dataset": d, "architecture": arch, "seeds": int(sd.loc[(d, arch, "accuracy"), "n"])}
+        for m in TABLE2:
+            mean, s = sd.loc[(d, arch, m), "value"], sd.loc[(d, arch, f"{m}_sd"), "value"]
+            per = g[g.metric == m].sort_values("train_seed")
+            row[f"{m} (mean ± s.d.)"] = f"{mean:.3f} ± {s:.3f}"
+            row[f"{m} per seed"] = ", ".join(f"{v:.3f}" for v in per.value)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def detection_settings(df: pd.DataFrame, base_seed: int = 0) -> pd.DataFrame:
+    """One row per (setting, detector): its worst held-out AUROC (value, interval, the attack) and its worst
+    held-out TPR at 5 % FPR, with the setting's dataset, architecture and training seed and the detector's group."""
+    det = df[df.stage == "detection"]
+    out = []
+    for (d, m), g in det.groupby(["dataset", "model"]):
+        auroc, tpr = _worst_held_out(g, "auroc"), _worst_held_out(g, "tpr_at_5fpr").set_index("explainer")
+        arch, seed = arch_seed(m, base_seed)
+        for r in auroc.itertuples():
+            out.append({"dataset": d, "model": m, "architecture": arch, "train_seed": seed, "detector": r.explainer,
+                        "group": group_of(r.explainer), "auroc": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                        "attack": r.attack, "tpr": tpr.value.get(r.explainer, np.nan)})
+    return pd.DataFrame(out)
+
+
+def detector_summary(s: pd.DataFrame) -> pd.DataFrame:
+    """Per detector over settings: its group, the median, minimum and maximum of its worst held-out AUROC, the
+    settings it ran on, on how many it is the best detector, and on how many it meets the goal (worst held-out
+    AUROC ≥ 0.98 and TPR at 5 % FPR ≥ 0.90); best median first."""
+    best = s.loc[s.groupby(["dataset", "model"]).auroc.idxmax(), "detector"].value_counts()
+    goal = s[(s.auroc >= GOAL["auroc"]) & (s.tpr >= GOAL["tpr_at_5fpr"])].detector.value_counts()
+    g = s.groupby("detector")
+    out = pd.DataFrame({"group": g.group.first(), "median": g.auroc.median(), "min": g.auroc.min(),
+                        "max": g.auroc.max(), "settings": g.size()})
+    out["best on"] = best.reindex(out.index).fillna(0).astype(int)
+    out["meets goal on"] = goal.reindex(out.index).fillna(0).astype(int)
+    return out.sort_values("median", ascending=False)
+
+
+def settings_md(s: pd.DataFrame) -> str:
+    """The detection chapter's answer across settings, every clause computed from ``s``
+    (:func:`detection_settings`): which group holds the best detector on how many settings, the best
+    explanation-map detector's spread, whether any explanation-map detector reaches the goal on any setting."""
+    if s.empty:
+        return "*Not run in this configuration.*"
+    n = s.groupby(["dataset", "model"]).ngroups
+    if n == 1:
+        return (f"This build has one detection setting ({s.dataset.iloc[0]} · {s.model.iloc[0]}); the study "
+                "(`make study`, `configs/study.yaml`) runs eighteen — three datasets × two architectures × three "
+                "training seeds — and answers the question across them.")
+    datasets, archs = int(s.dataset.nunique()), int(s.architecture.nunique())
+    seeds = int(s.groupby(["dataset", "architecture"]).train_seed.nunique().max())
+    summ = detector_summary(s)
+    winners = s.loc[s.groupby(["dataset", "model"]).auroc.idxmax()]
+    by_group = winners.group.value_counts()
+    wins = ", ".join(f"{grp} on {k}" for grp, k in by_group.items())
+    parts = [f"**Across {n} settings** ({datasets} dataset{'s' * (datasets > 1)} × {archs} "
+             f"architecture{'s' * (archs > 1)} × {seeds} training seed{'s' * (seeds > 1)}), the detector with the "
+             f"highest worst held-out AUROC belongs to {wins}."]
+    expl = summ[summ.group == "explanation maps"]
+    base = summ[summ.group != "explanation maps"]
+    if len(expl):
+        e = expl.iloc[0]
+        parts.append(f"The best explanation-map detector by median, {e.name}, has a median worst held-out AUROC of "
+                     f"{e['median']:.2f} (range {e['min']:.2f}–{e['max']:.2f})"
+                     + (f"; the best other detector, {base.index[0]} ({base.iloc[0].group}), "
+                        f"{base.iloc[0]['median']:.2f} ({base.iloc[0]['min']:.2f}–{base.iloc[0]['max']:.2f})."
+                        if len(base) else "."))
+        ex = s[s.group == "explanation maps"]
+        met = ex[(ex.auroc >= GOAL["auroc"]) & (ex.tpr >= GOAL["tpr_at_5fpr"])]
+        if len(met):
+            k = met.groupby(["dataset", "model"]).ngroups
+            parts.append(f"An explanation-map detector reaches the goal (worst held-out AUROC ≥ {GOAL['auroc']:.2f} "
+                         f"and TPR at 5 % FPR ≥ {GOAL['tpr_at_5fpr']:.2f}) on {k} of {n} settings.")
+        else:
+            top = ex.loc[ex.auroc.idxmax()]
+            parts.append(f"No explanation-map detector reaches the goal (worst held-out AUROC ≥ {GOAL['auroc']:.2f} "
+                         f"and TPR at 5 % FPR ≥ {GOAL['tpr_at_5fpr']:.2f}) on any of the {n} settings; the closest "
+                         f"is {top.detector} on {top.dataset} · {top.model}, AUROC {top.auroc:.2f} "
+                         f"[{top.ci_low:.2f}, {top.ci_high:.2f}], TPR {top.tpr:.2f}.")
+        above = (winners.group == "explanation maps").sum()
+        answer = ("yes, on every setting" if len(met) and met.groupby(["dataset", "model"]).ngroups == n else
+                  "not in general" if above <= n / 2 else "on most settings, not all")
+        parts.append(f"**Can the explanation tell you that you are being attacked?** Across the {n} settings: "
+                     f"{answer} — an explanation-map detector is the best detector on {above} of {n}.")
+    return " ".join(parts)
+
+
+def settings_figure(s: pd.DataFrame):
+    """Each detector's worst held-out AUROC on every setting (one point per setting, shape by dataset, colour by
+    the detector's group), its median as a bar, detectors by median; the goal and chance lines. ``None`` without
+    rows."""
+    import matplotlib.pyplot as plt
+
+    if s.empty:
+        return None
+    summ = detector_summary(s).iloc[::-1]
+    y = {d: i for i, d in enumerate(summ.index)}
+    markers = dict(zip(sorted(s.dataset.unique()), "osD^v", strict=False))
+    fig, ax = plt.subplots(figsize=(10, 0.38 * len(y) + 1.6))
+    jitter = np.random.default_rng(0).uniform(-0.22, 0.22, len(s))
+    for (d, grp), g in s.groupby(["dataset", "group"]):
+        idx = g.index.map(s.index.get_loc)
+        ax.scatter(g.auroc, g.detector.map(y) + jitter[idx], marker=markers[d], s=22, alpha=0.75,
+                   color=GROUP_COLOURS.get(grp, "tab:grey"), edgecolor="none")
+    ax.scatter(summ["median"], [y[d] for d in summ.index], marker="|", s=400, color="black", zorder=3)
+    ax.axvline(GOAL["auroc"], color="tab:green", ls="--", lw=1)
+    ax.axvline(0.5, color="black", ls=":", lw=1)
+    ax.set_yticks(list(y.values()), list(y))
+    ax.set(xlim=(0, 1.02), xlabel="worst held-out AUROC (one point per setting; bar: median)",
+           title=f"Detection across {s.groupby(['dataset', 'model']).ngroups} settings")
+    from matplotlib.lines import Line2D
+
+    handles = ([Line2D([], [], ls="", marker="o", color=c, label=grp) for grp, c in GROUP_COLOURS.items()
+                if grp in set(s.group)]
+               + [Line2D([], [], ls="", marker=mk, color="grey", label=d) for d, mk in markers.items()]
+               + [Line2D([], [], color="tab:green", ls="--", label=f"goal {GOAL['auroc']:.2f}"),
+                  Line2D([], [], color="black", ls=":", label="chance")])
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+ONE_SEED = "*One training seed in this build; the study (`make study`) trains every model with three.*"
+WORKED = ("pneumoniamnist_28", "cnn")  # the quick book's detection setting: the chapter's worked example
+
+
+def one_setting(df: pd.DataFrame) -> pd.DataFrame:
+    """The detection rows of one setting — PneumoniaMNIST 28 px · cnn (the quick book's) when it ran, else the
+    first — for the chapter's worked example; the other stages' rows unchanged."""
+    det = df[df.stage == "detection"]
+    keys = list(det.groupby(["dataset", "model"]).groups)
+    if not keys:
+        return df
+    pick = WORKED if WORKED in keys else keys[0]
+    return df[(df.stage != "detection") | ((df.dataset == pick[0]) & (df.model == pick[1]))]
+
+
+def collapsed(html: str, summary: str):
+    """HTML under a closed ``<details>`` (long per-setting numbers a reader opens on demand)."""
+    from IPython.display import HTML
+
+    return HTML(f"<details><summary>{summary}</summary>{html}</details>")
+
+
+def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
+    """What the detection chapter pastes, by glue name: the answer across settings (text and dot plot), the
+    worked setting's text (:func:`one_setting`) and every setting's text collapsed."""
+    from . import narrative as N
+
+    s = detection_settings(df, base_seed)
+    fig = settings_figure(s)
+    return {"det-settings-md": N.html(settings_md(s)),
+            "det-settings-fig": fig if fig is not None else N.html(N.NOT_RUN),
+            "det-md": N.html(N.detection_md(one_setting(df))),
+            "det-all-md": collapsed(N.html(N.detection_md(df)).data, "every setting's numbers")}
+
+
+def worked_rocs(detection_dirs: list) -> dict[str, pd.DataFrame]:
+    """The ROC curves (``roc.csv``) of the worked setting's detection run (:data:`WORKED`; else the first run),
+    by run label: one setting's curves on the chapter, the others on their run pages."""
+    from pathlib import Path
+
+    found = {Path(d).name.rsplit("-", 1)[0]: Path(d) / "roc.csv" for d in detection_dirs
+             if (Path(d) / "roc.csv").exists()}
+    worked = WORKED[0].replace("_", "") + "-" + WORKED[1]  # run label: pneumoniamnist28-cnn
+    pick = [worked] if worked in found else list(found)[:1]
+    return {k: pd.read_csv(found[k]) for k in pick}
