@@ -153,3 +153,47 @@ def test_fitted_on_sentence_reads_the_transfer_rows_of_the_held_out_cell():
     clean_only = g.assign(explainer="map-consistency")
     s = N.fitted_on_sentence(clean_only, clean_only[clean_only.target == "held_out"].iloc[0])
     assert s.startswith("map-consistency never sees an adversarial image") and "runs from" not in s
+
+
+def _held_out(dataset, model, detector, auroc, tpr, attack="deepfool"):
+    keys = dict(stage="detection", dataset=dataset, model=model, explainer=detector, target="held_out",
+                attack=attack, eps=0.02, subset="attacked")
+    return [row("auroc", auroc, (auroc - 0.02, auroc + 0.02), 200, **keys),
+            row("tpr_at_5fpr", tpr, (tpr - 0.05, tpr + 0.05), 200, **keys)]
+
+
+def test_detection_across_settings_counts_winners_and_the_goal_per_setting():
+    from advxai.book import aggregate as AG
+
+    rows = []
+    grid = [("p_28", "cnn", 0.90, 0.70), ("p_28", "cnn·s1", 0.80, 0.85), ("i_28", "resnet", 0.60, 0.99)]
+    for d, m, maha, cons in grid:
+        rows += _held_out(d, m, "mahalanobis", maha, 0.5) + _held_out(d, m, "map-consistency", cons, 0.95)
+    rows += _held_out("p_28", "cnn", "map-consistency", 0.65, 0.95, attack="pgd")  # its worst attack on p · cnn
+    s = AG.detection_settings(pd.DataFrame(rows))
+    assert len(s) == 6 and set(s.group) == {"deep features", "explanation maps"}
+    assert s[(s.model == "cnn") & (s.detector == "map-consistency")].auroc.item() == 0.65  # the worst held-out cell
+    assert AG.arch_seed("cnn·s1") == ("cnn", 1) and AG.arch_seed("resnet", 0) == ("resnet", 0)
+    summ = AG.detector_summary(s)
+    assert summ.loc["map-consistency", "median"] == 0.85 and summ.loc["map-consistency", "best on"] == 2
+    assert summ.loc["map-consistency", "meets goal on"] == 1 and summ.loc["mahalanobis", "best on"] == 1
+    text = AG.settings_md(s)
+    assert "Across 3 settings** (2 datasets × 2 architectures × 2 training seeds)" in text
+    assert "explanation maps on 2, deep features on 1" in text and "on 1 of 3 settings" in text
+    assert "on most settings, not all — an explanation-map detector is the best detector on 2 of 3" in text
+    assert AG.settings_figure(s) is not None and "one detection setting" in AG.settings_md(s[s.model == "cnn"])
+
+
+def test_seeds_table_gives_mean_sd_and_each_seed():
+    from advxai.book import aggregate as AG
+
+    keys = dict(dataset="p_28", subset="test")
+    rows = [row(m, v, (np.nan, np.nan), 3, stage="seeds", model="cnn", **keys)
+            for m, v in [("accuracy", 0.9), ("accuracy_sd", 0.01), ("balanced_accuracy", 0.88),
+                         ("balanced_accuracy_sd", 0.02), ("auc", 0.95), ("auc_sd", 0.005)]]
+    metrics = [("accuracy", 0.89), ("balanced_accuracy", 0.87), ("auc", 0.94)]
+    rows += [row(m, v + k / 100, (0.8, 0.99), 624, stage="train", model=lab, **keys)
+             for k, lab in enumerate(["cnn", "cnn·s1", "cnn·s2"]) for m, v in metrics]
+    t = AG.seeds_table(pd.DataFrame(rows)).iloc[0]
+    assert t["accuracy (mean ± s.d.)"] == "0.900 ± 0.010" and t["accuracy per seed"] == "0.890, 0.900, 0.910"
+    assert AG.base_rows(pd.DataFrame(rows)).model.unique().tolist() == ["cnn"]
