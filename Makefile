@@ -17,7 +17,7 @@ CONFIG ?= configs/default.yaml
 ADVXAI_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export ADVXAI_DATA
 
-.PHONY: book study test lint bench clean env lock
+.PHONY: book study pdf test lint bench clean env lock
 env: $(VENV)/.installed
 
 # Locked pip/setuptools/wheel first; then the whole lock in one resolve (nothing unpinned: builds use the locked
@@ -57,6 +57,10 @@ book: env
 # The study (configs/study.yaml): what the published book shows; ≤ 120 min on 2 cores, resumable (README "The study").
 study: env
 	$(BIN)/advxai book configs/study.yaml --results results --book book
+
+# The built book (the study where it was built, else the quick one) as one PDF: _build/pdf/advxai.pdf.
+pdf: env
+	$(BIN)/advxai pdf
 
 test: $(VENV)/.tested
 	$(BIN)/ruff check lib tests bench

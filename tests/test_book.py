@@ -5,6 +5,7 @@ internal link is broken; screenshots of the index and a results page are saved u
 import functools
 import http.server
 import os
+import re
 import shutil
 import socketserver
 import subprocess
@@ -25,7 +26,7 @@ def built_book(tiny_grid, tmp_path_factory):
     """A copy of the book sources with the tiny grid's run pages, built by jupyter-book (course executed)."""
     _, book, _ = tiny_grid
     root = tmp_path_factory.mktemp("bookroot")
-    for name in ("_config.yml", "_toc.yml"):
+    for name in ("_config.yml", "_toc.yml", "_toc_pdf.yml"):
         shutil.copy(ROOT / name, root / name)
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("runs", "results.ipynb"))
     shutil.copytree(book / "runs", root / "book" / "runs")
@@ -49,7 +50,9 @@ def test_chapters_narrate_the_grid_that_ran(built_book):
     rm = (built_book / "book" / "radarmix.html").read_text()
     assert "fooled" in rm and "not fooled" in rm
     repro = (built_book / "book" / "reproduction.html").read_text()
-    assert "not comparable" in repro or "not run" in repro
+    assert "same setting?" in repro and "holds here?" in repro and "not comparable" not in repro
+    intro = (built_book / "index.html").read_text() + (built_book / "book" / "intro.html").read_text()
+    assert "quick version" in intro and "make study" in intro  # the tier, from the config that ran
 
 
 def test_course_solutions_run_in_the_book(built_book):
@@ -120,3 +123,27 @@ def test_every_page_loads_in_a_real_browser(built_book, server):
     assert not failed, f"pages that did not load: {failed}"
     assert not broken, f"broken figures or internal links: {broken[:10]}"
     assert (OUTPUT / "index.png").stat().st_size > 10_000 and (OUTPUT / "results.png").stat().st_size > 10_000
+
+
+def test_the_pdf_holds_every_chapter_figure_and_the_bibliography(built_book):
+    """`make pdf`: the chapters' single-page HTML printed by Chromium; every chapter's title, every figure and the
+    bibliography are in the page it prints, and the PDF has pages for them."""
+    if CHROMIUM is None:
+        if os.environ.get("ADVXAI_REQUIRE_BROWSER"):
+            pytest.fail("chromium not found; install Debian's chromium package (apt-get install chromium)")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    from advxai.runner import pdf
+
+    root = built_book.parents[1]
+    html = pdf.single_html(root, root / "pdf.log")
+    page = html.read_text()
+    for title in ["Grad-Attacks: what the attacks do", "Detecting attacks from a single input", "Reproduction report",
+                  "Discussion and limitations", "Results", "Bibliography"]:
+        assert title in page, title
+    assert "/runs/" not in page.split("<body")[1].split("Results")[0]  # no executed run pages in the PDF
+    images = [unquote(src) for src in re.findall(r'<img[^>]+src="([^"]+)"', page)]
+    assert len(images) >= 4 and all((html.parent / src).exists() for src in images if not src.startswith("data:"))
+    out = pdf.print_pdf(html, root / "advxai.pdf")
+    assert pdf.page_count(out) >= 10 and out.read_bytes().startswith(b"%PDF")
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out, OUTPUT / "advxai.pdf")  # for a reader of the test output to open

@@ -100,6 +100,16 @@ def _remove_stale_pages(root: Path, book: Path) -> int:
     return len(stale)
 
 
+def _pdf(args) -> int:
+    from . import pdf
+
+    root = Path(args.root)
+    html = pdf.single_html(root, Path(args.results) / "logs" / "pdf.log")
+    out = pdf.print_pdf(html, Path(args.out))
+    print(f"pdf: {out.resolve()} ({pdf.page_count(out)} pages)")
+    return 0
+
+
 def _student(args) -> int:
     from ..book.course import student_copy
 
@@ -145,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--root", default=".", help="folder holding _config.yml and _toc.yml")
     b.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
     b.set_defaults(fn=_book)
+    d = sub.add_parser("pdf", help="print the built book (study or quick) as one PDF with the system Chromium")
+    d.add_argument("--root", default=".", help="folder holding _config.yml and _toc_pdf.yml")
+    d.add_argument("--results", type=Path, default=Path("results"))
+    d.add_argument("--out", default="_build/pdf/advxai.pdf")
+    d.set_defaults(fn=_pdf)
     s = sub.add_parser("student", help="copy the course notebooks with their solution cells stripped")
     s.add_argument("source", type=Path, nargs="?", default=Path("book/course"))
     s.add_argument("--out", type=Path, default=Path("student"))
