@@ -17,12 +17,13 @@ def test_student_copy_strips_solutions_and_runs(tmp_path, capsys):
     copy = tmp_path / "student" / "exercises.ipynb"
     assert "student copy" in capsys.readouterr().out
     tags = [c.get("metadata", {}).get("tags", []) for c in json.loads(copy.read_text())["cells"]]
-    assert not any("solution" in t for t in tags) and sum("exercise" in t for t in tags) == 6
+    assert not any("solution" in t for t in tags) and sum("exercise" in t for t in tags) == 9
     original = json.loads((ROOT / "book" / "course" / "exercises.ipynb").read_text())["cells"]
-    assert sum("solution" in c.get("metadata", {}).get("tags", []) for c in original) == 6
+    assert sum("solution" in c.get("metadata", {}).get("tags", []) for c in original) == 9
     ran = pm.execute_notebook(str(copy), str(tmp_path / "ran.ipynb"), cwd=str(tmp_path), progress_bar=False)
     text = json.dumps(ran["cells"])
-    for stub in ("my_fgsm", "my_gradcam", "my_fooling_rate", "my_shift", "my_score"):  # each check sees its stub
+    for stub in ("my_fgsm", "my_gradcam", "my_fooling_rate", "my_shift", "my_score", "my_adaptive_pgd",
+                 "my_manipulate", "my_randomize"):  # each check sees its stub
         assert f"not implemented yet: fill in {stub}" in text
     assert "no prediction yet" in text and "matches" not in text
 
@@ -52,6 +53,21 @@ def test_checks_tell_a_wrong_answer_from_a_right_one():
     fooled = np.array([False, True])
     assert course.check_shift(lambda *_: {"fooled": 1 / 3, "not_fooled": 1.0}, a, b, fooled).startswith("matches")
     assert course.check_shift(lambda *_: {"fooled": 0.5, "not_fooled": 1.0}, a, b, fooled).startswith("differs")
+
+
+def test_the_prediction_check_decides_only_from_intervals():
+    """Exercise 4: IoUs 0.1 ± small vs 0.5 ± small over 30 images are decided; two equal samples are not."""
+    import numpy as np
+
+    from advxai.book import course
+
+    rng = np.random.default_rng(0)
+    low, high = 0.1 + 0.02 * rng.standard_normal(30), 0.5 + 0.02 * rng.standard_normal(30)
+    assert course.check_prediction("fgsm", {"fgsm": low, "deepfool": high}).startswith("right: fgsm moved more")
+    assert course.check_prediction("deepfool", {"fgsm": low, "deepfool": high}).startswith("not this time")
+    assert course.check_prediction("fgsm", {"fgsm": low, "deepfool": low[::-1]}).startswith("undecided")
+    assert course.check_prediction(..., {"fgsm": low}).startswith("no prediction yet")
+    assert course.corner_map(28).argmax() == np.ravel_multi_index((3, 3), (28, 28))  # the blob's peak, top left
 
 
 def test_detector_check_tells_a_wrong_answer_from_a_right_one():

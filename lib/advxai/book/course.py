@@ -31,13 +31,19 @@ def check_fgsm(my_fgsm, model, x: np.ndarray, y: np.ndarray, eps: float) -> str:
     return f"{verdict}: {100 * agree:.2f} % of pixels equal, ‖δ‖∞ = {linf:.4f} (ε = {eps})"
 
 
-def check_prediction(prediction, moved: dict[str, float]) -> str:
-    """Compare a predicted explainer name with the one whose maps moved most (lowest mean IoU)."""
+def check_prediction(prediction, ious: dict[str, np.ndarray]) -> str:
+    """Compare a predicted name with the one whose maps moved most (lowest mean IoU), decided by 95 % bootstrap
+    intervals over images: when the two intervals overlap these images cannot decide, and the check says so."""
+    from ..measure.metrics import bootstrap_ci
+
     if prediction in (None, Ellipsis):
-        return "no prediction yet: set prediction to an explainer name"
-    truth = min(moved, key=moved.get)
-    return ("right" if prediction == truth else "not this time") + f": {truth} moved most " + ", ".join(
-        f"({k} IoU {v:.2f})" for k, v in moved.items())
+        return "no prediction yet: set prediction to a name"
+    stats = {k: (float(np.mean(v)), *bootstrap_ci(np.asarray(v, float))) for k, v in ious.items()}
+    (a, sa), (b, sb) = sorted(stats.items(), key=lambda kv: kv[1][0])
+    shown = ", ".join(f"{k} IoU {m:.2f} [{lo:.2f}, {hi:.2f}]" for k, (m, lo, hi) in stats.items())
+    if sa[2] >= sb[1]:
+        return f"undecided: the intervals overlap ({shown}); these images cannot tell which moved more"
+    return ("right" if prediction == a else "not this time") + f": {a} moved more ({shown}; n = {len(ious[a])})"
 
 
 def _not_done(answer, name: str) -> str | None:
@@ -117,6 +123,136 @@ def check_detector(my_score, my_auroc, model, x_clean: np.ndarray, x_adv: np.nda
     same_order = np.isclose(roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]), ref)
     verdict = "matches the library" if same_order and np.isclose(float(auc), ref) else "differs from the library"
     return f"{verdict}: AUROC {float(auc):.3f} (library: MSP detector {ref:.3f}; {len(neg)} clean, {len(pos)} attacked)"
+
+
+def _wilson(k: int, n: int) -> str:
+    from ..measure.metrics import wilson_ci
+
+    lo, hi = wilson_ci(int(k), int(n))
+    return f"{k / n:.2f} [{lo:.2f}, {hi:.2f}]" if n else "no images"
+
+
+def confidence_band(model, x_clean: np.ndarray, fpr: float = 0.05) -> tuple[float, float]:
+    """The two-sided confidence detector's acceptance band: the (fpr/2, 1 − fpr/2) quantiles of the maximum softmax
+    probability on clean images (an image outside is flagged; ``msp-2s`` of the detection chapter)."""
+    from ..measure.metrics import softmax
+    from ..models.train import predict_logits
+
+    conf = softmax(predict_logits(model, x_clean)).max(1)
+    return float(np.quantile(conf, fpr / 2)), float(np.quantile(conf, 1 - fpr / 2))
+
+
+def _evasion(model, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, band: tuple[float, float]) -> tuple[int, int]:
+    """(fooled and inside the band, correctly classified): the images that beat both model and detector."""
+    from ..measure.metrics import softmax
+    from ..models.train import predict_logits
+
+    clean, adv = predict_logits(model, x).argmax(1), softmax(predict_logits(model, x_adv))
+    correct = clean == y
+    unflagged = (adv.max(1) >= band[0]) & (adv.max(1) <= band[1])
+    return int(np.sum(correct & (adv.argmax(1) != y) & unflagged)), int(correct.sum())
+
+
+def check_adaptive(my_attack, model, x_ref: np.ndarray, x: np.ndarray, y: np.ndarray, eps: float) -> str:
+    """An attack that must fool the model *and* pass the two-sided confidence detector (band fitted on the clean
+    images ``x_ref``), against the library's PGD (40 steps) at the same ε: the share of correctly classified
+    images that end fooled and unflagged, with Wilson intervals; ‖δ‖∞ ≤ ε is checked."""
+    from .. import attacks
+
+    band = confidence_band(model, x_ref)
+    mine = my_attack(model, x, y, eps, band)
+    if (missing := _not_done(mine, "my_adaptive_pgd")) is not None:
+        return missing
+    mine = np.asarray(mine, np.float32)
+    if np.abs(mine - x).max() > eps + 1e-5:
+        return f"out of budget: ‖δ‖∞ = {np.abs(mine - x).max():.4f} > ε = {eps}"
+    plain, _ = attacks.generate(model, x, y, "pgd", eps, {"max_iter": 40})
+    (k_m, n), (k_p, _) = _evasion(model, x, y, mine, band), _evasion(model, x, y, plain, band)
+    from ..measure.metrics import wilson_ci
+
+    apart = wilson_ci(k_m, n)[0] > wilson_ci(k_p, n)[1]
+    verdict = "evades the detector better than plain PGD" if apart else "not better than plain PGD yet"
+    return (f"{verdict}: fooled and unflagged {_wilson(k_m, n)} against plain PGD's {_wilson(k_p, n)} (n = {n} "
+            f"correctly classified; the detector accepts confidence in [{band[0]:.3f}, {band[1]:.3f}])")
+
+
+def corner_map(size: int, width: float = 0.15) -> np.ndarray:
+    """A target saliency map far from any lesion or lung: a Gaussian blob in the top-left corner, in [0, 1]."""
+    r = np.arange(size) / size
+    return np.exp(-((r[:, None] - 0.1) ** 2 + (r[None, :] - 0.1) ** 2) / (2 * width ** 2))
+
+
+def check_manipulation(my_manipulate, model, x: np.ndarray, eps: float, seed: int = 0) -> str:
+    """An explanation-manipulation attack (Dombrowski et al. 2019): keep each image's label, move its Grad-CAM map
+    towards :func:`corner_map`. Reported: the labels kept, the top-10 % IoU of the map with the target before,
+    after, and after uniform noise of the same ε (so a change is not the noise), with bootstrap intervals."""
+    from .. import explain
+    from ..measure.metrics import bootstrap_ci, iou
+    from ..models.train import predict_logits
+
+    target = corner_map(x.shape[1])
+    mine = my_manipulate(model, x, target, eps)
+    if (missing := _not_done(mine, "my_manipulate")) is not None:
+        return missing
+    mine = np.asarray(mine, np.float32)
+    if np.abs(mine - x).max() > eps + 1e-5:
+        return f"out of budget: ‖δ‖∞ = {np.abs(mine - x).max():.4f} > ε = {eps}"
+    noise = np.clip(x + np.random.default_rng(seed).uniform(-eps, eps, x.shape), 0, 1).astype(np.float32)
+    pred = predict_logits(model, x).argmax(1)
+    kept = int(np.sum(predict_logits(model, mine).argmax(1) == pred))
+    scores = {}
+    for name, v in [("clean", x), ("noise", noise), ("yours", mine)]:  # maps of the clean prediction
+        maps = explain.explain("gradcam", model, v, pred, progress=False)
+        scores[name] = np.array([iou(m, target) for m in maps])
+    lo, hi = bootstrap_ci(scores["yours"])
+    moved = lo > bootstrap_ci(scores["noise"])[1] and kept >= 0.9 * len(x)
+    shown = ", ".join(f"{k} {v.mean():.2f}" for k, v in scores.items())
+    return (("manipulated" if moved else "not manipulated yet") + f": labels kept on {kept} of {len(x)}; top-10 % "
+            f"IoU with the target map {shown} (yours [{lo:.2f}, {hi:.2f}])")
+
+
+def input_gradient(model, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """|∂ logit_c / ∂ x|, the largest over channels (Simonyan et al. 2014): the simplest gradient map."""
+    import tensorflow as tf
+
+    xt = tf.convert_to_tensor(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        score = tf.gather(model(xt, training=False), np.asarray(targets), axis=1, batch_dims=1)
+    return np.abs(tape.gradient(score, xt).numpy()).max(-1)
+
+
+def check_randomisation(my_randomize, model, x: np.ndarray, layers: list[str], seed: int = 0) -> str:
+    """The model-randomisation sanity check (Adebayo et al. 2018), cascading from the logits down: after each step
+    the Spearman correlation of every image's Grad-CAM and input-gradient map with the trained model's, mean and
+    95 % bootstrap interval. A map that does not decorrelate does not depend on what the model learned. The
+    student's ``my_randomize(model, names, seed)`` must re-draw exactly the named layers."""
+    from .. import explain
+    from ..measure.metrics import bootstrap_ci, spearman
+
+    first = my_randomize(model, layers[:1], seed)
+    if (missing := _not_done(first, "my_randomize")) is not None:
+        return missing
+    changed = [la.name for la, lb in zip(model.layers, first.layers, strict=True)
+               if any(not np.allclose(a, b) for a, b in zip(la.get_weights(), lb.get_weights(), strict=True))]
+    if changed != layers[:1]:
+        return f"my_randomize re-drew {changed}, expected exactly {layers[:1]}"
+    from ..models.train import predict_logits
+
+    pred = predict_logits(model, x).argmax(1)  # every model explains the trained model's prediction
+    maps = {"gradcam": lambda net: explain.explain("gradcam", net, x, pred, progress=False),
+            "input gradient": lambda net: input_gradient(net, x, pred)}
+    lines = []
+    base = {m: fn(model) for m, fn in maps.items()}
+    for k in range(1, len(layers) + 1):
+        rnd = my_randomize(model, layers[:k], seed)
+        cells = []
+        for m, ref in base.items():
+            rho = np.array([spearman(a, b) for a, b in zip(ref, maps[m](rnd), strict=True)])
+            lo, hi = bootstrap_ci(np.nan_to_num(rho))
+            cells.append(f"{m} {np.nanmean(rho):.2f} [{lo:.2f}, {hi:.2f}]")
+        lines.append(f"randomised down to {layers[k - 1]}: Spearman with the trained model's map: " + ", ".join(cells))
+    return "\n".join(lines)
 
 
 def student_copy(src: Path, dest: Path) -> list[Path]:
