@@ -197,3 +197,24 @@ def test_seeds_table_gives_mean_sd_and_each_seed():
     t = AG.seeds_table(pd.DataFrame(rows)).iloc[0]
     assert t["accuracy (mean ± s.d.)"] == "0.900 ± 0.010" and t["accuracy per seed"] == "0.890, 0.900, 0.910"
     assert AG.base_rows(pd.DataFrame(rows)).model.unique().tolist() == ["cnn"]
+
+
+def test_findings_are_claims_decided_by_the_intervals_of_every_model():
+    from advxai.book import findings as F
+
+    rows = []
+    for m in ("cnn", "cnn·s1"):
+        k = dict(stage="attack", dataset="c_64", model=m, subset="correct")
+        rows += [row("fooling_rate", 1.0, (0.96, 1.0), 88, attack="pgd", eps=e, **k) for e in (0.05, 0.1)]
+        rows.append(row("fooling_rate", 0.5, (0.4, 0.6), 88, attack="pgd", eps=0.01, **k))
+        rows += [row("fooling_rate", v, (lo, hi), 88, attack="fgsm", eps=e, **k)
+                 for e, v, lo, hi in [(0.01, 0.5, 0.4, 0.6), (0.05, 0.99, 0.94, 1.0), (0.1, 0.85, 0.77, 0.91)]]
+        s = dict(stage="strength", dataset="c_64", model=m, explainer="gradcam", target="predicted", attack="fgsm",
+                 eps=0.1)
+        rows += [row("mod", 0.5, (0.45, 0.55), 70, subset="fooled", **s),
+                 row("mod", 0.2, (0.15, 0.25), 18, subset="not_fooled", **s)]
+    text = F.gradattacks(pd.DataFrame(rows))
+    assert "- On every one of the 2 models, PGD from ε = 0.05 fooled every correctly classified image (n = 88" in text
+    assert "FGSM fooled fewer images at its largest ε than at a smaller one on 2 of 2 models" in text
+    assert "moved more on the fooled images than on the not-fooled ones in 2 of 2 cells" in text
+    assert all(len(sentence.split()) <= 60 for sentence in text.split(". "))
