@@ -150,3 +150,44 @@ def test_the_pdf_holds_every_chapter_figure_and_the_bibliography(built_book):
     assert pdf.page_count(out) >= 10 and out.read_bytes().startswith(b"%PDF")
     OUTPUT.mkdir(parents=True, exist_ok=True)
     shutil.copy(out, OUTPUT / "advxai.pdf")  # for a reader of the test output to open
+
+
+CHAPTERS = ["intro", "data", "methods", "gradattacks", "radarmix", "detection", "reproduction", "discussion", "rerun"]
+
+
+def prose(html: str) -> tuple[list[str], list[str]]:
+    """The visible prose of a built page — its paragraphs and list items outside collapsed blocks, tables, code and
+    math — split into sentences; and its figures' captions (the text after each image, before the next)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    main = soup.find("main") or soup
+    for hidden in main.select("details, table, pre, .math, .cell_input, .cell_output .output.stream, script, style"):
+        hidden.decompose()
+    text = " ".join(p.get_text(" ", strip=True) for p in main.find_all(["p", "li"]) if not p.find(["p", "li"]))
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z*(])", text) if len(s.split()) > 2]
+    captions = []
+    for img in main.find_all("img"):
+        nxt = img.find_next(["p", "img"])
+        captions.append(nxt.get_text(" ", strip=True) if nxt is not None and nxt.name == "p" else "")
+    return sentences, captions
+
+
+def test_generated_prose_reads_as_a_person_would_write_it(built_book):
+    """Every chapter: no sentence over 60 words, no clause (numbers masked) more than twice on a page, every figure
+    followed by a caption that the text refers to it by."""
+    worst, repeated = (0, ""), (0, "")
+    for name in CHAPTERS:
+        sentences, captions = prose((built_book / "book" / f"{name}.html").read_text())
+        for s in sentences:
+            words = len(s.split())
+            assert words <= 60, f"{name}: a sentence of {words} words: {s[:200]}"
+            worst = max(worst, (words, s[:80]))
+        clauses = [re.sub(r"[\d.,\[\]]+", "#", c.strip().lower()) for s in sentences for c in re.split(r"[;:]", s)]
+        counts = {c: clauses.count(c) for c in set(clauses) if len(c.split()) >= 4}
+        top = max(counts.items(), key=lambda kv: kv[1], default=("", 0))
+        assert top[1] <= 2, f"{name}: a clause repeated {top[1]} times: {top[0][:120]}"
+        repeated = max(repeated, (top[1], top[0][:80]))
+        assert all(len(c.split()) >= 8 for c in captions), f"{name}: a figure without its caption"
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    (OUTPUT / "prose.txt").write_text(f"longest sentence: {worst}\nmost repeated clause: {repeated}\n")
