@@ -77,19 +77,19 @@ def test_detection_figure_draws_the_grid_that_ran(tiny_grid):
     import matplotlib
 
     matplotlib.use("Agg")
-    from advxai.book import figures
+    from advxai.book import detplots
 
     results, _, _ = tiny_grid
     df = pd.read_csv(results / "tables" / "results.csv")
-    fig = figures.detection(df)
+    fig = detplots.detection(df)
     assert len(fig.axes) >= 4 and fig.axes[0].get_title().startswith("(a) pneumoniamnist")
     detectors_run = set(df[(df.stage == "detection") & (df.target == "held_out")].explainer)
     assert {t.get_text().split(" (")[0] for t in fig.axes[0].get_yticklabels()} == detectors_run
-    assert figures.detection(df[df.stage != "detection"]) is None
+    assert detplots.detection(df[df.stage != "detection"]) is None
     # the ROC curves the detection run saved: one panel per held-out attack, the best detectors' curves in each
     rocs = {d.name: pd.read_csv(d / "roc.csv") for d in (results / "runs" / "detection").glob("*/")}
     held = set(df[(df.stage == "detection") & (df.target == "held_out")].attack)
     assert {c.split("@")[0] for r in rocs.values() for c in r.held_out} == held
-    fig = figures.detection_roc(rocs)
+    fig = detplots.detection_roc(rocs)
     assert sum(len(ax.get_lines()) > 2 for ax in fig.axes) == sum(r.held_out.nunique() for r in rocs.values())
-    assert figures.detection_roc({}) is None
+    assert detplots.detection_roc({}) is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .narrative import GOAL, _worst_held_out
+from .detplots import GOAL, worst_held_out
 
 GROUP_COLOURS = {"outputs": "tab:blue", "deep features": "tab:purple", "explanation maps": "tab:orange",
                  "combinations": "tab:green", "other": "tab:grey"}
@@ -79,7 +79,7 @@ def detection_settings(df: pd.DataFrame, base_seed: int = 0) -> pd.DataFrame:
     det = df[df.stage == "detection"]
     out = []
     for (d, m), g in det.groupby(["dataset", "model"]):
-        auroc, tpr = _worst_held_out(g, "auroc"), _worst_held_out(g, "tpr_at_5fpr").set_index("explainer")
+        auroc, tpr = worst_held_out(g, "auroc"), worst_held_out(g, "tpr_at_5fpr").set_index("explainer")
         arch, seed = arch_seed(m, base_seed)
         for r in auroc.itertuples():
             out.append({"dataset": d, "model": m, "architecture": arch, "train_seed": seed, "detector": r.explainer,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .detplots import ANCHORS, GOAL, explanation_based, worst_held_out
+
 NOT_RUN = "*Not run in this configuration.*"
 
 
@@ -182,24 +184,6 @@ def _size(blank: pd.DataFrame, r, subset: str) -> int:
     return int(b.n.iloc[0]) if len(b) else int(r.n)
 
 
-GOAL = {"auroc": 0.98, "tpr_at_5fpr": 0.90}  # issue 12: held-out AUROC and TPR at 5 % FPR of an explanation detector
-ANCHORS = {"Ma et al. 2021 (seen attacks, deep features)": ("auroc", 0.98),
-           "Watson & Al Moubayed 2020 (SHAP, detection accuracy)": ("accuracy", 0.88)}
-
-
-def explanation_based(name: str) -> bool:
-    """Whether a result row's detector name is a registered explanation-map detector."""
-    from ..detect.detectors import DETECTORS
-
-    return name in DETECTORS and DETECTORS[name].explanation
-
-
-def _worst_held_out(g: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per detector, its held-out cell with the lowest ``metric``: the attack it is worst at, never saw."""
-    h = g[(g.target == "held_out") & (g.metric == metric)]
-    return h.loc[h.groupby("explainer").value.idxmin()] if len(h) else h
-
-
 def fitted_on_sentence(g: pd.DataFrame, r) -> str:
     """How much detector ``r``'s held-out number depends on what it was fitted on: its AUROC on the same cell when
     fitted on one cell of another attack at a time (the transfer rows), lowest and highest, against ``r`` (fitted
@@ -239,8 +223,8 @@ def detection_md(df: pd.DataFrame) -> str:
                           for r in pos.itertuples()
                           for f in [fr[(fr.attack == r.attack) & np.isclose(fr.eps, r.eps)]])
         n_clean = int(pos.n.iloc[0]) if len(pos) else 0
-        worst = _worst_held_out(g, "auroc").sort_values("value", ascending=False)
-        tpr = _worst_held_out(g, "tpr_at_5fpr").set_index("explainer")
+        worst = worst_held_out(g, "auroc").sort_values("value", ascending=False)
+        tpr = worst_held_out(g, "tpr_at_5fpr").set_index("explainer")
         expl = worst[worst.explainer.map(explanation_based)]
         base = worst[~worst.index.isin(expl.index)]
         parts = [f"**{d} · {m}.** {n_clean} clean images, each the negative of its pair; positives, the successful "

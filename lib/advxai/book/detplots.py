@@ -1,0 +1,130 @@
+"""The detection run page's figures and the quantities they read (notebooks/07_detection.ipynb; the Detection
+chapter pastes the same figures from the Results page): each detector's worst held-out AUROC, the transfer
+matrix, the adaptive attack, AUROC against ε, the ROC curves. Kept apart from :mod:`advxai.book.narrative` and
+:mod:`advxai.book.figures` so that editing the book's prose or its other figures does not rerun detection (a run's
+cache key hashes the modules its notebook imports)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+GOAL = {"auroc": 0.98, "tpr_at_5fpr": 0.90}  # issue 12: held-out AUROC and TPR at 5 % FPR of an explanation detector
+ANCHORS = {"Ma et al. 2021 (seen attacks, deep features)": ("auroc", 0.98),
+           "Watson & Al Moubayed 2020 (SHAP, detection accuracy)": ("accuracy", 0.88)}
+
+
+def explanation_based(name: str) -> bool:
+    """Whether a result row's detector name is a registered explanation-map detector."""
+    from ..detect.detectors import DETECTORS
+
+    return name in DETECTORS and DETECTORS[name].explanation
+
+
+def worst_held_out(g: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per detector, its held-out cell with the lowest ``metric``: the attack it is worst at, never saw."""
+    h = g[(g.target == "held_out") & (g.metric == metric)]
+    return h.loc[h.groupby("explainer").value.idxmin()] if len(h) else h
+
+
+def detection(df: pd.DataFrame):
+    """Per (dataset, model) of the detection stage, four panels: (a) each detector's worst held-out
+    AUROC with its pair-bootstrap interval, explanation-map detectors apart from the baselines, beside the goal
+    and chance; (b) the transfer matrix (fitted on one attack and ε, tested on each) of the best explanation-map
+    detector; (c) that detector under the plain and the adaptive attack: AUROC and the share of correctly
+    classified images that end fooled *and* undetected at 5 % FPR (evasion); (d) AUROC against ε (seen setting)
+    of the best explanation-map detector and the best baseline, for attacks run at several ε. ``None`` without
+    detection rows."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    det = df[df.stage == "detection"]
+    groups = [(k, g) for k, g in det.groupby(["dataset", "model"]) if (g.target == "held_out").any()]
+    if not groups:
+        return None
+    # two rows of two panels per (dataset, model): legible at the width of a book page
+    fig, grid = plt.subplots(2 * len(groups), 2, figsize=(12, 9 * len(groups)), squeeze=False)
+    for row, ((dataset, model), g) in zip(grid.reshape(len(groups), 4), groups, strict=True):
+        worst = worst_held_out(g, "auroc").sort_values("value")
+        family = worst.explainer.map(lambda n: "explanation-map" if explanation_based(n) else "baseline")
+        colours = family.map({"explanation-map": "tab:orange", "baseline": "tab:blue"})
+        y = np.arange(len(worst))
+        row[0].errorbar(worst.value, y, xerr=[worst.value - worst.ci_low, worst.ci_high - worst.value], fmt="none",
+                        ecolor="grey", lw=1)
+        row[0].scatter(worst.value, y, c=list(colours), zorder=3)
+        row[0].set_yticks(y, [f"{e} ({a})" for e, a in zip(worst.explainer, worst.attack, strict=True)])
+        row[0].axvline(GOAL["auroc"], color="tab:green", ls="--", lw=1,
+                       label=f"goal {GOAL['auroc']:.2f}; Ma et al. 2021: > 0.98 on seen attacks")
+        row[0].axvline(0.5, color="black", ls=":", lw=1, label="chance")
+        row[0].set(xlim=(0, 1.02), xlabel="worst held-out AUROC (95 % pair bootstrap)",
+                   title=f"(a) {dataset} · {model}: attacks never seen")
+        row[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False,
+                      title="orange: explanation-map detectors", title_fontsize=8)  # below the axes, never on a point
+        expl = worst[family == "explanation-map"]
+        best = expl.iloc[-1].explainer if len(expl) else worst.iloc[-1].explainer
+        tr = g[g.target.str.startswith("from ") & (g.metric == "auroc") & (g.explainer == best)].copy()
+        if len(tr):
+            tr["tested on"] = tr.attack + "@" + tr.eps.map("{:g}".format)
+            tr["fitted on"] = tr.target.str.removeprefix("from ")
+            sns.heatmap(tr.pivot_table(index="fitted on", columns="tested on", values="value"), ax=row[1],
+                        vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", cbar_kws={"label": "AUROC"})
+        row[1].set_title(f"(b) transfer: {best}")
+        ad = g[g.target.isin(["plain", "adaptive"]) & g.metric.isin(["auroc", "evasion_rate"])]
+        if len(ad):
+            ad = ad.assign(what=ad.metric.map({"auroc": "AUROC", "evasion_rate": "evasion"}))
+            for i, (target, colour) in enumerate([("plain", "tab:blue"), ("adaptive", "tab:red")]):
+                a = ad[ad.target == target].set_index("what").reindex(["AUROC", "evasion"])
+                x = np.arange(2) + (i - 0.5) * 0.35
+                row[2].bar(x, a.value, 0.35, color=colour, label=f"{target} {a.attack.iloc[0]}@{a.eps.iloc[0]:g}")
+                row[2].errorbar(x, a.value, yerr=[a.value - a.ci_low, a.ci_high - a.value], fmt="none", ecolor="k")
+            row[2].set_xticks([0, 1], ["detection\nAUROC", "evaded\n(fooled, undetected)"])
+            row[2].set(ylim=(0, 1.05), title=f"(c) adaptive attack on {ad.explainer.iloc[0]}")
+            row[2].legend(fontsize=8)
+        else:
+            row[2].set_axis_off()
+            row[2].text(0.5, 0.5, "no adaptive attack in this grid", ha="center")
+        base = worst[family == "baseline"]
+        shown = [best] + ([base.iloc[-1].explainer] if len(base) else [])
+        seen = g[(g.target == "seen") & (g.metric == "auroc") & g.explainer.isin(shown)]
+        multi = [a for a, s in seen.groupby("attack") if s.eps.nunique() > 1]
+        for (det, attack), s in seen[seen.attack.isin(multi)].groupby(["explainer", "attack"]):
+            s = s.sort_values("eps")
+            row[3].errorbar(s.eps, s.value, yerr=[s.value - s.ci_low, s.ci_high - s.value], marker="o", capsize=2,
+                            ls="-" if explanation_based(det) else ":", label=f"{det} · {attack}")
+        if multi:
+            row[3].axhline(GOAL["auroc"], color="tab:green", ls="--", lw=1)
+            row[3].set(xlabel="ε", ylabel="seen AUROC", title="(d) AUROC against ε")
+            row[3].legend(fontsize=7)
+        else:
+            row[3].set_axis_off()
+            row[3].text(0.5, 0.5, "one ε per attack in this grid", ha="center")
+    fig.tight_layout()
+    return fig
+
+
+def detection_roc(rocs: dict[str, pd.DataFrame]):
+    """ROC curves (log false-positive rate) of the best detectors per held-out attack, one panel per (detection
+    run, held-out attack); ``rocs``: run label -> its ``roc.csv`` (columns held_out, detector, auroc, fpr, tpr).
+    ``None`` when no run saved curves."""
+    import matplotlib.pyplot as plt
+
+    panels = [(label, cell, g) for label, df in rocs.items() for cell, g in df.groupby("held_out", sort=False)]
+    if not panels:
+        return None
+    cols = min(2, len(panels))  # legible at the width of a book page
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False, sharey=True)
+    for ax, (label, cell, g) in zip(axes.flat, panels, strict=False):  # more axes than panels: rest blank
+        for det, d in g.groupby("detector", sort=False):
+            ax.plot(d.fpr.clip(lower=1e-4), d.tpr, label=f"{det} {d.auroc.iloc[0]:.3f}")
+        ax.plot([1e-4, 1], [1e-4, 1], ls=":", color="grey")
+        ax.axvline(0.05, ls="--", color="grey", lw=0.8)
+        ax.set(xscale="log", xlim=(1e-3, 1), xlabel="false-positive rate", title=f"{label}: held out {cell}")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7, loc="lower right", title="AUROC", title_fontsize=7)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("true-positive rate")
+    fig.tight_layout()
+    return fig
