@@ -85,8 +85,10 @@ def test_split_sentence_says_which_side_is_empty():
             row("mod", 0.42, (0.40, 0.44), 39, attack="fgsm", target="predicted", subset="fooled", **keys),
             row("mod", 0.20, (0.17, 0.23), 34, attack="fgsm", target="predicted", subset="not_fooled", **keys)]
     text = N.split_md(pd.DataFrame(rows), "strength", "mod", "MOD")
-    assert "deepfool: fooled 0.49 [0.48, 0.50] (n = 73); no correctly classified image resisted" in text
-    assert "fgsm: fooled 0.42 [0.40, 0.44] (n = 39) is higher than not fooled 0.20 [0.17, 0.23] (n = 34)" in text
+    assert "over 2 rows (model × explainer × attack): " in text  # the empty side said once, in the count
+    assert "no correctly classified image resisted in 1" in text and "fooled higher, intervals apart in 1" in text
+    assert "| deepfool | 0.1 | 0.49 [0.48, 0.50] (n = 73) | — | no correctly classified image resisted |" in text
+    assert "| fgsm | 0.1 | 0.42 [0.40, 0.44] (n = 39) | 0.20 [0.17, 0.23] (n = 34) | higher than |" in text
 
 
 def test_rankings_withhold_verdicts_and_name_what_is_missing():
@@ -111,7 +113,9 @@ def test_split_sentence_tells_blank_maps_from_no_images():
             row("iou", 0.8, (np.nan, np.nan), 1, subset="not_fooled", **keys),
             row("blank_pairs", 0, n=1, subset="not_fooled", **keys)]
     text = N.split_md(pd.DataFrame(rows), "radarmix", "iou", "IoU")
-    assert "pgd: fooled: all 3 pairs had a blank map; not fooled 0.80 (n = 1: too few images" in text
+    assert "fooled: all 3 pairs had a blank map in 1" in text
+    assert ("| pgd | 0.05 | — | 0.80 (n = 1: too few images for an interval) | fooled: all 3 pairs had a blank map |"
+            in text)
 
 
 def test_clean_sentence_names_the_bars_met_and_missed():
@@ -128,8 +132,10 @@ def test_clean_sentence_names_the_bars_met_and_missed():
                          [("accuracy", 0.68), ("balanced_accuracy", 0.49), ("auc", 0.91)]]
                       + [r("isic2018_28", "test", "majority_baseline", 0.601)])
     text = narrative.clean_md(df)
-    assert "chest_xray_64 · cnn" in text and "meets its bar" in text  # 0.88 ≥ 0.85
-    assert "meets 2 of 3 bars, not: balanced_accuracy on test 0.490 vs 0.500 (within interval)" in text
+    assert text.startswith("1 of the 2 models held against a published bar meet every one of them; not met: "
+                           "isic2018_28 · cnn: balanced_accuracy on test 0.490 vs 0.500.")
+    assert "| chest_xray_64 · cnn | 100 | 0.88 [0.86, 0.90] | 0.85 [0.83, 0.87] | 0.96 [0.94, 0.98] | 1 of 1 |" in text
+    assert "| 2 of 3 |" in text
 
 
 def test_fitted_on_sentence_reads_the_transfer_rows_of_the_held_out_cell():

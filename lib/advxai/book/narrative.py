@@ -89,82 +89,118 @@ def _pick(df: pd.DataFrame, **sel) -> pd.DataFrame:
     return df
 
 
+def md_table(rows: list[dict]) -> str:
+    """A Markdown table from dicts (the keys of the first are the columns)."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]).replace("|", "/") for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def collapsed(summary: str, table: str) -> str:
+    """A table under a closed ``<details>``: the numbers one opens, beneath the sentences one reads."""
+    return f"<details><summary>{summary}</summary>\n\n{table}\n\n</details>" if table else ""
+
+
 def clean_md(df: pd.DataFrame) -> str:
-    """One line per trained (dataset, model): test accuracy, balanced accuracy and AUC with intervals, and each
-    bar of :mod:`advxai.models.benchmarks` it is held against, met or not (with the value and the bar)."""
+    """Table II: per trained (dataset, model) test accuracy, balanced accuracy and AUC with intervals and the bars
+    of :mod:`advxai.models.benchmarks` it is held against; one sentence on how many models meet every bar."""
     from ..models import benchmarks
 
     tr = df[(df.stage == "train") & (df.subset == "test")]
     if tr.empty:
         return NOT_RUN
-    lines = []
+    rows, unmet_all, n_held = [], [], 0
     for (d, m), g in tr.groupby(["dataset", "model"]):
         v = g.set_index("metric")
-        line = (f"- **{d} · {m}** ({int(v.loc['accuracy'].n)} test images): accuracy {fmt(v.loc['accuracy'])}, "
-                f"balanced accuracy {fmt(v.loc['balanced_accuracy'])}, AUC {fmt(v.loc['auc'])}")
-        rows = df[(df.stage == "train") & (df.dataset == d) & (df.model == m)]
         family, _, size = str(d).rpartition("_")
-        bars = benchmarks.check(family or d, int(size) if size.isdigit() else 0, rows, benchmarks.majority(rows))
-        if len(bars):
-            unmet = bars[bars.met != "yes"]
-            every = "its bar" if len(bars) == 1 else f"all {len(bars)} bars"
-            line += (f"; meets {every} of `advxai.models.benchmarks`" if unmet.empty else
-                     f"; meets {len(bars) - len(unmet)} of {len(bars)} bars, not: " + ", ".join(
-                         f"{b.metric} on {b.split} {b.ours:.3f} vs {b.bar:.3f} ({b.met})" for b in unmet.itertuples()))
-        lines.append(line + ".")
-    return "\n".join(lines)
+        every = df[(df.stage == "train") & (df.dataset == d) & (df.model == m)]
+        bars = benchmarks.check(family or d, int(size) if size.isdigit() else 0, every, benchmarks.majority(every))
+        unmet = bars[bars.met != "yes"] if len(bars) else bars
+        n_held += bool(len(bars))
+        unmet_all += [f"{d} · {m}: {b.metric} on {b.split} {b.ours:.3f} vs {b.bar:.3f}" for b in unmet.itertuples()]
+        rows.append({"model": f"{d} · {m}", "test images": int(v.loc["accuracy"].n),
+                     "accuracy": fmt(v.loc["accuracy"]), "balanced accuracy": fmt(v.loc["balanced_accuracy"]),
+                     "AUC": fmt(v.loc["auc"]),
+                     "bars met": f"{len(bars) - len(unmet)} of {len(bars)}" if len(bars) else "no bar"})
+    met = n_held - len({u.split(":")[0] for u in unmet_all})
+    head = (f"{met} of the {n_held} models held against a published bar meet every one of them"
+            + (f"; not met: {'; '.join(unmet_all)}." if unmet_all else ".") if n_held else
+            "No published bar applies to these models.")
+    return head + "\n\n" + md_table(rows)
+
+
+def _tops(groups, label: str) -> str:
+    """How often each top group (the attacks tied for the highest value, intervals overlapping) occurs over
+    models: ``pgd on 3 models, pgd and deepfool on 1``."""
+    tops = [" and ".join(top_group(g, label)[0]) for g in groups]
+    counts = pd.Series([t for t in tops if t]).value_counts()
+    return ", ".join(f"{k} on {v} model{'s' * (v > 1)}" for k, v in counts.items())
 
 
 def fooling_md(df: pd.DataFrame, stage: str = "attack") -> str:
-    """Per (dataset, model), at the largest ε of the grid: the fooling rate over the correctly classified
-    images and the seeds' flip rate over all attacked images, with the ranking of attacks under each."""
+    """At each model's largest ε: the fooling rate over the correctly classified images and the seeds' flip rate
+    over all attacked images, a row per (model, attack) in a collapsed table, and which attacks rank highest under
+    each (intervals overlapping the top one count as tied), counted over models."""
     att = df[(df.stage == stage) & (df.attack != "none")]
     if att.empty:
         return NOT_RUN
-    out = []
+    rows, fr_groups, fl_groups = [], [], []
     for (d, m), g in att.groupby(["dataset", "model"]):
         e = g.eps.max()
         fr = _pick(g, eps=e, metric="fooling_rate", subset="correct")
-        fl = _pick(g, eps=e, metric="flip_rate", subset="attacked")
-        parts = ", ".join(f"{r.attack} {fmt_n(r)}" for r in fr.itertuples())
-        flips = ", ".join(f"{r.attack} {fmt(r)}" for r in fl.itertuples())
-        out.append(f"**{d} · {m}, ε = {e:g}.** Fooling rate over the correctly classified images: {parts}. "
-                   f"{ranking_sentence(fr, 'attack', 'fooling rate')} Over all attacked images, as the seeds "
-                   f"counted (flip rate): {flips}. {ranking_sentence(fl, 'attack', 'flip rate')}")
-    return "\n\n".join(out)
+        fl = _pick(g, eps=e, metric="flip_rate", subset="attacked").set_index("attack")
+        fr_groups.append(fr)
+        fl_groups.append(fl.reset_index())
+        rows += [{"model": f"{d} · {m}", "ε": f"{e:g}", "attack": r.attack, "fooling rate (correct)": fmt_n(r),
+                  "flip rate (all attacked)": fmt(fl.loc[r.attack]) if r.attack in fl.index else "—"}
+                 for r in fr.itertuples()]
+    n = len(fr_groups)
+    return (f"At each model's largest ε, the highest fooling rate over the correctly classified images "
+            f"(attacks whose intervals overlap the top one tied): {_tops(fr_groups, 'attack')}. Over all attacked "
+            f"images, as the seeds counted (flip rate): {_tops(fl_groups, 'attack')}. "
+            f"The {len(rows)} rows of {n} model{'s' * (n > 1)}, each with its interval and n:\n\n"
+            + collapsed(f"fooling and flip rates, {len(rows)} rows", md_table(rows)))
 
 
 def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: str = "predicted") -> str:
-    """Per (dataset, model, explainer), at the largest ε: ``metric`` on fooled vs not-fooled images, and on
-    fooled images with the ``clean`` target (both maps explain the clean class) when it was run."""
+    """At each model's largest ε, ``metric`` on fooled vs not-fooled images (and on fooled images with the ``clean``
+    target, where run): a collapsed table with a row per (model, explainer, attack), and one sentence counting the
+    rows by comparison — an empty side (no image fooled, none resisted, blank maps) is said once, in the count."""
     s = df[(df.stage == stage) & (df.metric == metric) & (df.attack != "none")]
     if s.empty:
         return NOT_RUN
     blank = df[(df.stage == stage) & (df.metric == "blank_pairs")]
-    out = []
+    rows, words = [], []
     for (d, m, x), g in s.groupby(["dataset", "model", "explainer"]):
         e = g.eps.max()
-        lines = []
         for a, ga in _pick(g, eps=e).groupby("attack"):
-            f = _pick(ga, target=target, subset="fooled")
-            nf = _pick(ga, target=target, subset="not_fooled")
+            f, nf = _pick(ga, target=target, subset="fooled"), _pick(ga, target=target, subset="not_fooled")
             if f.empty or nf.empty:
                 continue
             f, nf = f.iloc[0], nf.iloc[0]
-            if f.n == 0 or nf.n == 0:  # nothing to compare with: say why one side is empty
-                sides = {"fooled": f, "not_fooled": nf}
-                sizes = {sub: _size(blank, r, sub) for sub, r in sides.items()}
-                parts = [_side(sub, r, sizes[sub]) for sub, r in sides.items()]
-                line = f"{a}: " + ("no correctly classified image" if not any(sizes.values()) else "; ".join(parts))
+            if f.n == 0 or nf.n == 0:
+                word = "; ".join(_side(sub, r, _size(blank, r, sub)) for sub, r in (("fooled", f), ("not_fooled", nf))
+                                 if not r.n)
             else:
-                line = f"{a}: fooled {fmt_n(f)} is {compare(f, nf)} not fooled {fmt_n(nf)}"
+                word = compare(f, nf)
+            words.append(word)
             cl = _pick(ga, target="clean", subset="fooled")
-            if target != "clean" and len(cl):
-                line += f"; explaining the clean class on the fooled images: {fmt_n(cl.iloc[0])}"
-            lines.append(f"- {line}.")
-        if lines:
-            out.append(f"**{d} · {m} · {x}, ε = {e:g}** ({meaning}):\n\n" + "\n".join(lines))
-    return "\n\n".join(out) if out else NOT_RUN
+            rows.append({"model": f"{d} · {m}", "explainer": x, "attack": a, "ε": f"{e:g}",
+                         "fooled": fmt_n(f) if f.n else "—", "not fooled": fmt_n(nf) if nf.n else "—",
+                         "fooled vs not fooled": word,
+                         "fooled, clean-class map": fmt_n(cl.iloc[0]) if len(cl) and target != "clean" else "—"})
+    if not rows:
+        return NOT_RUN
+    plain = {"higher than": "fooled higher, intervals apart", "lower than": "fooled lower, intervals apart",
+             "indistinguishable from": "intervals overlap", "not comparable with": "too few images for an interval"}
+    counts = pd.Series([plain.get(w, w) for w in words]).value_counts()
+    said = "; ".join(f"{k} in {v}" for k, v in counts.items())
+    return (f"{meaning}. At each model's largest ε, fooled against not-fooled images over {len(rows)} rows "
+            f"(model × explainer × attack): {said}.\n\n"
+            + collapsed(f"{metric} per row, with intervals", md_table(rows)))
 
 
 def _side(subset: str, r, size: int) -> str:
