@@ -255,20 +255,29 @@ def detection_md(df: pd.DataFrame) -> str:
     for (d, m), g in det.groupby(["dataset", "model"]):
         pos = g[g.metric == "n_adversarial"]
         fr = g[(g.metric == "fooling_rate") & (g.target == "none")]
-        cells = "; ".join(f"{r.attack} at ε = {r.eps:g}: {int(r.value)} (fooling rate {fmt(f.iloc[0])})"
-                          for r in pos.itertuples()
-                          for f in [fr[(fr.attack == r.attack) & np.isclose(fr.eps, r.eps)]])
         n_clean = int(pos.n.iloc[0]) if len(pos) else 0
         worst = worst_held_out(g, "auroc").sort_values("value", ascending=False)
         tpr = worst_held_out(g, "tpr_at_5fpr").set_index("explainer")
         expl = worst[worst.explainer.map(explanation_based)]
         base = worst[~worst.index.isin(expl.index)]
-        parts = [f"**{d} · {m}.** {n_clean} clean images, each the negative of its pair; positives, the successful "
-                 f"adversarials of correctly classified images: {cells}. Five-fold (or more) cross-validation over "
-                 "images, twins in one fold."]
-        ranking = ", ".join(f"{r.explainer} {fmt(r)} ({r.attack})" for r in worst.itertuples())
-        parts.append(f"Worst held-out AUROC per detector (the attack it did worst on without seeing it), best first: "
-                     f"{ranking}. {ranking_sentence(worst, 'explainer', 'worst held-out AUROC')}")
+        from ..detect.detectors import DETECTORS
+
+        cell_rows = [{"attack": r.attack, "ε": f"{r.eps:g}", "positives": int(r.value),
+                      "fooling rate": fmt(f.iloc[0]) if len(f) else "—"} for r in pos.itertuples()
+                     for f in [fr[(fr.attack == r.attack) & np.isclose(fr.eps, r.eps)]]]
+        rank_rows = [{"detector": r.explainer,
+                      "reads": DETECTORS[r.explainer].family if r.explainer in DETECTORS else "—",
+                      "worst held-out AUROC": fmt(r), "on": r.attack,
+                      "TPR at 5 % FPR (worst)": fmt(tpr.loc[r.explainer]) if r.explainer in tpr.index else "—"}
+                     for r in worst.itertuples()]
+        top, _ = top_group(worst, "explainer")
+        lead = (f"{top[0]}, its interval above every other's" if len(top) == 1 else
+                f"{len(top)} detectors with overlapping intervals, led by {top[0]}" if top else "no detector")
+        parts = [f"**{d} · {m}.** {n_clean} clean images are the negatives; the positives are the successful "
+                 f"adversarials of the correctly classified ones ({len(cell_rows)} attack cells). "
+                 f"Highest worst held-out AUROC (the attack each detector did worst on without seeing it): {lead}.",
+                 "\n\n" + collapsed(f"{len(rank_rows)} detectors and {len(cell_rows)} attack cells",
+                                      md_table(rank_rows) + "\n\n" + md_table(cell_rows)) + "\n\n"]
         if len(expl) and len(base):
             e, b = expl.iloc[0], base.iloc[0]
             e_tpr = tpr.loc[e.explainer]
@@ -278,9 +287,9 @@ def detection_md(df: pd.DataFrame) -> str:
             parts.append(
                 f"Goal (an explanation-map detector with held-out AUROC ≥ {GOAL['auroc']:.2f} and TPR at 5 % FPR ≥ "
                 f"{GOAL['tpr_at_5fpr']:.2f} on every held-out attack, above the best baseline): **{verdict}**. "
-                f"Best explanation-map detector {e.explainer}: worst held-out AUROC {fmt(e)}, TPR at 5 % FPR "
-                f"{fmt(e_tpr)}; best non-explanation baseline {b.explainer}: {fmt(b)} — the explanation detector is "
-                f"{compare(e, b)} it. "
+                f"The best explanation-map detector, {e.explainer}, has worst held-out AUROC {fmt(e)} and TPR at 5 % "
+                f"FPR {fmt(e_tpr)}. The best other detector, {b.explainer}, has {fmt(b)}: the explanation detector "
+                f"is {compare(e, b)} it. "
                 + ("" if met else f"Distance to the goal: AUROC {max(gap_a, 0):.3f}, TPR {max(gap_t, 0):.3f}. ")
                 + fitted_on_sentence(g, e))
         seen = g[(g.target == "seen") & (g.metric == "auroc")]
