@@ -264,3 +264,33 @@ def test_a_new_seeds_training_run_is_expected_to_take_its_models_last_training_t
     got = expected_seconds(runs)
     assert got[id(train)] == 50.0 and got[id(extra)] == 50.0 and extra.label == f"{train.label}-s1"
     assert got[id(next(r for r in runs if r.stage == "attack"))] is None  # never run: the config's estimate
+
+
+def test_every_attack_has_one_colour_in_every_panel_and_the_legend_says_which(grid):
+    """The Results page's attack figures on the tiny grid: the legend's colour of each attack equals its lines'
+    colour in every panel, every plotted attack is in the legend, and no panel's title runs into another's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_rgb
+
+    from advxai.book import figures
+
+    results, _, _ = grid
+    df = pd.read_csv(results / "tables" / "results.csv")
+    for draw in (figures.accuracy_vs_eps, figures.fooling_rates, figures.mod_points):
+        fig = draw(df)
+        legend = {t.get_text(): to_rgb(h.get_color()) for t, h in zip(fig.legends[0].texts,
+                                                                       fig.legends[0].legend_handles, strict=True)}
+        plotted = 0
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                label = line.get_label()
+                if label.startswith("_"):
+                    continue
+                assert label in legend and to_rgb(line.get_color()) == legend[label], (draw.__name__, label)
+                plotted += 1
+        assert plotted and set(df[df.stage == "attack"].attack) - {"none"} <= set(legend), draw.__name__
+        fig.canvas.draw()
+        boxes = [ax.title.get_window_extent() for ax in fig.axes if ax.get_title()]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), draw.__name__

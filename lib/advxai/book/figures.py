@@ -8,65 +8,113 @@ import pandas as pd
 
 # --- the Results page's attack figures (notebooks/00_summary.ipynb) ---------------------------------------------
 
+# One colour per attack in every figure of the book, whatever subset of attacks a panel holds.
+ATTACK_ORDER = ["fgsm", "bim", "pgd", "deepfool", "cw", "uap", "square"]
 
-def accuracy_vs_eps(df: pd.DataFrame):
-    """Accuracy on the attacked images against ε, a panel per (dataset, model), a line per attack with its band;
-    ``None`` without attack rows."""
+
+def attack_colours(attacks) -> dict[str, tuple]:
+    """Attack -> its colour (the colour-blind palette, in the fixed order of :data:`ATTACK_ORDER`; an attack in σ
+    units, ``pgd@sigma``, shares its attack's colour, others follow in name order)."""
     import seaborn as sns
 
-    acc = df[(df.metric == "accuracy") & (df.subset == "attacked") & df.stage.isin(["attack", "radarmix"])].copy()
-    base = acc[acc.attack == "none"]
-    acc = pd.concat([acc[acc.attack != "none"]] + [base.assign(attack=a) for a in acc.attack.unique() if a != "none"])
+    names = list(dict.fromkeys(ATTACK_ORDER + sorted({str(a).split("@")[0] for a in attacks} - set(ATTACK_ORDER))))
+    palette = dict(zip(names, sns.color_palette("colorblind", len(names)), strict=True))
+    ordered = sorted(set(attacks), key=lambda a: (names.index(str(a).split("@")[0]), str(a)))
+    return {a: palette[str(a).split("@")[0]] for a in ordered}
+
+
+def _legend(fig, colours: dict, extra: list | None = None, title: str = "attack") -> None:
+    """One legend for the whole figure, outside the panels: a line per attack in its colour."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, marker="o", label=a) for a, c in colours.items()] + (extra or [])
+    fig.legend(handles=handles, title=title, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, fontsize=9)
+
+
+def _panels(n: int, width: int = 3):
+    import matplotlib.pyplot as plt
+
+    cols = min(width, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    return fig, axes.flat
+
+
+def accuracy_vs_eps(df: pd.DataFrame):
+    """Accuracy on the attacked images against ε (ε = 0: clean accuracy on the same images), a panel per
+    (dataset, model), a line per attack in its colour with its 95 % Wilson band; ``None`` without attack rows."""
+    acc = df[(df.metric == "accuracy") & (df.subset == "attacked") & df.stage.isin(["attack", "radarmix"])]
     if not len(acc):
         return None
-    acc["panel"] = acc.dataset + " · " + acc.model
-    g = sns.relplot(data=acc, x="eps", y="value", hue="attack", col="panel", kind="line", marker="o", height=3.2,
-                    aspect=1.2, col_wrap=min(3, acc.panel.nunique()))
-    for p, ax in g.axes_dict.items():  # bands on the panel they belong to (seaborn orders panels its own way)
-        for _, dd in acc[acc.panel == p].groupby("attack"):
-            dd = dd.sort_values("eps")
-            ax.fill_between(dd.eps, dd.ci_low, dd.ci_high, alpha=0.15)
-    g.set_axis_labels("ε (pixel scale; overshoot for DeepFool)", "accuracy under attack")
-    return g.figure
+    groups = list(acc.groupby(["dataset", "model"]))
+    colours = attack_colours([a for a in acc.attack.unique() if a != "none"])
+    fig, axes = _panels(len(groups))
+    for ax, ((d, m), g) in zip(axes, groups, strict=False):
+        base = g[g.attack == "none"]
+        for a, dd in g[g.attack != "none"].groupby("attack"):
+            dd = pd.concat([base.assign(attack=a), dd]).drop_duplicates("eps").sort_values("eps")
+            ax.plot(dd.eps, dd.value, "o-", ms=3, color=colours[a], label=a)
+            ax.fill_between(dd.eps, dd.ci_low, dd.ci_high, color=colours[a], alpha=0.15)
+        ax.set(ylim=(-0.02, 1.02), xlabel="ε (pixel scale; overshoot for DeepFool)", ylabel="accuracy under attack")
+        ax.set_title(f"{d}\n{m}", fontsize=9)
+    _legend(fig, colours)
+    fig.tight_layout()
+    return fig
 
 
 def fooling_rates(df: pd.DataFrame):
-    """Fooling rate (of the correctly classified images) and flip rate (of all) against ε with Wilson intervals, a
-    panel per (dataset, model, metric); ``None`` without attack rows."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
+    """Fooling rate (over the correctly classified images) and flip rate (over all attacked images) against ε
+    with 95 % Wilson intervals, a panel per (dataset, model, rate), a line per attack in its colour; ``None``
+    without attack rows."""
     fr = df[((df.metric == "fooling_rate") & (df.subset == "correct"))
             | ((df.metric == "flip_rate") & (df.subset == "attacked"))]
-    fr = fr[fr.stage.isin(["attack", "radarmix"])].copy()
+    fr = fr[fr.stage.isin(["attack", "radarmix"])]
     if not len(fr):
         return None
-    fr["panel"] = fr.dataset + " · " + fr.model + " · " + fr.metric
-    g = sns.FacetGrid(fr, col="panel", col_wrap=min(4, fr.panel.nunique()), height=3.0, aspect=1.2, sharex=False)
-
-    def points(data, **kw):
-        ax = plt.gca()
-        for i, (a, d) in enumerate(data.groupby("attack")):
-            d = d.sort_values("eps")
-            off = (i - 1) * 0.002
-            err = np.clip(np.nan_to_num([d.value - d.ci_low, d.ci_high - d.value]), 0, None)  # no interval: none
-            ax.errorbar(d.eps + off, d.value, yerr=err, fmt="o-", ms=3, capsize=2, label=a)
-
-    g.map_dataframe(points)
-    g.add_legend()
-    g.set_axis_labels("ε", "share (95 % Wilson)")
-    return g.figure
+    groups = list(fr.groupby(["dataset", "model", "metric"]))
+    colours = attack_colours(fr.attack.unique())
+    fig, axes = _panels(len(groups), width=4)
+    for ax, ((d, m, metric), g) in zip(axes, groups, strict=False):
+        for i, (a, dd) in enumerate(g.groupby("attack")):
+            dd = dd.sort_values("eps")
+            off = (i - 1) * 0.002  # attacks at one ε side by side
+            err = np.clip(np.nan_to_num([dd.value - dd.ci_low, dd.ci_high - dd.value]), 0, None)
+            ax.errorbar(dd.eps + off, dd.value, yerr=err, fmt="o-", ms=3, capsize=2, color=colours[a], label=a)
+        what = "fooling rate (correct images)" if metric == "fooling_rate" else "flip rate (all attacked)"
+        ax.set(ylim=(-0.02, 1.05), xlabel="ε", ylabel="share (95 % Wilson)")
+        ax.set_title(f"{d} · {m}\n{what}", fontsize=9)
+    _legend(fig, colours)
+    fig.tight_layout()
+    return fig
 
 
 def mod_points(df: pd.DataFrame):
-    """MOD (mean heatmap NISSIM) per attack, fooled vs not fooled, a panel per (dataset, target); ``None`` without
-    strength rows."""
-    import seaborn as sns
+    """MOD (mean heatmap NISSIM) against ε, fooled (filled, solid) vs not fooled (open, dotted), a line per attack
+    in its colour with its 95 % bootstrap interval, a panel per (dataset, model, explainer, target): ε kept apart,
+    never pooled. ``None`` without strength rows."""
+    from matplotlib.lines import Line2D
 
     m = df[(df.stage == "strength") & (df.metric == "mod") & df.subset.isin(["fooled", "not_fooled"])]
     if not len(m):
         return None
-    g = sns.catplot(data=m, x="attack", y="value", hue="subset", col="dataset", row="target", kind="point",
-                    dodge=0.3, linestyle="none", height=3.0, aspect=1.2, errorbar=None)
-    g.set_axis_labels("attack (every ε)", "MOD (mean heatmap NISSIM)")
-    return g.figure
+    groups = list(m.groupby(["dataset", "model", "explainer", "target"]))
+    colours = attack_colours(m.attack.unique())
+    fig, axes = _panels(len(groups), width=4)
+    for ax, ((d, mdl, x, t), g) in zip(axes, groups, strict=False):
+        for (a, sub), dd in g.groupby(["attack", "subset"]):
+            dd = dd.dropna(subset=["value"]).sort_values("eps")
+            if dd.empty:
+                continue
+            off = 0.001 if sub == "not_fooled" else -0.001
+            err = np.clip(np.nan_to_num([dd.value - dd.ci_low, dd.ci_high - dd.value]), 0, None)
+            ax.errorbar(dd.eps + off, dd.value, yerr=err, fmt="o-" if sub == "fooled" else "o:", ms=4, capsize=2,
+                        color=colours[a], mfc=colours[a] if sub == "fooled" else "white", label=a)
+        ax.set(xlabel="ε", ylabel="MOD (0 = unchanged)")
+        ax.set_title(f"{d} · {mdl}\n{x}, target {t}", fontsize=9)
+    style = [Line2D([], [], color="grey", marker="o", ls="-", label="fooled"),
+             Line2D([], [], color="grey", marker="o", mfc="white", ls=":", label="not fooled")]
+    _legend(fig, colours, style)
+    fig.tight_layout()
+    return fig
