@@ -283,9 +283,9 @@ def test_every_attack_has_one_colour_in_every_panel_and_the_legend_says_which(gr
         legend = {t.get_text(): to_rgb(h.get_color()) for t, h in zip(fig.legends[0].texts,
                                                                        fig.legends[0].legend_handles, strict=True)}
         plotted = 0
-        for ax in fig.axes:
-            for line in ax.get_lines():
-                label = line.get_label()
+        for ax in fig.axes:  # plain lines, and error-bar containers (their line is labelled on the container)
+            drawn = [(ln.get_label(), ln) for ln in ax.get_lines()] + [(c.get_label(), c.lines[0]) for c in ax.containers]
+            for label, line in drawn:
                 if label.startswith("_"):
                     continue
                 assert label in legend and to_rgb(line.get_color()) == legend[label], (draw.__name__, label)
