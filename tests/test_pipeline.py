@@ -284,7 +284,8 @@ def test_every_attack_has_one_colour_in_every_panel_and_the_legend_says_which(gr
                                                                        fig.legends[0].legend_handles, strict=True)}
         plotted = 0
         for ax in fig.axes:  # plain lines, and error-bar containers (their line is labelled on the container)
-            drawn = [(ln.get_label(), ln) for ln in ax.get_lines()] + [(c.get_label(), c.lines[0]) for c in ax.containers]
+            drawn = [(ln.get_label(), ln) for ln in ax.get_lines()]
+            drawn += [(c.get_label(), c.lines[0]) for c in ax.containers]
             for label, line in drawn:
                 if label.startswith("_"):
                     continue
