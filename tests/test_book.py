@@ -82,6 +82,18 @@ def server(built_book):
     httpd.shutdown()
 
 
+# Figures and display formulas of a chapter that stick out of the main column, or (formulas) need a scroll bar to be
+# read: what a reader at 1,400 px would find cut off. Collapsed blocks are not laid out and are skipped.
+OVERFLOW_JS = """() => {
+  const main = document.querySelector('main') || document.body;
+  const right = main.getBoundingClientRect().right + 1;
+  const shown = e => !e.closest('details:not([open])') && e.getBoundingClientRect().width > 0;
+  const out = [...main.querySelectorAll('img, mjx-container[display="true"]')].filter(shown)
+    .filter(e => e.getBoundingClientRect().right > right || e.scrollWidth > e.clientWidth + 1);
+  return out.map(e => e.tagName + ' ' + (e.getAttribute('src') || e.textContent.slice(0, 60)));
+}"""
+
+
 def test_every_page_loads_in_a_real_browser(built_book, server):
     if CHROMIUM is None:
         if os.environ.get("ADVXAI_REQUIRE_BROWSER"):
@@ -94,10 +106,10 @@ def test_every_page_loads_in_a_real_browser(built_book, server):
                    if not p.relative_to(built_book).parts[0].startswith("_"))
     assert "index.html" in pages and any(p.startswith("book/runs/") for p in pages)
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    broken, failed = [], []
+    broken, failed, wide = [], [], []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
         for rel in pages:
             response = page.goto(f"{server}/{rel}", wait_until="load")
             if response is None or not response.ok:
@@ -120,11 +132,15 @@ def test_every_page_loads_in_a_real_browser(built_book, server):
                     target = target / "index.html"
                 if not target.exists():
                     broken.append(f"{rel}: link {url.path}")
-            if rel == "index.html" or rel == "book/results.html":
+            if Path(rel).stem in CHAPTERS and rel.startswith("book/"):  # at 1,400 px: nothing wider than its column
+                page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
+                wide += [f"{rel}: {w}" for w in page.evaluate(OVERFLOW_JS)]
+            if rel == "index.html" or rel == "book/results.html" or Path(rel).stem in CHAPTERS:
                 page.screenshot(path=str(OUTPUT / f"{Path(rel).stem}.png"), full_page=True)
         browser.close()
     assert not failed, f"pages that did not load: {failed}"
     assert not broken, f"broken figures or internal links: {broken[:10]}"
+    assert not wide, f"figures or formulas wider than their column at 1,400 px: {wide[:10]}"
     assert (OUTPUT / "index.png").stat().st_size > 10_000 and (OUTPUT / "results.png").stat().st_size > 10_000
 
 
