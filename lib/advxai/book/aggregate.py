@@ -29,6 +29,39 @@ def group_of(detector: str) -> str:
     return DETECTORS[detector].family if detector in DETECTORS else "other"
 
 
+def load(dirs: list) -> tuple[pd.DataFrame, dict]:
+    """:func:`advxai.measure.tables.load_runs` for a build whose RADAR-MIX part runs the same model twice, in pixel
+    and in σ units (``radarmix`` as a list): the σ run's rows that are not about a σ-unit attack — the clean
+    images' classification and localisation, the explainers' seconds — measure the same images as the pixel run's
+    (same draw, same seed) and are left out, so that every number keeps one row. Rows shared otherwise still fail."""
+    import json
+    from pathlib import Path
+
+    from ..measure import tables
+
+    def units(d: Path) -> str | None:
+        p = json.loads((d / "provenance.json").read_text())
+        return p["parameters"].get("eps_units") if p["stage"] == "radarmix" else None
+
+    dirs = [Path(d) for d in dirs if (Path(d) / "provenance.json").exists()]
+    pixel = {d.name.rsplit("-", 1)[0] for d in dirs if units(d) == "pixel"}
+    frames = []
+    for d in dirs:
+        if not (d / "metrics.csv").exists():
+            continue
+        f = pd.read_csv(d / "metrics.csv")
+        u = units(d)
+        if u not in (None, "pixel") and d.name.rsplit("-", 2)[0] in pixel:  # <label>-<units>-<key>
+            f = f[f.attack.astype(str).str.contains("@", regex=False)]
+        frames.append(f)
+    df = pd.concat(frames, ignore_index=True)
+    dup = tables.duplicates(df)
+    if not dup.empty:
+        raise AssertionError(f"{len(dup)} rows share all key columns:\n{dup.head()}")
+    prov = {d.name: json.loads((d / "provenance.json").read_text()) for d in dirs}
+    return df, prov
+
+
 def base_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of the config's own seed (models without a ``·s<seed>`` tail): what the per-model prose and
     figures narrate; the other seeds enter through :func:`seeds_table`, the detection aggregates and the
@@ -88,24 +121,45 @@ def detection_settings(df: pd.DataFrame, base_seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def setting_verdicts(s: pd.DataFrame) -> pd.DataFrame:
+    """Per setting: the groups of the detectors tied for the highest worst held-out AUROC (intervals overlapping the
+    best one: :func:`advxai.book.narrative.top_group`), the best explanation-map detector and the best other one,
+    and whether the goal is met (:func:`advxai.book.narrative.goal_met`, the definition every page uses)."""
+    from .narrative import goal_met, top_group
+
+    out = []
+    for (d, m), g in s.groupby(["dataset", "model"]):
+        rows = g.rename(columns={"auroc": "value", "detector": "name"}).set_index("name", drop=False)
+        top, _ = top_group(rows, "name")
+        ex, other = rows[rows.group == "explanation maps"], rows[rows.group != "explanation maps"]
+        rec = {"dataset": d, "model": m, "top": top, "top_groups": sorted({rows.loc[t, "group"] for t in top}),
+               "met": False, "explanation": None}
+        if len(ex) and len(other):
+            e, b = ex.loc[ex.value.idxmax()], other.loc[other.value.idxmax()]
+            rec.update(explanation=e["name"], e_auroc=e.value, e_low=e.ci_low, e_high=e.ci_high, e_tpr=e.tpr,
+                       other=b["name"], met=goal_met(e, pd.Series({"value": e.tpr}), b))
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
 def detector_summary(s: pd.DataFrame) -> pd.DataFrame:
     """Per detector over settings: its group, the median, minimum and maximum of its worst held-out AUROC, the
-    settings it ran on, on how many it is the best detector, and on how many it meets the goal (worst held-out
-    AUROC ≥ 0.98 and TPR at 5 % FPR ≥ 0.90); best median first."""
-    best = s.loc[s.groupby(["dataset", "model"]).auroc.idxmax(), "detector"].value_counts()
-    goal = s[(s.auroc >= GOAL["auroc"]) & (s.tpr >= GOAL["tpr_at_5fpr"])].detector.value_counts()
+    settings it ran on, on how many it is tied for the best (intervals overlapping the best detector's), and on how
+    many its own numbers pass the goal's thresholds (AUROC ≥ 0.98 and TPR at 5 % FPR ≥ 0.90); best median first."""
+    tops = setting_verdicts(s).top.explode().value_counts()
+    passes = s[(s.auroc >= GOAL["auroc"]) & (s.tpr >= GOAL["tpr_at_5fpr"])].detector.value_counts()
     g = s.groupby("detector")
     out = pd.DataFrame({"group": g.group.first(), "median": g.auroc.median(), "min": g.auroc.min(),
                         "max": g.auroc.max(), "settings": g.size()})
-    out["best on"] = best.reindex(out.index).fillna(0).astype(int)
-    out["meets goal on"] = goal.reindex(out.index).fillna(0).astype(int)
+    out["tied for best on"] = tops.reindex(out.index).fillna(0).astype(int)
+    out["passes the thresholds on"] = passes.reindex(out.index).fillna(0).astype(int)
     return out.sort_values("median", ascending=False)
 
 
 def settings_md(s: pd.DataFrame) -> str:
     """The detection chapter's answer across settings, every clause computed from ``s``
-    (:func:`detection_settings`): which group holds the best detector on how many settings, the best
-    explanation-map detector's spread, whether any explanation-map detector reaches the goal on any setting."""
+    (:func:`detection_settings`): which groups hold a detector tied for the best on how many settings, the best
+    explanation-map detector's spread, on how many settings the goal is met — the answer follows that count."""
     if s.empty:
         return "*Not run in this configuration.*"
     n = s.groupby(["dataset", "model"]).ngroups
@@ -115,39 +169,32 @@ def settings_md(s: pd.DataFrame) -> str:
                 "training seeds — and answers the question across them.")
     datasets, archs = int(s.dataset.nunique()), int(s.architecture.nunique())
     seeds = int(s.groupby(["dataset", "architecture"]).train_seed.nunique().max())
-    summ = detector_summary(s)
-    winners = s.loc[s.groupby(["dataset", "model"]).auroc.idxmax()]
-    by_group = winners.group.value_counts()
+    summ, verdicts = detector_summary(s), setting_verdicts(s)
+    by_group = verdicts.top_groups.explode().value_counts()
     wins = ", ".join(f"{grp} on {k}" for grp, k in by_group.items())
     parts = [f"**Across {n} settings** ({datasets} dataset{'s' * (datasets > 1)} × {archs} "
-             f"architecture{'s' * (archs > 1)} × {seeds} training seed{'s' * (seeds > 1)}), the detector with the "
-             f"highest worst held-out AUROC belongs to {wins}."]
-    expl = summ[summ.group == "explanation maps"]
-    base = summ[summ.group != "explanation maps"]
-    if len(expl):
-        e = expl.iloc[0]
+             f"architecture{'s' * (archs > 1)} × {seeds} training seed{'s' * (seeds > 1)}), a detector tied for the "
+             f"highest worst held-out AUROC (intervals overlapping the best) reads {wins} (a setting with a tie "
+             "counts for each group)."]
+    expl, base = summ[summ.group == "explanation maps"], summ[summ.group != "explanation maps"]
+    if len(expl) and len(base):
+        e, b = expl.iloc[0], base.iloc[0]
         parts.append(f"The best explanation-map detector by median, {e.name}, has a median worst held-out AUROC of "
-                     f"{e['median']:.2f} (range {e['min']:.2f}–{e['max']:.2f})"
-                     + (f"; the best other detector, {base.index[0]} ({base.iloc[0].group}), "
-                        f"{base.iloc[0]['median']:.2f} ({base.iloc[0]['min']:.2f}–{base.iloc[0]['max']:.2f})."
-                        if len(base) else "."))
-        ex = s[s.group == "explanation maps"]
-        met = ex[(ex.auroc >= GOAL["auroc"]) & (ex.tpr >= GOAL["tpr_at_5fpr"])]
-        if len(met):
-            k = met.groupby(["dataset", "model"]).ngroups
-            parts.append(f"An explanation-map detector reaches the goal (worst held-out AUROC ≥ {GOAL['auroc']:.2f} "
-                         f"and TPR at 5 % FPR ≥ {GOAL['tpr_at_5fpr']:.2f}) on {k} of {n} settings.")
+                     f"{e['median']:.2f} (range {e['min']:.2f}–{e['max']:.2f}); the best other detector, {b.name} "
+                     f"({b.group}), {b['median']:.2f} ({b['min']:.2f}–{b['max']:.2f}).")
+        k = int(verdicts.met.sum())
+        goal = (f"the best explanation-map detector reaches worst held-out AUROC ≥ {GOAL['auroc']:.2f} and TPR at 5 % "
+                f"FPR ≥ {GOAL['tpr_at_5fpr']:.2f}, above every other detector")
+        if k:
+            parts.append(f"The goal — {goal} — is met on {k} of {n} settings.")
         else:
-            top = ex.loc[ex.auroc.idxmax()]
-            parts.append(f"No explanation-map detector reaches the goal (worst held-out AUROC ≥ {GOAL['auroc']:.2f} "
-                         f"and TPR at 5 % FPR ≥ {GOAL['tpr_at_5fpr']:.2f}) on any of the {n} settings; the closest "
-                         f"is {top.detector} on {top.dataset} · {top.model}, AUROC {top.auroc:.2f} "
-                         f"[{top.ci_low:.2f}, {top.ci_high:.2f}], TPR {top.tpr:.2f}.")
-        above = (winners.group == "explanation maps").sum()
-        answer = ("yes, on every setting" if len(met) and met.groupby(["dataset", "model"]).ngroups == n else
-                  "not in general" if above <= n / 2 else "on most settings, not all")
-        parts.append(f"**Can the explanation tell you that you are being attacked?** Across the {n} settings: "
-                     f"{answer} — an explanation-map detector is the best detector on {above} of {n}.")
+            top = verdicts.dropna(subset=["explanation"]).sort_values("e_auroc").iloc[-1]
+            parts.append(f"The goal — {goal} — is met on none of the {n} settings; the closest is {top.explanation} "
+                         f"on {top.dataset} · {top.model}, AUROC {top.e_auroc:.2f} [{top.e_low:.2f}, "
+                         f"{top.e_high:.2f}], TPR {top.e_tpr:.2f}.")
+        answer = ("yes, on every setting" if k == n else
+                  f"no, on none of the {n} settings" if k == 0 else f"on {k} of {n} settings only")
+        parts.append(f"**Can the explanation tell you that you are being attacked?** By the goal: {answer}.")
     return " ".join(parts)
 
 
@@ -159,7 +206,7 @@ def settings_figure(s: pd.DataFrame):
 
     if s.empty:
         return None
-    summ = detector_summary(s).iloc[::-1]
+    summ = detector_summary(s).iloc[::-1]  # best median at the top
     y = {d: i for i, d in enumerate(summ.index)}
     markers = dict(zip(sorted(s.dataset.unique()), "osD^v", strict=False))
     fig, ax = plt.subplots(figsize=(10, 0.38 * len(y) + 1.6))

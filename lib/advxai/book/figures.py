@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .narrative import units
+
 # --- the Results page's attack figures (notebooks/00_summary.ipynb) ---------------------------------------------
 
 # One colour per attack in every figure of the book, whatever subset of attacks a panel holds.
@@ -48,17 +50,20 @@ def accuracy_vs_eps(df: pd.DataFrame):
     acc = df[(df.metric == "accuracy") & (df.subset == "attacked") & df.stage.isin(["attack", "radarmix"])]
     if not len(acc):
         return None
-    groups = list(acc.groupby(["dataset", "model"]))
+    acc = acc.assign(units=acc.attack.map(units))
+    groups = [((d, m, u), g) for (d, m), gm in acc.groupby(["dataset", "model"])
+              for u, g in gm[gm.attack != "none"].groupby("units")]
     colours = attack_colours([a for a in acc.attack.unique() if a != "none"])
     fig, axes = _panels(len(groups))
-    for ax, ((d, m), g) in zip(axes, groups, strict=False):
-        base = g[g.attack == "none"]
-        for a, dd in g[g.attack != "none"].groupby("attack"):
+    for ax, ((d, m, u), g) in zip(axes, groups, strict=False):
+        base = acc[(acc.dataset == d) & (acc.model == m) & (acc.attack == "none")]
+        for a, dd in g.groupby("attack"):
             dd = pd.concat([base.assign(attack=a), dd]).drop_duplicates("eps").sort_values("eps")
             ax.plot(dd.eps, dd.value, "o-", ms=3, color=colours[a], label=a)
             ax.fill_between(dd.eps, dd.ci_low, dd.ci_high, color=colours[a], alpha=0.15)
-        ax.set(ylim=(-0.02, 1.02), xlabel="ε (pixel scale; overshoot for DeepFool)", ylabel="accuracy under attack")
-        ax.set_title(f"{d}\n{m}", fontsize=9)
+        ax.set(ylim=(-0.02, 1.02), ylabel="accuracy under attack",
+               xlabel="ε (pixel scale; overshoot for DeepFool)" if u == "pixel" else f"ε ({u} units)")
+        ax.set_title(f"{d} · {m}" + ("" if u == "pixel" else f"\nε in {u} units"), fontsize=9)
     _legend(fig, colours)
     fig.tight_layout()
     return fig
@@ -73,17 +78,17 @@ def fooling_rates(df: pd.DataFrame):
     fr = fr[fr.stage.isin(["attack", "radarmix"])]
     if not len(fr):
         return None
-    groups = list(fr.groupby(["dataset", "model", "metric"]))
+    groups = list(fr.assign(units=fr.attack.map(units)).groupby(["dataset", "model", "units", "metric"]))
     colours = attack_colours(fr.attack.unique())
     fig, axes = _panels(len(groups), width=4)
-    for ax, ((d, m, metric), g) in zip(axes, groups, strict=False):
+    for ax, ((d, m, u, metric), g) in zip(axes, groups, strict=False):
         for i, (a, dd) in enumerate(g.groupby("attack")):
             dd = dd.sort_values("eps")
             off = (i - 1) * 0.002  # attacks at one ε side by side
             err = np.clip(np.nan_to_num([dd.value - dd.ci_low, dd.ci_high - dd.value]), 0, None)
             ax.errorbar(dd.eps + off, dd.value, yerr=err, fmt="o-", ms=3, capsize=2, color=colours[a], label=a)
         what = "fooling rate (correct images)" if metric == "fooling_rate" else "flip rate (all attacked)"
-        ax.set(ylim=(-0.02, 1.05), xlabel="ε", ylabel="share (95 % Wilson)")
+        ax.set(ylim=(-0.02, 1.05), xlabel="ε" if u == "pixel" else f"ε ({u} units)", ylabel="share (95 % Wilson)")
         ax.set_title(f"{d} · {m}\n{what}", fontsize=9)
     _legend(fig, colours)
     fig.tight_layout()

@@ -132,12 +132,34 @@ def clean_md(df: pd.DataFrame) -> str:
     return head + "\n\n" + md_table(rows)
 
 
+def _and(names: list[str]) -> str:
+    return "" if not names else names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def goal_met(e, e_tpr, b) -> bool:
+    """The detection goal, one definition for every page: the best explanation-map detector's worst held-out AUROC
+    ≥ 0.98 and worst TPR at 5 % FPR ≥ 0.90, with its AUROC interval above the best other detector's."""
+    return bool(e.value >= GOAL["auroc"] and e_tpr.value >= GOAL["tpr_at_5fpr"] and compare(e, b) == "higher than")
+
+
 def _tops(groups, label: str) -> str:
     """How often each top group (the attacks tied for the highest value, intervals overlapping) occurs over
     models: ``pgd on 3 models, pgd and deepfool on 1``."""
-    tops = [" and ".join(top_group(g, label)[0]) for g in groups]
-    counts = pd.Series([t for t in tops if t]).value_counts()
+    tops = [_and(sorted(top_group(g, label)[0])) for g in groups]
+    counts = pd.Series([t for t in tops if t], dtype=object).value_counts()
+    if counts.empty:
+        return "no ranking (too few images for intervals)"
     return ", ".join(f"{k} on {v} model{'s' * (v > 1)}" for k, v in counts.items())
+
+
+def units(attack) -> str:
+    """The ε units of an attack's rows: ``pixel``, or what follows ``@`` (``pgd@sigma``: the seed's σ units)."""
+    return str(attack).partition("@")[2] or "pixel"
+
+
+def _grouped(df: pd.DataFrame, keys: list[str]):
+    """Groups by ``keys`` and ε units: pixel and σ-unit grids have different ε, so "the largest ε" is per unit."""
+    return df.assign(units=df.attack.map(units)).groupby([*keys, "units"])
 
 
 def fooling_md(df: pd.DataFrame, stage: str = "attack") -> str:
@@ -148,7 +170,7 @@ def fooling_md(df: pd.DataFrame, stage: str = "attack") -> str:
     if att.empty:
         return NOT_RUN
     rows, fr_groups, fl_groups = [], [], []
-    for (d, m), g in att.groupby(["dataset", "model"]):
+    for (d, m, _), g in _grouped(att, ["dataset", "model"]):
         e = g.eps.max()
         fr = _pick(g, eps=e, metric="fooling_rate", subset="correct")
         fl = _pick(g, eps=e, metric="flip_rate", subset="attacked").set_index("attack")
@@ -174,7 +196,7 @@ def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: st
         return NOT_RUN
     blank = df[(df.stage == stage) & (df.metric == "blank_pairs")]
     rows, words = [], []
-    for (d, m, x), g in s.groupby(["dataset", "model", "explainer"]):
+    for (d, m, x, _), g in _grouped(s, ["dataset", "model", "explainer"]):
         e = g.eps.max()
         for a, ga in _pick(g, eps=e).groupby("attack"):
             f, nf = _pick(ga, target=target, subset="fooled"), _pick(ga, target=target, subset="not_fooled")
@@ -281,7 +303,7 @@ def detection_md(df: pd.DataFrame) -> str:
         if len(expl) and len(base):
             e, b = expl.iloc[0], base.iloc[0]
             e_tpr = tpr.loc[e.explainer]
-            met = e.value >= GOAL["auroc"] and e_tpr.value >= GOAL["tpr_at_5fpr"] and compare(e, b) == "higher than"
+            met = goal_met(e, e_tpr, b)
             gap_a, gap_t = GOAL["auroc"] - e.value, GOAL["tpr_at_5fpr"] - e_tpr.value
             verdict = "met" if met else "not met"
             parts.append(
@@ -313,7 +335,8 @@ def detection_md(df: pd.DataFrame) -> str:
             robust = lowered = None
         if len(expl):
             e = expl.iloc[0]
-            answer = ("yes, for attacks it never saw" if e.ci_low >= 0.9 else
+            met = len(base) and goal_met(e, tpr.loc[e.explainer], base.iloc[0])  # the goal decides "yes"
+            answer = ("yes, for attacks it never saw (the goal is met)" if met else
                       "partly: well above chance on attacks it never saw, below a deployable level"
                       if e.ci_low > 0.5 else "not reliably: at chance on at least one attack it never saw")
             tail = ("" if robust is None else " and it survives an attacker who knows it" if robust
