@@ -165,6 +165,12 @@ def test_study_config_plans_every_dataset_two_architectures_three_seeds_and_eigh
     assert all(r.params["n_images"] >= 300 and r.params["n_explain"] == {"shap": 60, "lime": 60} for r in rm)
     bad = tmp_path / "bad.yaml"
     (tmp_path / "default.yaml").write_text((root / "default.yaml").read_text())
-    bad.write_text("extends: default.yaml\nseeds: [1]\nper_seed: [detections]\n")
-    with pytest.raises(ParameterError, match="per_seed names unknown parts \\['detections'\\]; known: gradattacks"):
-        load_config(bad)
+    for text, message in [("seeds: [1]\nper_seed: [detections]", "per_seed names unknown parts \\['detections'\\]"),
+                          ("seeds: [1]\nper_seed: detection", "per_seed must be a list of parts"),
+                          ("per_seed: [detection]", "per_seed runs parts on every extra training seed, but seeds"),
+                          ("seeds: [0, 1]", "each once and not the config's own seed 0"),
+                          ("seeds: [1, 1]", "each once")]:
+        bad.write_text(f"extends: default.yaml\n{text}\n")
+        with pytest.raises(ParameterError, match=message) as err:
+            load_config(bad)
+        assert "\n" not in str(err.value)

@@ -79,9 +79,11 @@ def tier_md(config: str, df: pd.DataFrame) -> str:
             f"detection on {n_det} setting{'s' * (n_det != 1)}")
     if config == "study":
         return f"This is **the study** (`make study`, `configs/study.yaml`): {what}."
-    return (f"This is the **quick version** (`make book`, configuration `{config}`): {what}. The published book is "
-            "the study — three datasets, two architectures, three training seeds, detection on 18 settings, "
-            "RADAR-MIX on 360 lesions — built by `make study` (about two hours on 2 cores; README \"The study\").")
+    tier = ("the **quick version** (`make book`)" if config == "default" else
+            f"a build of configuration `{config}`")
+    return (f"This is {tier}: {what}. The published book is the study — three datasets, two architectures, three "
+            "training seeds, detection on 18 settings, RADAR-MIX on 360 lesions — built by `make study` "
+            "(README \"The study\" gives its measured time).")
 
 
 def seeds_table(df: pd.DataFrame, base_seed: int = 0, subset: str = "test") -> pd.DataFrame:
@@ -237,14 +239,18 @@ ONE_SEED = "*One training seed in this build; the study (`make study`) trains ev
 WORKED = ("pneumoniamnist_28", "cnn")  # the quick book's detection setting: the chapter's worked example
 
 
+def worked(df: pd.DataFrame) -> tuple[str, str] | None:
+    """The chapter's worked detection setting: PneumoniaMNIST 28 px · cnn (the quick book's) when it ran, else the
+    first (dataset, model) in order; ``None`` without detection rows."""
+    keys = sorted(df[df.stage == "detection"].groupby(["dataset", "model"]).groups)
+    return None if not keys else WORKED if WORKED in keys else keys[0]
+
+
 def one_setting(df: pd.DataFrame) -> pd.DataFrame:
-    """The detection rows of one setting — PneumoniaMNIST 28 px · cnn (the quick book's) when it ran, else the
-    first — for the chapter's worked example; the other stages' rows unchanged."""
-    det = df[df.stage == "detection"]
-    keys = list(det.groupby(["dataset", "model"]).groups)
-    if not keys:
+    """The detection rows of the worked setting (:func:`worked`); the other stages' rows unchanged."""
+    pick = worked(df)
+    if pick is None:
         return df
-    pick = WORKED if WORKED in keys else keys[0]
     return df[(df.stage != "detection") | ((df.dataset == pick[0]) & (df.model == pick[1]))]
 
 
@@ -268,13 +274,18 @@ def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
             "det-all-md": collapsed(N.html(N.detection_md(df)).data, "every setting's numbers")}
 
 
-def worked_rocs(detection_dirs: list) -> dict[str, pd.DataFrame]:
-    """The ROC curves (``roc.csv``) of the worked setting's detection run (:data:`WORKED`; else the first run),
-    by run label: one setting's curves on the chapter, the others on their run pages."""
+def worked_rocs(df: pd.DataFrame, detection_dirs: list) -> dict[str, pd.DataFrame]:
+    """The ROC curves (``roc.csv``) of the worked setting's detection run (:func:`worked`, found by the run's
+    parameters), by run label: one setting's curves on the chapter, the others on their run pages."""
+    import json
     from pathlib import Path
 
-    found = {Path(d).name.rsplit("-", 1)[0]: Path(d) / "roc.csv" for d in detection_dirs
-             if (Path(d) / "roc.csv").exists()}
-    worked = WORKED[0].replace("_", "") + "-" + WORKED[1]  # run label: pneumoniamnist28-cnn
-    pick = [worked] if worked in found else list(found)[:1]
-    return {k: pd.read_csv(found[k]) for k in pick}
+    pick = worked(df)
+    out = {}
+    for d in map(Path, detection_dirs):
+        if pick is None or not (d / "roc.csv").exists():
+            continue
+        p = json.loads((d / "provenance.json").read_text())["parameters"]
+        if (f"{p['dataset']}_{p['size']}", p["model"]) == pick:
+            out[d.name.rsplit("-", 1)[0]] = pd.read_csv(d / "roc.csv")
+    return out

@@ -39,7 +39,7 @@ def check_prediction(prediction, ious: dict[str, np.ndarray]) -> str:
     if prediction in (None, Ellipsis):
         return "no prediction yet: set prediction to a name"
     stats = {k: (float(np.mean(v)), *bootstrap_ci(np.asarray(v, float))) for k, v in ious.items()}
-    (a, sa), (b, sb) = sorted(stats.items(), key=lambda kv: kv[1][0])
+    (a, sa), (b, sb) = sorted(stats.items(), key=lambda kv: kv[1][0])[:2]  # the two that moved most
     shown = ", ".join(f"{k} IoU {m:.2f} [{lo:.2f}, {hi:.2f}]" for k, (m, lo, hi) in stats.items())
     if sa[2] >= sb[1]:
         return f"undecided: the intervals overlap ({shown}); these images cannot tell which moved more"
@@ -249,8 +249,9 @@ def check_randomisation(my_randomize, model, x: np.ndarray, layers: list[str], s
         cells = []
         for m, ref in base.items():
             rho = np.array([spearman(a, b) for a, b in zip(ref, maps[m](rnd), strict=True)])
-            lo, hi = bootstrap_ci(np.nan_to_num(rho))
-            cells.append(f"{m} {np.nanmean(rho):.2f} [{lo:.2f}, {hi:.2f}]")
+            blank = int(np.isnan(rho).sum())  # a constant map ranks nothing: left out, and counted
+            lo, hi = bootstrap_ci(rho[~np.isnan(rho)])
+            cells.append(f"{m} {np.nanmean(rho):.2f} [{lo:.2f}, {hi:.2f}]" + (f" ({blank} blank)" if blank else ""))
         lines.append(f"randomised down to {layers[k - 1]}: Spearman with the trained model's map: " + ", ".join(cells))
     return "\n".join(lines)
 

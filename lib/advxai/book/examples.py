@@ -81,7 +81,7 @@ def gradattacks_grid(attack_dirs: list, gradcam_dirs: list, eps: float = 0.05, e
     for r, (name, a) in enumerate(advs.items()):
         from ..attacks import spec
 
-        what = "ε" if spec(name).eps_bounded else "overshoot"
+        what = "ε" if spec(name).eps_bounded else "ε unused:" if spec(name).eps_free else "overshoot"
         _row(axes[r], a["x"][i], a["x_adv"][k][i], maps["clean"][i], maps[name][k][i],
              f"{name}\n{what} {a['eps'][k]:g}", r == 0)
     fig.suptitle(f"{p['dataset']} {p['size']} px · {p['model']}: test image {int(some['idx'][i])} (label "
@@ -127,6 +127,9 @@ def figures(attack_dirs: list, gradcam_dirs: list, radarmix_dirs: list) -> dict:
     """The chapters' example grids by glue name (a sentence in their place where a grid has no fooled image)."""
     from IPython.display import Markdown
 
-    none = Markdown("*No image in this build was fooled by every attack: no example to show.*")
     ga, rm = gradattacks_grid(attack_dirs, gradcam_dirs), radarmix_grid(radarmix_dirs)
-    return {"ga-example-fig": ga if ga is not None else none, "rm-example-fig": rm if rm is not None else none}
+    return {"ga-example-fig": ga if ga is not None else Markdown(
+                "*No Grad-Attacks run in this build, or no image that every attack fooled: no example to show.*"),
+            "rm-example-fig": rm if rm is not None else Markdown(
+                "*No RADAR-MIX run in pixel units in this build, or no lesion that PGD fooled and every explainer "
+                "explained: no example to show.*")}

@@ -37,8 +37,11 @@ def saturation(df: pd.DataFrame, stage: str = "attack", level: float = 0.95) -> 
     from ..attacks import spec
 
     fr = df[(df.stage == stage) & (df.metric == "fooling_rate") & (df.subset == "correct") & (df.attack != "none")]
+    n_models = _models(fr)
     parts, cells = [], []
     for a, g in fr.groupby("attack", sort=False):
+        if _models(g) < n_models:  # "on every model" only for an attack run on every model
+            continue
         eps = sorted(g.eps.unique())
         full = [e for e in eps if (g[np.isclose(g.eps, e)].ci_high >= level).all()
                 and (g[np.isclose(g.eps, e)].value >= level - 0.05).all()]

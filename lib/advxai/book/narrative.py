@@ -218,7 +218,10 @@ def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: st
         return NOT_RUN
     plain = {"higher than": "fooled higher, intervals apart", "lower than": "fooled lower, intervals apart",
              "indistinguishable from": "intervals overlap", "not comparable with": "too few images for an interval"}
-    counts = pd.Series([plain.get(w, w) for w in words]).value_counts()
+    def kind(w: str) -> str:  # an empty side, said once per kind in the count (its images are in the table)
+        return plain.get(w, "maps all blank on one side" if "blank map" in w else w)
+
+    counts = pd.Series([kind(w) for w in words]).value_counts()
     said = "; ".join(f"{k} in {v}" for k, v in counts.items())
     return (f"{meaning}. At each model's largest ε, fooled against not-fooled images over {len(rows)} rows "
             f"(model × explainer × attack): {said}.\n\n"

@@ -143,9 +143,12 @@ def verdict(seed: tuple[float, float], ci: tuple[float, float], tolerance: float
 
 def with_seed_variance(df: pd.DataFrame, r) -> tuple[tuple[float, float], str]:
     """The interval a verdict on row ``r`` uses: its own 95 % interval, widened to cover mean ± 2 s.d. over
-    training seeds when the ``seeds`` stage ran for its model (test images *and* training runs vary)."""
+    training seeds when the ``seeds`` stage ran for its architecture (test images *and* training runs vary)."""
+    from .aggregate import arch_seed
+
     ci = (r.ci_low, r.ci_high)
-    sel = df[(df.stage == "seeds") & (df.dataset == r.dataset) & (df.model == r.model) & (df.subset == r.subset)]
+    arch = arch_seed(r.model)[0]  # every seed's model of an architecture is widened alike
+    sel = df[(df.stage == "seeds") & (df.dataset == r.dataset) & (df.model == arch) & (df.subset == r.subset)]
     sel = sel.set_index("metric")
     if f"{r.metric}_sd" not in sel.index or not np.isfinite(sel.loc[f"{r.metric}_sd", "value"]):
         return ci, ""
@@ -199,16 +202,27 @@ def _ranking_rows(df: pd.DataFrame, k: Ranking, pretrained: dict) -> list[dict]:
 
 
 def holds(verdicts: list[str]) -> str:
-    """*holds here?* over every trained model of the nearest setting: ``holds`` when every model's verdict is
-    *yes*, ``does not hold`` when none is (with the side our numbers miss on, where they agree), else ``mixed``."""
+    """*holds here?* over every trained model of the nearest setting, from each model's verdict: ``holds`` when
+    every model says *yes*, ``does not hold`` when every model says *no* (with the side our numbers miss on, where
+    they agree), ``mixed`` when some say yes and some no; models whose intervals cannot decide (*partially*,
+    *indistinguishable*, *no interval*) are counted apart, and a claim no model decides is ``undecided``."""
+    n = len(verdicts)
     yes = sum(v == "yes" for v in verdicts)
-    if yes == len(verdicts):
-        return f"holds ({yes} of {len(verdicts)} models)"
-    if yes == 0:
-        sides = {v[v.find("(") + 1:v.find(")")] for v in verdicts if "(" in v}
-        side = f"; {sides.pop()}" if len(sides) == 1 else ""
-        return f"does not hold (0 of {len(verdicts)} models{side})"
-    return f"mixed ({yes} of {len(verdicts)} models)"
+    no = [v for v in verdicts if v.startswith("no (")]
+    open_ = n - yes - len(no)
+    rest = f"; near miss or undecided on {open_}" if open_ else ""
+    if yes == n:
+        return f"holds ({yes} of {n} models)"
+    if len(no) == n:
+        sides = {v[v.find("(") + 1:v.find(")")] for v in no}
+        return f"does not hold (0 of {n} models" + (f"; {sides.pop()})" if len(sides) == 1 else ")")
+    if yes and no:
+        return f"mixed (holds on {yes}, not on {len(no)} of {n} models{rest})"
+    if yes:
+        return f"holds on {yes} of {n} models{rest}"
+    if no:
+        return f"does not hold on {len(no)} of {n} models{rest}"
+    return f"undecided ({n} of {n} models' intervals cannot decide)"
 
 
 def same_setting(diffs: list[list[str]]) -> str:

@@ -69,10 +69,19 @@ def load_config(path: Path) -> dict:
     if not isinstance(cfg["seeds"], list) or not all(isinstance(x, int) for x in cfg["seeds"]):
         raise ParameterError(f"config {path}: seeds must be a list of integers (extra training seeds), "
                              f"got {cfg['seeds']!r}")
-    unknown = set(cfg["per_seed"]) - set(PARTS) if isinstance(cfg["per_seed"], list) else {cfg["per_seed"]}
+    if len(set(cfg["seeds"])) != len(cfg["seeds"]) or cfg["seed"] in cfg["seeds"]:
+        raise ParameterError(f"config {path}: seeds lists extra training seeds, each once and not the config's own "
+                             f"seed {cfg['seed']}; got {cfg['seeds']}")
+    if not isinstance(cfg["per_seed"], list):
+        raise ParameterError(f"config {path}: per_seed must be a list of parts ({', '.join(PARTS)}), "
+                             f"got {cfg['per_seed']!r}")
+    unknown = set(cfg["per_seed"]) - set(PARTS)
     if unknown:
         raise ParameterError(f"config {path}: per_seed names unknown parts {sorted(map(str, unknown))}; "
                              f"known: {', '.join(PARTS)}")
+    if cfg["per_seed"] and not cfg["seeds"]:
+        raise ParameterError(f"config {path}: per_seed runs parts on every extra training seed, but seeds is empty; "
+                             "add seeds: [1, 2] or drop per_seed")
     if "radarmix" in raw:  # one section, or a list of them (e.g. the same grid in pixel and in σ units)
         sections = raw["radarmix"] if isinstance(raw["radarmix"], list) else [raw["radarmix"]]
         cfg["radarmix"] = [_radarmix(r or {}, path) for r in sections]

@@ -101,7 +101,7 @@ def plan(cfg: dict, results: Path) -> list[Run]:
     runs: list[Run] = []
     seed, n_boot = cfg["seed"], cfg["n_boot"]
     trains: dict[str, Run] = {}  # key -> run: one training run serves every part of a config
-    seeds_runs: dict[str, Run] = {}  # label -> the seeds run collecting its training runs
+    seeds_runs: dict[str, Run] = {}  # training run key -> the seeds run collecting its model's training runs
 
     def seeds_of(part: str) -> list[int]:
         return [seed, *cfg["seeds"]] if part in cfg["per_seed"] else [seed]
@@ -121,6 +121,7 @@ def plan(cfg: dict, results: Path) -> list[Run]:
             trains[run.key] = run
             runs.append(run)
             if cfg["seeds"] and s == seed:  # training-seed variance: its runs are the extra seeds' training runs
+                # settings and model_params only key the run (its rows come from the training runs it reads)
                 settings = {k: run.params[k] for k in (*train_cfg, *d.get("train", {}))}
                 extra = [train_run(d, m, train_cfg, x)[0] for x in cfg["seeds"] if x != seed]
                 seeds_runs[run.key] = Run("seeds", label, {**dkeys, "model": m["name"], "model_params": mparams,
