@@ -329,7 +329,7 @@ def detection_md(df: pd.DataFrame) -> str:
         if len(ad) == 2:
             p_, a_ = ad.loc["plain"], ad.loc["adaptive"]
             parts.append(f"Adaptive attack on {p_.explainer} ({p_.attack} at ε = {p_.eps:g}, one test fold): AUROC "
-                         f"{fmt(a_)} against {fmt(p_)} for the plain attack ({compare(a_, p_)}); the share of "
+                         f"{fmt(a_)} against {fmt(p_)} for the plain attack ({compare(a_, p_)} it). The share of "
                          "correctly classified images fooled *and* passing the 5 %-FPR threshold is "
                          f"{fmt(ev.loc['adaptive'])} against {fmt(ev.loc['plain'])}.")
             robust = a_.ci_low >= 0.9 if has_ci(a_) else False

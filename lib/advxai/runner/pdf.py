@@ -38,7 +38,8 @@ def single_html(root: Path, log: Path) -> Path:
     index = root / "_build" / "singlehtml" / "index.html"
     if out.returncode != 0 or not index.exists():
         raise AdvXAIError(f"the single-page HTML build failed; see {log}")
-    return index
+    redirect = re.search(r'http-equiv="Refresh" content="0; url=([^"]+)"', index.read_text())
+    return index.parent / redirect.group(1) if redirect else index  # the root page (book/intro.html) holds it all
 
 
 def print_pdf(html: Path, out: Path, budget_ms: int = 60000) -> Path:
