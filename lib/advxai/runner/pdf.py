@@ -39,7 +39,14 @@ def single_html(root: Path, log: Path) -> Path:
     if out.returncode != 0 or not index.exists():
         raise AdvXAIError(f"the single-page HTML build failed; see {log}")
     redirect = re.search(r'http-equiv="Refresh" content="0; url=([^"]+)"', index.read_text())
-    return index.parent / redirect.group(1) if redirect else index  # the root page (book/intro.html) holds it all
+    page = index.parent / redirect.group(1) if redirect else index  # the root document (book/intro.html)
+    # Its links to _static/ and _images/ are written relative to the build's root, where this copy is put; every
+    # collapsed block is opened, so the PDF holds the tables a reader of the HTML opens on demand.
+    printable = index.parent / "advxai.html"
+    text = re.sub(r"<details(?![^>]*\bopen\b)", "<details open", page.read_text())
+    text = re.sub(r'(src|href)="(?:\.\./)+(_images|_static)/', r'\1="\2/', text)  # a subfolder page's "../_images"
+    printable.write_text(text)
+    return printable
 
 
 def print_pdf(html: Path, out: Path, budget_ms: int = 60000) -> Path:
