@@ -52,7 +52,7 @@ def test_chapters_narrate_the_grid_that_ran(built_book):
     repro = (built_book / "book" / "reproduction.html").read_text()
     assert "same setting?" in repro and "holds here?" in repro and "not comparable" not in repro
     intro = (built_book / "index.html").read_text() + (built_book / "book" / "intro.html").read_text()
-    assert "quick version" in intro and "make study" in intro  # the tier, from the config that ran
+    assert "a build of configuration" in intro and "tiny" in intro and "make study" in intro  # the tier
 
 
 def test_course_solutions_run_in_the_book(built_book):
