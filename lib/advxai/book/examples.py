@@ -125,11 +125,11 @@ def radarmix_grid(radarmix_dirs: list, attack: str = "pgd", eps: float = 0.05, t
 
 def figures(attack_dirs: list, gradcam_dirs: list, radarmix_dirs: list) -> dict:
     """The chapters' example grids by glue name (a sentence in their place where a grid has no fooled image)."""
-    from IPython.display import Markdown
+    from IPython.display import HTML  # cross-document glue pastes HTML (a Markdown object shows its repr)
 
     ga, rm = gradattacks_grid(attack_dirs, gradcam_dirs), radarmix_grid(radarmix_dirs)
-    return {"ga-example-fig": ga if ga is not None else Markdown(
-                "*No Grad-Attacks run in this build, or no image that every attack fooled: no example to show.*"),
-            "rm-example-fig": rm if rm is not None else Markdown(
-                "*No RADAR-MIX run in pixel units in this build, or no lesion that PGD fooled and every explainer "
-                "explained: no example to show.*")}
+    none = "<p><em>{} in this build: no example to show.</em></p>"
+    return {"ga-example-fig": ga if ga is not None else HTML(none.format(
+                "No Grad-Attacks run, or no image that every attack fooled,")),
+            "rm-example-fig": rm if rm is not None else HTML(none.format(
+                "No RADAR-MIX run in pixel units, or no lesion that PGD fooled and every explainer explained,"))}
