@@ -93,3 +93,25 @@ def test_detection_figure_draws_the_grid_that_ran(tiny_grid):
     fig = detplots.detection_roc(rocs)
     assert sum(len(ax.get_lines()) > 2 for ax in fig.axes) == sum(r.held_out.nunique() for r in rocs.values())
     assert detplots.detection_roc({}) is None
+
+
+def test_every_default_detector_runs_on_the_residual_network(pneumonia):
+    """The study's second architecture (ResNet-8, no dropout, residual stages): every detector of the default grid
+    computes its views and scores (its first study build failed in the block-activation view)."""
+    from advxai import models
+    from advxai.models import train
+    from advxai.runner.config import DETECTION
+
+    net = models.build("resnet", pneumonia.input_shape, pneumonia.n_classes, seed=0)
+    train.fit(net, *pneumonia.split("train"), *pneumonia.split("val"), epochs=1, batch_size=128, augment=None,
+              seed=0, verbose=0)
+    x, y = detection.sample(pneumonia, ["test"], 60, seed=0)
+    advs, preds, _ = detection.attack_cells(net, x, y, {"pgd": [0.3], "deepfool": [0.02]}, {}, seed=0)
+    success = {c: detect.successes(y, preds["clean"], preds[c]) for c in advs}
+    ctx = {"seed": 0, "mc_samples": 4, "ig_steps": 2, "epochs": 1, "model": net}
+    names = DETECTION["detectors"]
+    cv, av, secs = detection.all_views(net, x, advs, names, ctx)
+    ref = detectors.reference(net, *pneumonia.split("train"), n=100, seed=0)
+    recs, _, _ = detection.evaluate(names, cv, av, success, ref, detect.folds(y, 5, 0), secs, ctx, 20, 0,
+                                    progress=lambda m: None)
+    assert {r["detector"] for r in recs} == set(names)

@@ -30,11 +30,14 @@ VIEWS: Registry = Registry("view")
 
 
 def block_layers(model: keras.Model) -> list[str]:
-    """The activations at the end of each conv block of the compact CNN (``relu<b>_1``), else the Grad-CAM layer."""
+    """The activations at the end of each block: the compact CNN's ``relu<b>_1``, the residual net's stage outputs
+    (the last block of each stage, ``s<k>b<n>_out``), else the Grad-CAM layer."""
     from ..models import last_conv_layer
 
     names = [la.name for la in model.layers if la.name.startswith("relu") and la.name.endswith("_1")]
-    return names or [last_conv_layer(model)]
+    outs = [la.name for la in model.layers if la.name.startswith("s") and la.name.endswith("_out")]
+    stages = [[n for n in outs if n.startswith(f"s{k}b")][-1] for k in sorted({n[1] for n in outs})]
+    return names or stages or [last_conv_layer(model)]
 
 
 def _compiled(model: keras.Model, key: str, build):
@@ -62,8 +65,12 @@ def layers(model, x, ctx):
 
     names = block_layers(model)
     sub = _compiled(model, "layers", lambda: keras.Model(model.input, [model.get_layer(n).output for n in names]))
-    fn = _compiled(model, "layers_fn", lambda: tf.function(
-        lambda b: [tf.reduce_mean(o, axis=(1, 2)) if len(o.shape) == 4 else o for o in sub(b, training=False)]))
+    def pooled(b):  # a one-output sub-model returns a tensor, not a list
+        outs = sub(b, training=False)
+        outs = outs if len(names) > 1 else [outs]
+        return [tf.reduce_mean(o, axis=(1, 2)) if len(o.shape) == 4 else o for o in outs]
+
+    fn = _compiled(model, "layers_fn", lambda: tf.function(pooled))
     return dict(zip(names, _batched(fn, x), strict=True))
 
 
