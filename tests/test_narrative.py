@@ -57,7 +57,7 @@ def test_reproduction_gives_two_verdicts_and_never_stops_at_not_comparable():
     ranked = paper.loc[paper.index.str.startswith("DeepFool has the strongest")].iloc[0]
     assert ranked["holds here?"] == "holds (1 of 1 models)"  # over all images DeepFool's interval lies above PGD's
     again = paper.loc[paper.index.str.startswith("… re-examined")].iloc[0]
-    assert again["holds here?"] == "undecided (1 of 1 models' intervals cannot decide)"  # indistinguishable
+    assert again["holds here?"] == "undecided (1 of 1 models)"  # over correct images: indistinguishable
     assert "indistinguishable from pgd" in again["ours"]
 
 
@@ -66,17 +66,19 @@ def test_holds_here_aggregates_every_model_and_seed():
                      _table((0.5, 0.4, 0.6), (0.9, 0.84, 0.95), model="cnn·s1")])
     rep = R.report(two).set_index("claim")
     ranked = rep.loc[rep.index.str.startswith("DeepFool has the strongest")].iloc[0]
-    assert ranked["holds here?"] == "mixed (holds on 1, not on 1 of 2 models)" and "over 2 models" in ranked["ours"]
-    assert R.holds(["no (ours lower)", "no (ours lower)"]) == "does not hold (0 of 2 models; ours lower)"
-    mixed_near = R.holds(["no (ours lower)", "partially (ours lower)"])
-    assert mixed_near == "does not hold on 1 of 2 models; near miss or undecided on 1"
+    assert ranked["holds here?"] == "mixed (holds on 1, does not hold on 1 of 2 models)"
+    assert "over 2 models" in ranked["ours"]
+    assert R.holds(["no (ours lower)", "no (ours lower)"]) == "does not hold (2 of 2 models; ours lower)"
+    assert R.holds(["partially (ours higher)"] * 3) == "near miss (3 of 3 models; ours higher)"
+    near = R.holds(["no (ours lower)", "partially (ours lower)"])
+    assert near == "mixed (near miss on 1, does not hold on 1 of 2 models)"
 
 
 def test_reproduction_ranking_says_no_when_another_attack_is_clearly_stronger():
     rep = R.report(_table((0.5, 0.4, 0.6), (0.9, 0.84, 0.95), size=224, model="vgg16"),
                    pretrained={("chest_xray_224", "vgg16"): True})
     row_ = rep[rep.claim.str.startswith("DeepFool has the strongest")].iloc[0]
-    assert row_["holds here?"] == "does not hold (0 of 1 models; pgd higher)" and "no (pgd higher)" in row_["ours"]
+    assert row_["holds here?"] == "does not hold (1 of 1 models; pgd higher)" and "no (pgd higher)" in row_["ours"]
 
 
 def test_split_sentence_says_which_side_is_empty():

@@ -117,7 +117,9 @@ def _rows(df: pd.DataFrame, family: str, cell: dict) -> pd.DataFrame:
 
 def _differences(setting: dict, dataset: str, model: str, pretrained: bool) -> list[str]:
     """What differs between the seed's setting and the row's (empty: comparable)."""
-    size = _family(dataset)[1]
+    from .aggregate import arch_seed
+
+    size, model = _family(dataset)[1], arch_seed(model)[0]  # every seed of an architecture differs alike
     why = []
     if setting["models"] is not None and model not in setting["models"]:
         why.append(f"{model}, seed {'/'.join(setting['models'])}")
@@ -203,26 +205,19 @@ def _ranking_rows(df: pd.DataFrame, k: Ranking, pretrained: dict) -> list[dict]:
 
 def holds(verdicts: list[str]) -> str:
     """*holds here?* over every trained model of the nearest setting, from each model's verdict: ``holds`` when
-    every model says *yes*, ``does not hold`` when every model says *no* (with the side our numbers miss on, where
-    they agree), ``mixed`` when some say yes and some no; models whose intervals cannot decide (*partially*,
-    *indistinguishable*, *no interval*) are counted apart, and a claim no model decides is ``undecided``."""
+    every model says *yes*, ``does not hold`` when every model says *no*, ``near miss`` when every model misses by
+    at most the tolerance (*partially*), ``undecided`` when no model's interval can decide (*indistinguishable*,
+    *no interval*); otherwise ``mixed`` with the count of each. A shared side (ours higher / lower) is said."""
     n = len(verdicts)
-    yes = sum(v == "yes" for v in verdicts)
-    no = [v for v in verdicts if v.startswith("no (")]
-    open_ = n - yes - len(no)
-    rest = f"; near miss or undecided on {open_}" if open_ else ""
-    if yes == n:
-        return f"holds ({yes} of {n} models)"
-    if len(no) == n:
-        sides = {v[v.find("(") + 1:v.find(")")] for v in no}
-        return f"does not hold (0 of {n} models" + (f"; {sides.pop()})" if len(sides) == 1 else ")")
-    if yes and no:
-        return f"mixed (holds on {yes}, not on {len(no)} of {n} models{rest})"
-    if yes:
-        return f"holds on {yes} of {n} models{rest}"
-    if no:
-        return f"does not hold on {len(no)} of {n} models{rest}"
-    return f"undecided ({n} of {n} models' intervals cannot decide)"
+    kinds = {"holds": [v for v in verdicts if v == "yes"],
+             "near miss": [v for v in verdicts if v.startswith("partially")],
+             "does not hold": [v for v in verdicts if v.startswith("no (")]}
+    kinds["undecided"] = [v for v in verdicts if not any(v in k for k in kinds.values())]
+    for name, vs in kinds.items():
+        if len(vs) == n:
+            sides = {v[v.find("(") + 1:v.find(")")] for v in vs if "(" in v}
+            return f"{name} ({n} of {n} models" + (f"; {sides.pop()})" if len(sides) == 1 else ")")
+    return "mixed (" + ", ".join(f"{name} on {len(vs)}" for name, vs in kinds.items() if vs) + f" of {n} models)"
 
 
 def same_setting(diffs: list[list[str]]) -> str:
