@@ -18,13 +18,15 @@ def _params(run_dir) -> dict:
 
 def _pick_run(dirs: list, prefer: tuple[str, ...], stage_filter=lambda p: True) -> Path | None:
     """The first run folder whose dataset is the first of ``prefer`` present (the config seed's model)."""
-    runs = [Path(d) for d in dirs if (Path(d) / "provenance.json").exists() and stage_filter(_params(d))]
-    runs = [d for d in runs if "·s" not in str(_params(d).get("model", ""))]
+    from .aggregate import arch_seed
+
+    params = {Path(d): _params(d) for d in dirs if (Path(d) / "provenance.json").exists()}  # each file read once
+    runs = {d: p for d, p in params.items() if stage_filter(p) and arch_seed(p.get("model", ""))[0] == p.get("model")}
     for name in prefer:
-        for d in runs:
-            if _params(d)["dataset"] == name:
+        for d, p in runs.items():
+            if p["dataset"] == name:
                 return d
-    return runs[0] if runs else None
+    return next(iter(runs), None)
 
 
 def _nearest(eps: np.ndarray, target: float) -> int:
