@@ -63,6 +63,7 @@ def test_bad_names_shapes_and_params(trained, test_batch):
     ("bim", {}),
     ("uap", {"max_iter": 5}),
     ("apgd-square", {"apgd_iter": 10, "square_iter": 20}),
+    ("square", {"max_iter": 200}),
 ])
 def test_radarmix_bounded_attacks(trained, pneumonia, test_batch, name, params):
     x, y = test_batch
@@ -72,6 +73,14 @@ def test_radarmix_bounded_attacks(trained, pneumonia, test_batch, name, params):
     before = train.predict_logits(trained, x).argmax(1)
     after = train.predict_logits(trained, x_adv).argmax(1)
     assert np.mean(before != after) >= 0.25
+
+
+def test_every_attack_has_a_family():
+    """Leave-one-family-out needs each attack's kind; FGSM, BIM and PGD are one family."""
+    fams = {n: attacks.spec(n).family for n in attacks.ATTACKS.names()}
+    assert set(fams.values()) <= set(attacks.FAMILIES)
+    assert fams["fgsm"] == fams["bim"] == fams["pgd"] == "L∞ gradient"
+    assert len({fams[n] for n in ("pgd", "deepfool", "cw", "square", "uap")}) == 5
 
 
 def test_uap_is_one_perturbation_fitted_on_other_images(trained, pneumonia, test_batch):
@@ -130,13 +139,14 @@ x, y = ds.split("test"); idx = data.balanced_subset(y, 16, 0)
 net = models.build("cnn", ds.input_shape, 2, width=8, seed=0)
 np.random.seed(int(sys.argv[2]))  # a different global state in each process: only the run's seed may matter
 x_adv, _ = attacks.generate(net, x[idx], y[idx], sys.argv[1], 0.05, {"uap": {"max_iter": 2},
-                            "apgd-square": {"apgd_iter": 5, "square_iter": 10}}[sys.argv[1]],
+                            "apgd-square": {"apgd_iter": 5, "square_iter": 10},
+                            "square": {"max_iter": 20}}[sys.argv[1]],
                             seed=7, fit=attacks.fit_images(ds, "test", 16, 0))
 print(hashlib.sha256(x_adv.tobytes()).hexdigest())
 """
 
 
-@pytest.mark.parametrize("name", ["uap", "apgd-square"])
+@pytest.mark.parametrize("name", ["uap", "apgd-square", "square"])
 def test_stochastic_attacks_are_byte_identical_across_fresh_processes(data_root, name):
     digests = {subprocess.run([sys.executable, "-c", _FRESH, name, str(k)], capture_output=True, text=True,
                               check=True).stdout.strip() for k in (1, 2)}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from advxai import detect
-from advxai.detect import detectors, fits
+from advxai.detect import detectors, fits, protocol
 from advxai.errors import AdvXAIError, ParameterError
 from advxai.measure import metrics
 
@@ -78,7 +78,28 @@ def test_detectors_are_grouped_by_what_they_read():
     assert set(groups.values()) == set(detectors.FAMILIES)
     assert groups["signature"] == "deep features"  # W(h − h̄): activations, not a map of the image
     explanation = {n for n in groups if detectors.DETECTORS[n].explanation}
-    assert explanation == {"gradcam-summary", "map-cnn", "dispersion", "clean-density", "map-consistency"}
+    assert explanation == {"gradcam-summary", "map-cnn", "dispersion", "clean-density", "map-consistency",
+                           "class-map-survival"}
+
+
+def test_clean_only_detectors_are_fitted_without_an_adversarial_image():
+    """The attack-agnostic detectors use a clean-only fit (or none) on the folds; their references are clean
+    training images."""
+    clean_only = {"msp-2s", "max-logit-2s", "energy-2s", "feature-squeezing", "subset-scanning", "nic",
+                  "clean-density", "map-consistency", "class-map-survival"}
+    assert {n for n in clean_only if detectors.DETECTORS[n].fit not in detect.CLEAN_ONLY_FITS} == set()
+
+
+def test_leave_one_family_out_groups_the_sign_gradient_attacks():
+    """FGSM and PGD are one family: leaving the family out trains on DeepFool alone and tests on both; DeepFool,
+    a family of one, reuses its held-out fit (one fit per fold per distinct training set)."""
+    cells = [detect.Cell("fgsm", 0.05), detect.Cell("pgd", 0.05), detect.Cell("deepfool", 0.02)]
+    src = detect.sources(cells)
+    assert src["without family L∞ gradient"] == [cells[2]]
+    assert src["without family minimal perturbation"] == src["without deepfool"] == cells[:2]
+    assert protocol.tested("without family L∞ gradient", cells) == cells[:2]
+    assert protocol.setting("without family universal", cells[0]) == "held_out_family"
+    assert "without family L∞ gradient" not in detect.sources(cells[:2])  # one family: nothing to leave out
 
 
 def test_feature_squeezing_and_map_consistency_hand_computed():
@@ -136,9 +157,9 @@ def test_folds_never_split_an_image_from_its_twins(monkeypatch):
     monkeypatch.setitem(detectors.DETECTORS._items, "spy", detectors.DetectorSpec(None, (), "outputs", "spy"))
     oof = detect.cross_validate("spy", ids, {c: ids for c in cells}, success, fold_of)
     for src, per in oof.items():  # a NaN would mean a test image was among the training rows
-        tested = [c for c in cells if not src.startswith("without ") or src == f"without {c.attack}"]
-        assert all(np.isfinite(per[c]).all() for c in ["clean", *tested])
-    assert len(seen) == 5 * len(detect.sources(cells))
+        assert all(np.isfinite(per[c]).all() for c in ["clean", *protocol.tested(src, cells)])
+    # one fit per fold for each distinct training set ("without fgsm" trains on the pgd cell, as "pgd@0.05" does)
+    assert len(seen) == 5 * len({tuple(map(str, v)) for v in detect.sources(cells).values()}) == 10
     recs = detect.records("spy", {"fgsm@0.05": oof["fgsm@0.05"]}, success, n_boot=10)
     assert {r["n_adv"] for r in recs if r["cell"] == cells[0]} == {int(success[cells[0]].sum())}  # failures excluded
 
@@ -239,7 +260,7 @@ def test_bad_detection_config_fails_in_one_line(tmp_path):
     for section, message in [({"foldz": 5}, "did you mean 'folds'"), ({"detectors": ["lidd"]}, "unknown detector"),
                              ({"folds": 3}, "must be ≥ 5"), ({"attack": {"eps": {"cw2": [0.1]}}}, "not in the grid"),
                              ({"attack": {"names": ["fgsm"], "eps": {"fgsm": [2.0]}}}, "ε must lie"),
-                             ({"adaptive": {"weigth": 1}}, "did you mean 'weight'")]:
+                             ({"adaptive": {"weigths": [1]}}, "did you mean 'weights'")]:
         with pytest.raises(AdvXAIError, match=message) as err:
             load(section)
         assert "\n" not in str(err.value)

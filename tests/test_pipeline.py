@@ -66,8 +66,11 @@ def test_radarmix_and_detection_rows(grid):
         assert n_ok + blank.loc[key, "value"] == blank.loc[key, "n"]  # every pair either compared or counted blank
     det = df[(df.stage == "detection") & df.metric.isin(["auroc", "tpr_at_5fpr"])]
     assert set(det.attack) == {"pgd", "deepfool"}
-    assert set(det.explainer) == {"msp", "mahalanobis", "dispersion", "outputs+explanations"}  # the detectors
-    assert {"seen", "held_out", "plain", "adaptive"} <= set(det.target)  # the settings
+    assert set(det.explainer) == {"msp", "mahalanobis", "map-consistency", "outputs+explanations"}  # the detectors
+    assert {"seen", "held_out", "held_out_family", "plain", "adaptive"} <= set(det.target)  # the settings
+    curve = df[(df.stage == "detection") & (df.attack == "adaptive") & (df.metric == "evasion_rate")]
+    assert set(curve.explainer) == {"mahalanobis", "map-consistency"}  # each group's best ported detector
+    assert {"λ=0", "best λ", "2× steps + restart", "square (black box)"} <= set(curve.target)
     assert det.value.between(0, 1).all() and (det.n <= 120).all()
 
 

@@ -1,6 +1,6 @@
 """Attack layer: how adversarial images are made.
 
-``evasion``: the registry of ART evasion attacks (FGSM, BIM, PGD, DeepFool, C&W-L2, UAP, APGD+Square), in pixel
+``evasion``: the registry of ART evasion attacks (FGSM, BIM, PGD, DeepFool, C&W-L2, UAP, Square, APGD+Square), in pixel
 space on logits models, ε checked and projected; its names are this package's API (``attacks.generate``,
 ``attacks.sweep``). ``compiled``: the same attacks as compiled TensorFlow functions, tested equal to ART's.
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .evasion import (
     ATTACKS,
+    FAMILIES,
     IMAGENET_STD,
     RENAMED,
     SIGMA_ATTACKS,
@@ -30,7 +31,7 @@ from .evasion import (
 )
 
 __all__ = [
-    "AttackSpec", "ATTACKS", "classifier", "IMAGENET_STD", "UNITS", "SIGMA_ATTACKS", "eps_in_pixels",
+    "AttackSpec", "ATTACKS", "FAMILIES", "classifier", "IMAGENET_STD", "UNITS", "SIGMA_ATTACKS", "eps_in_pixels",
     "check_units", "RENAMED", "check_eps", "spec", "params_for", "BudgetError", "project_linf", "check_budget",
     "generate", "sweep", "fit_images",
 ]

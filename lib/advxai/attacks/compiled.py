@@ -9,8 +9,10 @@ eager class gradients per step and a Keras ``predict`` per line-search trial. Ot
 APGD + Square) go through ART (:func:`advxai.attacks.sweep`). Every result is projected onto the ε-ball and
 budget-checked by :mod:`advxai.attacks`.
 
-The optional ``penalty`` makes PGD *adaptive*: it maximises ``CE(f(x), y) − λ · penalty(x)``, e.g. the score of
-a detector, so the adversarial example also hides from it (Carlini & Wagner 2017; Athalye et al. 2018).
+The optional ``penalty`` makes PGD *adaptive*: it maximises ``min(CE(f(x), y), 2) − λ · penalty(x)``, e.g. the
+score of a detector, so the adversarial example also hides from it (Carlini & Wagner 2017; Athalye et al. 2018).
+Each image then returns its best iterate — the one that fools the model with the lowest penalty (the last one
+where none fools it) — since fixed signed steps oscillate around the boundary rather than settle on it.
 """
 
 from __future__ import annotations
@@ -49,18 +51,28 @@ def _build_pgd(model, penalty, weight):
 
     @tf.function(reduce_retracing=True)
     def run(x, y, x0, eps, step, steps):
-        def body(i, xa):
+        def body(i, xa, best, best_s):
             with tf.GradientTape() as tape:
                 tape.watch(xa)
-                loss, _ = _ce(model, xa, y)
+                loss, logits = _ce(model, xa, y)
                 if penalty is not None:  # once fooled with margin, only the detector's score is pushed down
-                    loss = tf.minimum(loss, 2.0) - weight * penalty(xa)
+                    pen = penalty(xa)
+                    loss = tf.minimum(loss, 2.0) - weight * pen
             g = tape.gradient(loss, xa)
+            if penalty is not None:  # keep each image's best iterate: fooled, lowest score
+                better = (tf.argmax(logits, 1, output_type=tf.int32) != y) & (pen < best_s)
+                best = tf.where(better[:, None, None, None], xa, best)
+                best_s = tf.where(better, pen, best_s)
             xa = xa + step * tf.sign(g)
             xa = tf.clip_by_value(tf.clip_by_value(xa, x - eps, x + eps), 0.0, 1.0)
-            return i + 1, xa
+            return i + 1, xa, best, best_s
 
-        return tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), x0))[1]
+        inf = tf.fill(tf.shape(y), tf.constant(np.inf, tf.float32))
+        _, xa, best, best_s = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(0), x0, x0, inf))
+        if penalty is None:
+            return xa
+        last = body(steps, xa, best, best_s)  # the final iterate is a candidate too
+        return tf.where(tf.math.is_finite(last[3])[:, None, None, None], last[2], xa)
 
     return run
 

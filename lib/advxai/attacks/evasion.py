@@ -28,6 +28,12 @@ class AttackSpec:
     eps_free: bool = False  # ε plays no part (C&W-L2 minimises ‖δ‖₂): one run serves every ε
     stochastic: bool = False  # draws random numbers (random start, random search): seeded from the run's seed
     fits_perturbation: bool = False  # fits one perturbation (UAP) on other images than those it is scored on
+    family: str = "L∞ gradient"  # what kind of attack it is (:data:`FAMILIES`): "unseen" in detection means unseen kind
+
+
+# Attack families (the detection stage's leave-one-family-out): attacks of one family share how they search, so a
+# detector fitted on one has in effect seen the others. FGSM, BIM and PGD are all L∞ sign-gradient steps.
+FAMILIES = ("L∞ gradient", "minimal perturbation", "L2 optimisation", "query-based", "universal", "ensemble")
 
 
 ATTACKS: Registry[AttackSpec] = Registry("attack")
@@ -126,6 +132,15 @@ def _uap(clf, eps, attacker, attacker_eps_ratio, delta, max_iter, batch_size):
                                  verbose=False)
 
 
+def _square(clf, eps, max_iter, p_init, nb_restarts, batch_size):
+    # Andriushchenko et al. 2020: random search with square-shaped updates, L∞. It reads only the model's outputs
+    # (no gradient): the query-based family. ``max_iter`` counts queries per image (AutoAttack runs 5,000).
+    from art.attacks.evasion import SquareAttack
+
+    return SquareAttack(clf, norm=np.inf, eps=eps, max_iter=max_iter, p_init=p_init, nb_restarts=nb_restarts,
+                        batch_size=batch_size, verbose=False)
+
+
 def _apgd_square(clf, eps, apgd_iter, square_iter, batch_size):
     # NOT AutoAttack (Croce & Hein 2020 run APGD-CE, APGD-T, FAB-T and Square with 5000 queries; ART has no FAB):
     # APGD-CE (+ APGD-DLR for ≥ 3 classes: its loss needs a third logit) and Square at reduced budgets, the
@@ -145,20 +160,26 @@ ATTACKS.register("fgsm")(AttackSpec(_fgsm, {"batch_size": 100}))
 ATTACKS.register("pgd")(AttackSpec(_pgd, {"max_iter": 10, "step_ratio": 0.25, "eps_step": None, "num_random_init": 1,
                                          "batch_size": 100}, stochastic=True))
 ATTACKS.register("deepfool")(AttackSpec(_deepfool, {"max_iter": 50, "nb_grads": 10, "batch_size": 100},
-                                        eps_bounded=False, eps_meaning="overshoot", overshoot_only=True))
+                                        eps_bounded=False, eps_meaning="overshoot", overshoot_only=True,
+                                        family="minimal perturbation"))
 ATTACKS.register("bim")(AttackSpec(_bim, {"max_iter": 10, "step_ratio": 0.1, "eps_step": None, "batch_size": 100}))
 # C&W defaults measured on the default ISIC 28 px model, 60 images (fooling rate over correctly classified images,
 # seconds): ART's lr 0.01 with c = 0.01 barely moves; lr 0.1, c = 1: 1 step × 10 it 0.75 (24 s), 2 × 10 0.92 (42 s),
 # 4 × 20 1.00 (189 s). The CPU default takes 2 × 10; the paper config more.
 _CW = AttackSpec(_cw, {"confidence": 0.0, "learning_rate": 0.1, "binary_search_steps": 2, "max_iter": 10,
                        "initial_const": 1.0, "batch_size": 100},
-                 eps_bounded=False, eps_meaning="unused (minimal L2)", eps_free=True)
+                 eps_bounded=False, eps_meaning="unused (minimal L2)", eps_free=True, family="L2 optimisation")
 ATTACKS.register("cw")(_CW)  # run by the compiled port of ART's algorithm (COMPILED_PORTS)
 ATTACKS.register("cw-art")(_CW)  # ART's CarliniL2Method itself: the reference the port is tested against
 ATTACKS.register("uap")(AttackSpec(_uap, {"attacker": "fgsm", "attacker_eps_ratio": 0.5, "delta": 0.2,
-                                          "max_iter": 10, "batch_size": 100}, stochastic=True, fits_perturbation=True))
+                                          "max_iter": 10, "batch_size": 100}, stochastic=True, fits_perturbation=True,
+                                          family="universal"))
+# Square's defaults: 1,000 queries (a fifth of AutoAttack's 5,000: on the 28 px CNNs almost every image it will
+# ever fool falls within them, measured in tests/test_attacks.py), ART's p_init 0.8, one restart.
+ATTACKS.register("square")(AttackSpec(_square, {"max_iter": 1000, "p_init": 0.8, "nb_restarts": 1,
+                                                "batch_size": 128}, stochastic=True, family="query-based"))
 ATTACKS.register("apgd-square")(AttackSpec(_apgd_square, {"apgd_iter": 50, "square_iter": 200, "batch_size": 100},
-                                           stochastic=True))
+                                           stochastic=True, family="ensemble"))
 # Attacks run by a compiled port of ART's own algorithm (advxai.attacks.compiled), tested against ART's (the
 # `-art` entry): same parameters, same result up to float rounding, several times faster.
 COMPILED_PORTS = ("cw",)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .detplots import GOAL, worst_held_out
+from .detplots import GOAL, GROUP_COLOURS, group_of, worst_held_out
 
-GROUP_COLOURS = {"outputs": "tab:blue", "deep features": "tab:purple", "explanation maps": "tab:orange",
-                 "combinations": "tab:green", "other": "tab:grey"}
 TABLE2 = ["accuracy", "balanced_accuracy", "auc"]
 
 
@@ -21,12 +19,6 @@ def arch_seed(label: str, base_seed: int = 0) -> tuple[str, int]:
     """``cnn·s1`` -> (``cnn``, 1); ``cnn`` -> (``cnn``, base_seed)."""
     arch, _, s = str(label).partition("·s")
     return arch, int(s) if s.isdigit() else base_seed
-
-
-def group_of(detector: str) -> str:
-    from ..detect.detectors import DETECTORS
-
-    return DETECTORS[detector].family if detector in DETECTORS else "other"
 
 
 def load(dirs: list) -> tuple[pd.DataFrame, dict]:
@@ -239,6 +231,53 @@ ONE_SEED = "*One training seed in this build; the study (`make study`) trains ev
 WORKED = ("pneumoniamnist_28", "cnn")  # the quick book's detection setting: the chapter's worked example
 
 
+def family_table(df: pd.DataFrame, s: pd.DataFrame) -> pd.DataFrame:
+    """Leave-one-*family*-out, per group: the group's best detector by median worst held-out AUROC (``s``,
+    :func:`detection_settings`), and per attack family left out of its training, the median over settings of its
+    worst AUROC on that family's cells (range in brackets) and of its TPR at 5 % FPR there. Empty where no grid
+    spans two families."""
+    from ..detect.protocol import family
+
+    fam = df[(df.stage == "detection") & (df.target == "held_out_family")]
+    if fam.empty or s.empty:
+        return pd.DataFrame()
+    fam = fam.assign(family=fam.attack.map(family))
+    best = detector_summary(s).reset_index(names="detector").groupby("group", sort=False).first()
+    rows = []
+    for grp, b in best.iterrows():
+        g = fam[fam.explainer == b.detector]
+        row = {"group": grp, "detector": b.detector}
+        for f, gf in g.groupby("family", sort=False):
+            per = {m: gf[gf.metric == m].groupby(["dataset", "model"]).value.min()
+                   for m in ("auroc", "tpr_at_5fpr")}
+            a = per["auroc"]
+            row[f"{f}: AUROC"] = f"{a.median():.2f} [{a.min():.2f}–{a.max():.2f}]" if len(a) else "—"
+            row[f"{f}: TPR@5%"] = f"{per['tpr_at_5fpr'].median():.2f}" if len(per["tpr_at_5fpr"]) else "—"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["group", "detector"])
+
+
+def family_md(t: pd.DataFrame, n_settings: int) -> str:
+    """The sentence above the family table: which family is hardest for the explanation-map group's best
+    detector, from the table's medians."""
+    if t.empty:
+        return ("*No leave-one-family-out in this grid: its attacks are of one family "
+                "(`advxai.attacks.FAMILIES`).*")
+    cols = [c for c in t.columns if c.endswith(": AUROC")]
+    out = (f"Left out **by family** — a whole kind of attack never seen in training — over {n_settings} "
+           f"setting{'s' * (n_settings > 1)}: per group its best detector, the median of its worst AUROC on each "
+           "family's cells (range over settings).")
+    ex = t[t.index.get_level_values("group") == "explanation maps"]
+    if len(ex) and cols:
+        med = {c[:-len(": AUROC")]: float(ex.iloc[0][c].split()[0]) for c in cols if ex.iloc[0][c] != "—"}
+        if med:
+            worst = min(med, key=med.get)
+            out += (f" The explanation-map group's best, {ex.index[0][1]}, is weakest on the {worst} family "
+                    f"(median {med[worst]:.2f}) and strongest on the {max(med, key=med.get)} family "
+                    f"({max(med.values()):.2f}).")
+    return out
+
+
 def worked(df: pd.DataFrame) -> tuple[str, str] | None:
     """The chapter's worked detection setting: PneumoniaMNIST 28 px · cnn (the quick book's) when it ran, else the
     first (dataset, model) in order; ``None`` without detection rows."""
@@ -264,13 +303,25 @@ def collapsed(html: str, summary: str):
 def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
     """What the detection chapter pastes, by glue name: the answer across settings (text and dot plot), the
     worked setting's text (:func:`one_setting`) and every setting's text collapsed."""
+    from IPython.display import HTML
+
     from . import narrative as N
 
     s = detection_settings(df, base_seed)
     fig = settings_figure(s)
+    fam = family_table(df, s)
+    n = s.groupby(["dataset", "model"]).ngroups if len(s) else 0
+    from .detplots import adaptive_curves
+
+    worked_df = one_setting(df)
+    curves = adaptive_curves(worked_df)
     return {"det-settings-md": N.html(settings_md(s)),
+            "det-adaptive-fig": curves if curves is not None else N.html(N.NOT_RUN),
+            "det-adaptive-md": N.html(N.adaptive_md(df)),
+            "det-family-md": N.html(family_md(fam, n)),
+            "det-family-table": HTML(fam.to_html(classes="dataframe") if len(fam) else ""),
             "det-settings-fig": fig if fig is not None else N.html(N.NOT_RUN),
-            "det-md": N.html(N.detection_md(one_setting(df))),
+            "det-md": N.html(N.detection_md(worked_df)),
             "det-all-md": collapsed(N.html(N.detection_md(df)).data, "every setting's numbers")}
 
 

@@ -1,14 +1,16 @@
 """The detection run page's figures and the quantities they read (notebooks/07_detection.ipynb; the Detection
 chapter pastes the same figures from the Results page): each detector's worst held-out AUROC, the transfer
-matrix, the adaptive attack, AUROC against ε, the ROC curves. Kept apart from :mod:`advxai.book.narrative` and
-:mod:`advxai.book.figures` so that editing the book's prose or its other figures does not rerun detection (a run's
-cache key hashes the modules its notebook imports)."""
+matrix, the adaptive attack and its evasion curves, AUROC against ε, the ROC curves. Kept apart from
+:mod:`advxai.book.narrative` and :mod:`advxai.book.figures` so that editing the book's prose or its other
+figures does not rerun detection (a run's cache key hashes the modules its notebook imports)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+GROUP_COLOURS = {"outputs": "tab:blue", "deep features": "tab:purple", "explanation maps": "tab:orange",
+                 "combinations": "tab:green", "other": "tab:grey"}
 GOAL = {"auroc": 0.98, "tpr_at_5fpr": 0.90}  # issue 12: held-out AUROC and TPR at 5 % FPR of an explanation detector
 ANCHORS = {"Ma et al. 2021 (seen attacks, deep features)": ("auroc", 0.98),
            "Watson & Al Moubayed 2020 (SHAP, detection accuracy)": ("accuracy", 0.88)}
@@ -19,6 +21,13 @@ def explanation_based(name: str) -> bool:
     from ..detect.detectors import DETECTORS
 
     return name in DETECTORS and DETECTORS[name].explanation
+
+
+def group_of(detector: str) -> str:
+    """The detector's group (what it reads); ``other`` for a name outside the registry."""
+    from ..detect.detectors import DETECTORS
+
+    return DETECTORS[detector].family if detector in DETECTORS else "other"
 
 
 def worst_held_out(g: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -126,5 +135,45 @@ def detection_roc(rocs: dict[str, pd.DataFrame]):
         ax.set_axis_off()
     for ax in axes[:, 0]:
         ax.set_ylabel("true-positive rate")
+    fig.tight_layout()
+    return fig
+
+
+def adaptive_curves(df: pd.DataFrame):
+    """Per (dataset, model), the adaptive attack's evasion rate against ε (fooled *and* under the detector's
+    5 %-FPR threshold, over the correctly classified images attacked; Wilson bands): for each group's attacked
+    detector the best λ per image (solid, the group's colour) and plain PGD (λ = 0, dotted); at the cell's ε the
+    sanity checks — twice the steps with a restart (×) and Square, black box (▲). ``None`` without such rows."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    ad = df[(df.stage == "detection") & (df.attack == "adaptive") & (df.metric == "evasion_rate")]
+    groups = list(ad.groupby(["dataset", "model"]))
+    if not groups:
+        return None
+    fig, axes = plt.subplots(1, len(groups), figsize=(7.5 * len(groups), 4.6), squeeze=False)
+    for ax, ((dataset, model), g) in zip(axes[0], groups, strict=True):
+        for det, d in g.groupby("explainer"):
+            colour = GROUP_COLOURS[group_of(det)]
+            for target, ls in (("best λ", "-"), ("λ=0", ":")):
+                c = d[d.target == target].sort_values("eps")
+                ax.plot(c.eps, c.value, ls=ls, marker="o", ms=3, color=colour)
+                if target == "best λ":
+                    ax.fill_between(c.eps, c.ci_low, c.ci_high, color=colour, alpha=0.15, lw=0)
+            for target, marker in (("2× steps + restart", "x"), ("square (black box)", "^")):
+                c = d[d.target == target]
+                ax.scatter(c.eps, c.value, marker=marker, s=50, color=colour, zorder=3)
+        ax.set(xscale="log", ylim=(-0.02, 1.02), xlabel="ε (L∞, log scale)", ylabel="evaded (fooled and undetected)",
+               title=f"{dataset} · {model}: adaptive attack, n = {int(g.n.max())} images")
+        eps = sorted(g.eps.unique())
+        ax.set_xticks(eps, [f"{e:g}" for e in eps])
+        ax.minorticks_off()
+    dets = sorted(ad.explainer.unique(), key=group_of)
+    handles = ([Line2D([], [], color=GROUP_COLOURS[group_of(n)], label=f"{n} ({group_of(n)})") for n in dets]
+               + [Line2D([], [], color="grey", ls="-", label="adaptive, best λ per image"),
+                  Line2D([], [], color="grey", ls=":", label="plain PGD (λ = 0)"),
+                  Line2D([], [], color="grey", ls="", marker="x", label="2× steps + restart"),
+                  Line2D([], [], color="grey", ls="", marker="^", label="Square, black box (classifier only)")])
+    axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     fig.tight_layout()
     return fig

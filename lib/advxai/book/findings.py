@@ -98,7 +98,7 @@ def split(df: pd.DataFrame, stage: str, metric: str, what: str, higher_moves: bo
     keys = ["dataset", "model", "explainer", "attack", "eps"]
     f = s[s.subset == "fooled"].set_index(keys)
     nf = s[s.subset == "not_fooled"].set_index(keys)
-    both = f.join(nf, lsuffix="_f", rsuffix="_n", how="inner")
+    both = f.merge(nf, left_index=True, right_index=True, suffixes=("_f", "_n"), how="inner")
     both = both[np.isfinite(both.ci_low_f) & np.isfinite(both.ci_low_n)]
     if both.empty:
         return []

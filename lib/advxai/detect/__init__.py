@@ -3,7 +3,8 @@
 ``protocol``: folds over images, the seen / held-out / transfer settings, AUROC and TPR at fixed FPR with a pair
 bootstrap (its names are this package's API: ``detect.cross_validate``, ``detect.records``); ``detectors``: the
 detector registry; ``views``: what each detector reads (outputs, activations, maps); ``fits``: the models a
-detector fits on those views; ``adaptive``: an attack on a detector.
+detector fits on those views; ``differentiable``: detectors' scores as TensorFlow functions of the image;
+``adaptive``: the end-to-end attack on a detector.
 
 May import: the core, ``advxai.data``, ``advxai.models``, ``advxai.attacks``, ``advxai.explain``,
 ``advxai.measure``; never ``advxai.studies``, ``advxai.book`` or ``advxai.runner``."""

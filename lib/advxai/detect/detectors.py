@@ -9,12 +9,16 @@ explanation-map group, the others are its baselines:
   (``-2s``: confident attacks are *too* confident), and a logistic regression on confidence, margin, entropy;
 * ``deep features`` — activations: kernel density + Bayesian uncertainty (Feinman et al. 2017), LID (Ma et al.
   2018; ``lid-ref`` as their reference code computes it), Mahalanobis (Lee et al. 2018), ART's
-  ``BinaryInputDetector`` / ``BinaryActivationDetector``, and attribution signatures of the penultimate units
+  ``BinaryInputDetector`` / ``BinaryActivationDetector``, two detectors fitted on clean images only — ART's
+  ``SubsetScanningDetector`` (Speakman et al. 2018) and an NIC-style invariant checker (Ma et al. 2019) — and
+  attribution signatures of the penultimate units
   (Fidel et al. 2020): through the linear logits layer they are W(h − h̄), a linear map of activations, not a map
   of the image;
 * ``explanation maps`` — detectors whose input is a saliency map of the image: Grad-CAM summary features, a small
   CNN on the stacked [image, Grad-CAM, saliency], attribution dispersion (ML-LOO, Yang et al. 2020) and a density
-  fitted on clean explanations only;
+  fitted on clean explanations only, map consistency under a median filter, and whether the map of the runner-up
+  class (the clean class, after a successful attack on a two-class model) survives — the last three fitted on
+  clean images only;
 * ``combinations`` — outputs and explanation maps together.
 
 The reference statistics of the feature-space detectors (class means, covariance, kernel-density and LID
@@ -26,7 +30,7 @@ plain NumPy, tested against hand-computed values.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -185,6 +189,8 @@ class Reference:
     baseline: np.ndarray  # mean penultimate features (the SHAP baseline of the linear head)
     head: np.ndarray  # logits-layer weights (d, K)
     lid_k: int = 20
+    nic: dict = field(default_factory=dict)  # the invariant checker's one-class models (:func:`nic_models`)
+    scanner: object = None  # ART's SubsetScanningDetector with its clean background (:func:`subset_scanner`)
 
 
 def reference(model, x_train: np.ndarray, y_train: np.ndarray, n: int = 1000, lid_batch: int = 100,
@@ -204,7 +210,55 @@ def reference(model, x_train: np.ndarray, y_train: np.ndarray, n: int = 1000, li
         layers={k: fit_gaussians(v, y) for k, v in acts.items()},
         kd={int(c): last[y == c] for c in np.unique(y)}, bandwidth=float(np.median(d[d > 0])),
         lid={k: v[:lid_batch] for k, v in acts.items()}, baseline=last.mean(0),
-        head=np.asarray(model.get_layer("logits").get_weights()[0], np.float64), lid_k=lid_k)
+        head=np.asarray(model.get_layer("logits").get_weights()[0], np.float64), lid_k=lid_k,
+        nic=nic_models(acts, V.logits(model, x, {}).argmax(1), seed), scanner=subset_scanner(model, x[:500]))
+
+
+def _one_class(x: np.ndarray, seed: int):
+    """A one-class SVM (RBF, ν = 0.1) on standardised rows; returns anomaly = −decision function."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import OneClassSVM
+
+    svm = make_pipeline(StandardScaler(), OneClassSVM(nu=0.1, gamma="scale")).fit(x)
+    score = lambda xx: -svm.decision_function(np.asarray(xx, np.float64))  # noqa: E731
+    score.pipeline = svm  # read by the adaptive attack's TensorFlow port
+    return score
+
+
+def nic_models(acts: dict, pred: np.ndarray, seed: int = 0) -> dict:
+    """NIC's invariants (Ma et al. 2019, "NIC: detecting adversarial samples with neural network invariant
+    checking"), fitted on clean training images only: a *value* invariant per block (a one-class SVM on its
+    pooled activations) and a *provenance* invariant per pair of consecutive blocks (a one-class SVM on the class
+    probabilities that a linear probe of each block assigns; the probes learn the model's own predictions)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    names = list(acts)
+    value = {k: _one_class(acts[k], seed) for k in names}
+    if len(np.unique(pred)) < 2:  # a model that predicts one class: no provenance to learn, values only
+        return {"value": value, "probes": {}, "provenance": {}}
+    probes = {k: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(acts[k], pred) for k in names}
+    probs = {k: probes[k].predict_proba(acts[k]) for k in names}
+    pairs = list(zip(names[:-1], names[1:], strict=True))
+    return {"value": value, "probes": probes,
+            "provenance": {p: _one_class(np.hstack([probs[p[0]], probs[p[1]]]), seed) for p in pairs}}
+
+
+def subset_scanner(model, background: np.ndarray):
+    """ART's ``SubsetScanningDetector`` on the last conv block, its null model from clean training images."""
+    import keras
+    from art.defences.detector.evasion import SubsetScanningDetector
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    from ..models import last_conv_layer
+
+    # ART reads activations of Sequential models only: the network up to the layer as one Sequential step
+    trunk = keras.Model(model.input, model.get_layer(last_conv_layer(model)).output, name="trunk")
+    seq = keras.Sequential([keras.Input(model.input.shape[1:]), trunk])
+    clf = TensorFlowV2Classifier(seq, nb_classes=2, input_shape=tuple(model.input.shape[1:]))
+    return SubsetScanningDetector(clf, np.asarray(background, np.float32), "trunk", verbose=False)
 
 
 # --- the registry ----------------------------------------------------------------------------------------
@@ -313,6 +367,29 @@ def art_activation(v, ref):
     return np.asarray(v["image"], np.float32)
 
 
+@register("subset-scanning", ["image"], "deep features", fit="score")
+def subset_scanning(v, ref):
+    """ART's ``SubsetScanningDetector`` (Speakman et al. 2018, "Subset scanning over neural network activations";
+    adversarial use: Cintas et al. 2020): the Berk–Jones score of the most anomalous subset of the last conv block's
+    activations, each activation's p-value taken against clean training images. Nothing is fitted on the folds;
+    attack-agnostic."""
+    report, _ = ref.scanner.detect(np.asarray(v["image"], np.float32))
+    return np.asarray(report["scores"], np.float64)[:, None]
+
+
+@register("nic", ["layers", "logits"], "deep features", fit="clean-density")
+def nic(v, ref):
+    """NIC-style invariant checking (Ma et al. 2019): the value and provenance invariants' anomaly scores
+    (:func:`nic_models`, fitted on clean training images), combined by a Gaussian fitted on the clean images of the
+    training folds (NIC combines them with one more one-class model)."""
+    acts = v["layers"]
+    m = ref.nic
+    probs = {k: m["probes"][k].predict_proba(acts[k]) for k in m["probes"]}
+    value = [m["value"][k](acts[k]) for k in acts]
+    prov = [f(np.hstack([probs[a], probs[b]])) for (a, b), f in m["provenance"].items()]
+    return np.column_stack(value + prov)
+
+
 @register("gradcam-summary", ["gradcam"], "explanation maps")
 def gradcam_summary(v, ref):
     """The book's earlier explanation detector: five summary features of the Grad-CAM map, logistic regression."""
@@ -363,6 +440,19 @@ def map_consistency(v, ref):
     the filter; an adversarial perturbation is high-frequency and the filter removes much of it. Nothing is fitted
     (attack-agnostic); after Xu et al. 2018, on the map a clinician is shown instead of the output."""
     return map_inconsistency(v["gradcam"], v["gradcam-squeezed"])[:, None]
+
+
+@register("class-map-survival", ["gradcam", "gradcam-runnerup"], "explanation maps", fit="clean-density")
+def class_map_survival(v, ref):
+    """Does the Grad-CAM of the runner-up class survive? In the RADAR-MIX runs the attacked image's map for the
+    clean class was blank for most images fooled by BIM or PGD: after a successful attack on a two-class model the
+    runner-up class *is* the clean class. Features: the share of each map (predicted, runner-up) that is lit (> 0.1)
+    and its mean, scored by their Mahalanobis distance to the clean images' (fitted on clean images only)."""
+    out = []
+    for k in ("gradcam", "gradcam-runnerup"):
+        m = np.asarray(v[k], np.float64).reshape(len(v[k]), -1)
+        out += [(m > 0.1).mean(1), m.mean(1)]
+    return np.column_stack(out)
 
 
 @register("outputs+explanations", ["logits", "gradcam", "saliency", "gxi", "ig"], "combinations")

@@ -32,7 +32,7 @@ def fit(kind: str, x: np.ndarray, is_adv: np.ndarray, ctx: dict | None = None):
 
 @FITS.register("score")
 def _score(x, is_adv, ctx):
-    return lambda xx: np.asarray(xx, np.float64)[:, 0]
+    return _fitted(lambda xx: np.asarray(xx, np.float64)[:, 0])
 
 
 @FITS.register("logistic")
@@ -45,7 +45,14 @@ def _logistic(x, is_adv, ctx):
     lr = LogisticRegression(solver="newton-cholesky", max_iter=100, C=float(ctx.get("C", 1.0)),
                             class_weight="balanced", random_state=ctx.get("seed", 0))
     model = make_pipeline(StandardScaler(), lr).fit(_finite(x), is_adv)
-    return lambda xx: model.decision_function(_finite(xx))
+    return _fitted(lambda xx: model.decision_function(_finite(xx)), pipeline=model)
+
+
+def _fitted(score, **parts):
+    """The score function with what it was fitted to attached (``score.parts``): the adaptive attack ports it to
+    TensorFlow (:mod:`advxai.detect.differentiable`)."""
+    score.parts = parts
+    return score
 
 
 @FITS.register("clean-density")
@@ -56,7 +63,7 @@ def _clean_density(x, is_adv, ctx):
     clean = _finite(x[is_adv == 0])  # the adversarial rows are deliberately ignored
     scale = StandardScaler().fit(clean)
     gauss = LedoitWolf().fit(scale.transform(clean))
-    return lambda xx: gauss.mahalanobis(scale.transform(_finite(xx)))
+    return _fitted(lambda xx: gauss.mahalanobis(scale.transform(_finite(xx))), scaler=scale, gaussian=gauss)
 
 
 @FITS.register("two-sided")
@@ -70,7 +77,7 @@ def _two_sided(x, is_adv, ctx):
         cdf = (below + above) / (2.0 * len(clean))  # mid-rank empirical CDF in [0, 1]
         return np.abs(2.0 * cdf - 1.0)
 
-    return score
+    return _fitted(score, clean=clean)
 
 
 def _finite(x):

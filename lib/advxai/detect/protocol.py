@@ -8,7 +8,9 @@
   folds; the out-of-fold scores are pooled, so every image is tested once.
 * **Settings** — *seen*: fitted on clean + one (attack, ε) cell, tested on it; *transfer*: the same fit tested
   on every other cell (other attack, other ε); *held out*: fitted on clean + every cell of the other attacks,
-  tested on each cell of the left-out attack.
+  tested on each cell of the left-out attack; *held-out family*: the same with a whole attack family left out
+  (:data:`advxai.attacks.FAMILIES`: FGSM, BIM and PGD are one L∞ sign-gradient family, so leaving out PGD alone
+  still lets the detector see FGSM). A family of one attack reuses that attack's held-out fit.
 * **Metrics.** AUROC and TPR at 1 % and 5 % FPR, with a percentile interval from a bootstrap that resamples
   images — an image's clean version and its adversarial twin together (:func:`pair_bootstrap`). Where every
   replicate gives the same 0 or 1 (perfect separation), the percentile interval has zero width; the Wilson
@@ -60,39 +62,69 @@ def successes(y: np.ndarray, pred_clean: np.ndarray, pred_adv: np.ndarray) -> np
     return (np.asarray(pred_clean) == np.asarray(y)) & (np.asarray(pred_adv) != np.asarray(pred_clean))
 
 
+FAMILY_PREFIX = "without family "
+
+
+def family(attack: str) -> str:
+    """The attack's family (:data:`advxai.attacks.FAMILIES`); an attack outside the registry is its own family."""
+    from ..attacks import ATTACKS
+
+    return ATTACKS[attack].family if attack in ATTACKS.names() else attack
+
+
 def sources(cells: list[Cell]) -> dict[str, list[Cell]]:
-    """Training sets of adversarial examples: one per cell (seen / transfer) and one per left-out attack."""
+    """Training sets of adversarial examples: one per cell (seen / transfer), one per left-out attack and, where
+    the grid spans two families or more, one per left-out family."""
     attacks = list(dict.fromkeys(c.attack for c in cells))
+    families = list(dict.fromkeys(family(a) for a in attacks))
     out = {str(c): [c] for c in cells}
     if len(attacks) >= 2:
         out.update({f"without {a}": [c for c in cells if c.attack != a] for a in attacks})
+    if len(families) >= 2:
+        out.update({f"{FAMILY_PREFIX}{f}": [c for c in cells if family(c.attack) != f] for f in families})
     return out
+
+
+def tested(source: str, cells: list[Cell]) -> list[Cell]:
+    """The cells a training source is tested on: every cell, or only those it left out."""
+    if source.startswith(FAMILY_PREFIX):
+        return [c for c in cells if family(c.attack) == source[len(FAMILY_PREFIX):]]
+    if source.startswith("without "):
+        return [c for c in cells if c.attack == source[len("without "):]]
+    return cells
+
+
+def setting(source: str, cell: Cell) -> str:
+    """``seen``, ``held_out``, ``held_out_family`` or ``from <cell>`` (transfer)."""
+    if source.startswith(FAMILY_PREFIX):
+        return "held_out_family"
+    return "held_out" if source.startswith("without ") else "seen" if source == str(cell) else f"from {source}"
 
 
 def cross_validate(detector: str, clean: np.ndarray, adv: dict[Cell, np.ndarray], success: dict[Cell, np.ndarray],
                    fold_of: np.ndarray, ctx: dict | None = None) -> dict[str, dict]:
     """Out-of-fold scores of ``detector`` for every training source (:func:`sources`): ``{source: {"clean": (N,),
     cell: (N,)}}``; a cell's scores are meaningful where ``success[cell]`` holds. ``clean`` and ``adv[cell]`` are
-    the detector's features of every image (same order). A held-out source scores only its left-out attack."""
+    the detector's features of every image (same order). A held-out source scores only what it left out. Within a
+    fold, one fit serves every source with the same training cells (and every source, for a clean-only fit)."""
     kind = DETECTORS[detector].fit
     cells = list(adv)
     srcs = sources(cells)
     out = {s: {"clean": np.full(len(clean), np.nan), **{c: np.full(len(clean), np.nan) for c in cells}} for s in srcs}
     for f in np.unique(fold_of):
         train, test = fold_of != f, fold_of == f
-        shared = None
+        fitted = {}
         for s, pos in srcs.items():
-            if kind in CLEAN_ONLY_FITS and shared is not None:
-                score = shared
-            else:
+            key = "clean" if kind in CLEAN_ONLY_FITS else tuple(map(str, pos))
+            if key not in fitted:
                 xs = np.concatenate([clean[train], *[adv[c][train & success[c]] for c in pos]])
                 ys = np.r_[np.zeros(train.sum()), np.ones(sum((train & success[c]).sum() for c in pos))]
-                if not ys.any():  # the attack fooled no training image: no detector, its cells stay NaN (not rows)
-                    continue
-                score = shared = fits.fit(kind, xs, ys, ctx)
-            tested = cells if not s.startswith("without ") else [c for c in cells if c.attack == s[len("without "):]]
+                # the attack fooled no training image: no detector, its cells stay NaN (not rows)
+                fitted[key] = fits.fit(kind, xs, ys, ctx) if ys.any() else None
+            if (score := fitted[key]) is None:
+                continue
             out[s]["clean"][test] = score(clean[test])
-            for c in tested:
+            for c in tested(s, cells):
                 out[s][c][test] = score(adv[c][test])
     return out
 
@@ -199,9 +231,8 @@ def records(detector: str, oof: dict[str, dict], success: dict[Cell, np.ndarray]
         for c, s in per.items():
             if c == "clean" or not np.isfinite(s).all():
                 continue
-            setting = "held_out" if src.startswith("without ") else "seen" if src == str(c) else f"from {src}"
             m = pair_bootstrap(per["clean"], s, success[c], n_boot, seed)
-            out.append({"detector": detector, "cell": c, "setting": setting, "n_clean": len(s),
+            out.append({"detector": detector, "cell": c, "setting": setting(src, c), "n_clean": len(s),
                         "n_adv": int(success[c].sum()), **m})
     return out
 

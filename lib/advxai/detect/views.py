@@ -9,6 +9,8 @@
 * explanations of the predicted class (what a deployed system shows): ``gradcam`` (:mod:`advxai.explain`),
   ``saliency`` |∂z_c/∂x| (Simonyan et al. 2014), ``gxi`` gradient × input (Shrikumar et al. 2016), and ``ig``
   integrated gradients from a black baseline with few steps (Sundararajan et al. 2017) — all batched and compiled;
+* ``gradcam-runnerup`` — the Grad-CAM of the second-ranked class: on a successful attack against a two-class
+  model that is the clean class, whose map the attack often blanks;
 * squeezed inputs (Xu et al. 2018, "Feature squeezing"; ART's preprocessors): ``squeezed`` — the model's logits on
   each squeezed version of the image (bit depth reduced to :data:`BIT_DEPTH` bits, a 2×2 median filter), and
   ``gradcam-squeezed`` — the Grad-CAM of the median-filtered image for the class predicted on the original.
@@ -146,6 +148,15 @@ def gradcam(model, x, ctx):
     from ..explain import gradcam as cam
 
     return cam(model, x, _targets(ctx, model, x), progress=False)
+
+
+@VIEWS.register("gradcam-runnerup")
+def gradcam_runnerup(model, x, ctx):
+    """Grad-CAM for the class ranked second by the model (the class an attack most often came from)."""
+    from ..explain import gradcam as cam
+
+    second = np.argsort(logits(model, x, ctx), axis=1)[:, -2].astype(np.int32)
+    return cam(model, x, second, progress=False)
 
 
 # Xu et al. squeeze MNIST to 1 bit and CIFAR-10 to 5 bits, with a 2×2 median filter for both. Medical images are

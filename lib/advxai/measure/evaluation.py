@@ -190,19 +190,37 @@ def detection_cost_rows(cost: dict[str, float], n: int, **keys) -> list[dict]:
 
 
 def adaptive_rows(res: dict, **keys) -> list[dict]:
-    """The adaptive attack beside the plain one on the same test fold: detection metrics (target ``plain`` /
-    ``adaptive``, attack ``<attack>``), the fooling rate over correct images and the evasion rate (fooled *and*
-    scored below the detector's 5 %-FPR threshold)."""
+    """The adaptive attack on one detector (:func:`advxai.studies.detection.adaptive_study`), over the correctly
+    classified test-fold images it attacked:
+
+    * the evasion curve — attack ``adaptive``, per ε: ``evasion_rate`` (fooled *and* scored below the detector's
+      5 %-FPR threshold) and ``fooling_rate``, target ``λ=<w>`` for each weight (``λ=0``: plain PGD) and
+      ``best λ`` (each image's first evading λ); at the cell's ε the sanity checks, target ``2× steps + restart``
+      and ``square (black box)``;
+    * for the explanation-map group's detector, the detection metrics of the plain cell and of the best-λ attack
+      at the cell's ε (target ``plain`` / ``adaptive``, attack = the cell's), with their fooling and evasion rates.
+    """
     c = res["cell"]
-    k = {**keys, "attack": c.attack, "eps": c.eps, "explainer": res["detector"]}
+    k = {**keys, "explainer": res["detector"]}
     rows = []
-    for kind in ("plain", "adaptive"):
-        m = res[kind]
-        n = res["n_test"] + int(res[f"success_{kind}"].sum())
-        rows += [row(name, m[name][0], m[name][1:], n, **k, target=kind, subset="fooled") for name in DETECTION_METRICS]
-        ok = res["correct"]
-        rows.append(proportion_row("fooling_rate", res[f"success_{kind}"][ok], **k, target=kind, subset="correct"))
-        rows.append(proportion_row("evasion_rate", res[f"evaded_{kind}"][ok], **k, target=kind, subset="correct"))
+
+    def pair(target, fooled, evaded, attack, eps):
+        return [proportion_row("fooling_rate", fooled, **k, attack=attack, eps=eps, target=target, subset="correct"),
+                proportion_row("evasion_rate", evaded, **k, attack=attack, eps=eps, target=target, subset="correct")]
+
+    for e, per in res["curve"].items():
+        for w, (fooled, evaded) in per.items():
+            rows += pair("best λ" if w == "best" else f"λ={w:g}", fooled, evaded, "adaptive", e)
+    rows += pair("2× steps + restart", *res["more_steps"], "adaptive", c.eps)
+    rows += pair("square (black box)", *res["square"], "adaptive", c.eps)
+    if res["group"] == "explanation maps":
+        at = res["curve"][c.eps]
+        for kind, (fooled, evaded) in (("plain", at[0.0]), ("adaptive", at["best"])):
+            m = res[kind]
+            n = res["n_test"] + int(fooled.sum())
+            rows += [row(name, m[name][0], m[name][1:], n, **k, attack=c.attack, eps=c.eps, target=kind,
+                         subset="fooled") for name in DETECTION_METRICS]
+            rows += pair(kind, fooled, evaded, c.attack, c.eps)
     return rows
 
 

@@ -51,7 +51,11 @@ DETECTION = {
                   "outputs", "kd-bu", "lid", "lid-ref", "mahalanobis", "signature", "gradcam-summary", "dispersion",
                   "clean-density", "map-consistency", "outputs+explanations"],
     "folds": 5, "n_boot": 1000, "n_reference": 1000, "mc_samples": 20, "ig_steps": 8, "epochs": 6,
-    "adaptive": {"attack": "pgd", "eps": 0.05, "weight": 1.0, "max_iter": 20},  # attack: null skips it
+    # the adaptive attack (advxai.detect.adaptive): attack: null skips it; weights λ (0 = plain PGD is always run),
+    # the ε of its evasion curve, PGD steps, correctly classified test-fold images attacked, and on which training
+    # seeds' models it runs (all, or base: the config's own seed only)
+    "adaptive": {"attack": "pgd", "eps": 0.05, "weights": [1.0, 10.0, 100.0], "eps_curve": [0.02, 0.05, 0.1, 0.3],
+                 "max_iter": 100, "n_images": 100, "seeds": "all"},
 }
 
 
@@ -149,6 +153,13 @@ def _detection(raw: dict, path: Path) -> dict:
     ad = d["adaptive"]
     if ad["attack"] is not None and ad["attack"] not in a["eps"]:
         raise ParameterError(f"detection.adaptive.attack {ad['attack']!r} is not in detection.attack.names")
+    for e in [ad["eps"], *ad["eps_curve"]]:
+        attacks.check_eps(e)
+    if int(ad["max_iter"]) < 1 or int(ad["n_images"]) < 1 or any(float(w) <= 0 for w in ad["weights"]):
+        raise ParameterError("detection.adaptive: max_iter and n_images must be ≥ 1 and every weight > 0 "
+                             "(λ = 0, plain PGD, is always run)")
+    if ad["seeds"] not in ("all", "base"):
+        raise ParameterError(f"detection.adaptive.seeds must be all or base, got {ad['seeds']!r}")
     return d
 
 

@@ -173,8 +173,10 @@ def plan(cfg: dict, results: Path) -> list[Run]:
             for m in det["models"]:
                 for s in seeds_of("detection"):
                     train, base, label = train_run(d, m, {**cfg["train"], **det["train"]}, s)
-                    runs.append(Run("detection", label, {**base, **detection_params(det), "seed": seed}, [train],
-                                    results))
+                    params = detection_params(det)
+                    if s != seed and det["adaptive"]["seeds"] == "base":  # the adaptive attack on one seed's models
+                        params["adaptive"] = {**params["adaptive"], "attack": None}
+                    runs.append(Run("detection", label, {**base, **params, "seed": seed}, [train], results))
     runs += seeds_runs.values()  # last before the summary: the study's own results come first
     others = [r for r in runs if r.stage != "strength"]
     runs.append(Run("summary", "summary", {"config": cfg["name"], "seed": seed}, [*others, *strength_runs], results))
@@ -188,7 +190,7 @@ def detection_params(det: dict) -> dict:
             "attack_params": {n: a["params"].get(n, {}) for n in a["names"]}, "detectors": list(det["detectors"]),
             "folds": int(det["folds"]), "n_boot": int(det["n_boot"]), "n_reference": int(det["n_reference"]),
             "mc_samples": int(det["mc_samples"]), "ig_steps": int(det["ig_steps"]), "epochs": int(det["epochs"]),
-            "adaptive": dict(det["adaptive"])}
+            "adaptive": {k: v for k, v in det["adaptive"].items() if k != "seeds"}}
 
 
 def _data_keys(d: dict) -> dict:
