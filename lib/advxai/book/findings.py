@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .narrative import NOT_RUN, has_ci
+from .narrative import NOT_RUN, SPLIT_MIN, has_ci
 
 
 def _models(g: pd.DataFrame) -> int:
@@ -102,11 +102,14 @@ def split(df: pd.DataFrame, stage: str, metric: str, what: str, higher_moves: bo
     both = both[np.isfinite(both.ci_low_f) & np.isfinite(both.ci_low_n)]
     if both.empty:
         return []
+    few = int((np.minimum(both.n_f, both.n_n) < SPLIT_MIN).sum())
     more = (both.ci_low_f > both.ci_high_n) if higher_moves else (both.ci_high_f < both.ci_low_n)
     less = (both.ci_high_f < both.ci_low_n) if higher_moves else (both.ci_low_f > both.ci_high_n)
     return [f"{what} moved more on the fooled images than on the not-fooled ones in {int(more.sum())} of "
             f"{len(both)} cells where both have an interval, less in {int(less.sum())}, and the intervals "
-            f"overlap in {int(len(both) - more.sum() - less.sum())}."]
+            f"overlap in {int(len(both) - more.sum() - less.sum())}"
+            + (f" ({few} of the cells rest on fewer than {SPLIT_MIN} images on one side)." if few else
+               f" (each side of every cell on at least {SPLIT_MIN} images).")]
 
 
 def gradattacks(df: pd.DataFrame) -> str:

@@ -187,6 +187,9 @@ def fooling_md(df: pd.DataFrame, stage: str = "attack") -> str:
             + collapsed(f"fooling and flip rates, {len(rows)} rows", md_table(rows)))
 
 
+SPLIT_MIN = 30  # a fooled / not-fooled comparison on fewer images per side is flagged (issue 21: "or says so")
+
+
 def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: str = "predicted") -> str:
     """At each model's largest ε, ``metric`` on fooled vs not-fooled images (and on fooled images with the ``clean``
     target, where run): a collapsed table with a row per (model, explainer, attack), and one sentence counting the
@@ -195,7 +198,7 @@ def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: st
     if s.empty:
         return NOT_RUN
     blank = df[(df.stage == stage) & (df.metric == "blank_pairs")]
-    rows, words = [], []
+    rows, words, small = [], [], 0
     for (d, m, x, _), g in _grouped(s, ["dataset", "model", "explainer"]):
         e = g.eps.max()
         for a, ga in _pick(g, eps=e).groupby("attack"):
@@ -208,6 +211,9 @@ def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: st
                                  if not r.n)
             else:
                 word = compare(f, nf)
+                if min(f.n, nf.n) < SPLIT_MIN:
+                    small += 1
+                    word += f" † (a side under {SPLIT_MIN} images)"
             words.append(word)
             cl = _pick(ga, target="clean", subset="fooled")
             rows.append({"model": f"{d} · {m}", "explainer": x, "attack": a, "ε": f"{e:g}",
@@ -219,12 +225,16 @@ def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: st
     plain = {"higher than": "fooled higher, intervals apart", "lower than": "fooled lower, intervals apart",
              "indistinguishable from": "intervals overlap", "not comparable with": "too few images for an interval"}
     def kind(w: str) -> str:  # an empty side, said once per kind in the count (its images are in the table)
+        w = w.split(" †")[0]
         return plain.get(w, "maps all blank on one side" if "blank map" in w else w)
 
     counts = pd.Series([kind(w) for w in words]).value_counts()
     said = "; ".join(f"{k} in {v}" for k, v in counts.items())
+    few = (f" {small} of the compared rows rest on fewer than {SPLIT_MIN} images on one side (marked † in the "
+           "table); the others on at least that many." if small else
+           f" Every compared row rests on at least {SPLIT_MIN} images on each side.")
     return (f"{meaning}. At each model's largest ε, fooled against not-fooled images over {len(rows)} rows "
-            f"(model × explainer × attack): {said}.\n\n"
+            f"(model × explainer × attack): {said}.{few}\n\n"
             + collapsed(f"{metric} per row, with intervals", md_table(rows)))
 
 
