@@ -92,7 +92,7 @@ def test_adaptive_attack_end_to_end_evades_the_real_detector(seen_pgd, trained):
     plain = {e: per[0.0][1].mean() for e, per in res["curve"].items()}
     # judged by the real detector: aiming at it evades it more than plain PGD does, evasion rises with ε, and at
     # a large ε nearly every image gets through (sanity check: the attack is not hobbled)
-    assert evaded[0.05] > plain[0.05]
+    assert evaded[0.05] > plain[0.05] and all(evaded[e] >= plain[e] for e in evaded)  # plain PGD is one option
     assert evaded[0.01] <= evaded[0.05] <= evaded[0.3] and evaded[0.3] >= 0.9
     assert res["adaptive"]["auroc"][0] < res["plain"]["auroc"][0]
     assert res["more_steps"][1].mean() >= evaded[0.05]

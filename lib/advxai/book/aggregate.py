@@ -251,7 +251,8 @@ def family_table(df: pd.DataFrame, s: pd.DataFrame) -> pd.DataFrame:
             per = {m: gf[gf.metric == m].groupby(["dataset", "model"]).value.min()
                    for m in ("auroc", "tpr_at_5fpr")}
             a = per["auroc"]
-            row[f"{f}: AUROC"] = f"{a.median():.2f} [{a.min():.2f}–{a.max():.2f}]" if len(a) else "—"
+            spread = f" [{a.min():.2f}–{a.max():.2f}]" if len(a) > 1 else ""  # one setting: no range
+            row[f"{f}: AUROC"] = f"{a.median():.2f}{spread}" if len(a) else "—"
             row[f"{f}: TPR@5%"] = f"{per['tpr_at_5fpr'].median():.2f}" if len(per["tpr_at_5fpr"]) else "—"
         rows.append(row)
     return pd.DataFrame(rows).set_index(["group", "detector"])
@@ -265,15 +266,17 @@ def family_md(t: pd.DataFrame, n_settings: int) -> str:
                 "(`advxai.attacks.FAMILIES`).*")
     cols = [c for c in t.columns if c.endswith(": AUROC")]
     out = (f"Left out **by family** — a whole kind of attack never seen in training — over {n_settings} "
-           f"setting{'s' * (n_settings > 1)}: per group its best detector, the median of its worst AUROC on each "
-           "family's cells (range over settings).")
+           f"setting{'s' * (n_settings > 1)}: per group its best detector, "
+           + ("the median of its worst AUROC on each family's cells (range over settings)." if n_settings > 1
+              else "its worst AUROC on each family's cells."))
     ex = t[t.index.get_level_values("group") == "explanation maps"]
     if len(ex) and cols:
         med = {c[:-len(": AUROC")]: float(ex.iloc[0][c].split()[0]) for c in cols if ex.iloc[0][c] != "—"}
         if med:
             worst = min(med, key=med.get)
+            what = "median " if n_settings > 1 else "AUROC "
             out += (f" The explanation-map group's best, {ex.index[0][1]}, is weakest on the {worst} family "
-                    f"(median {med[worst]:.2f}) and strongest on the {max(med, key=med.get)} family "
+                    f"({what}{med[worst]:.2f}) and strongest on the {max(med, key=med.get)} family "
                     f"({max(med.values()):.2f}).")
     return out
 

@@ -143,7 +143,7 @@ def adaptive_curves(df: pd.DataFrame):
     """Per (dataset, model), the adaptive attack's evasion rate against ε (fooled *and* under the detector's
     5 %-FPR threshold, over the correctly classified images attacked; Wilson bands): for each group's attacked
     detector the best λ per image (solid, the group's colour) and plain PGD (λ = 0, dotted); at the cell's ε the
-    sanity checks — twice the steps with a restart (×) and Square, black box (▲). ``None`` without such rows."""
+    sanity checks — twice the steps from a random start (×) and Square, black box (▲). ``None`` without such rows."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 

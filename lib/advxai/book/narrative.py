@@ -382,7 +382,7 @@ def adaptive_md(df: pd.DataFrame) -> str:
             longer, square = at.loc["2× steps + restart"], at.loc["square (black box)"]
             checks = []
             if compare(longer, best) == "higher than":
-                checks.append("twice the steps with a restart evade *more* (the curve understates the attacker)")
+                checks.append("twice the steps from a random start evade *more* (the curve understates the attacker)")
             if compare(square, best) == "higher than":
                 checks.append("Square evades more than the white-box attack (a sign of masked gradients)")
             if top.ci_high < 0.9:

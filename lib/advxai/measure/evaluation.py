@@ -195,8 +195,8 @@ def adaptive_rows(res: dict, **keys) -> list[dict]:
 
     * the evasion curve — attack ``adaptive``, per ε: ``evasion_rate`` (fooled *and* scored below the detector's
       5 %-FPR threshold) and ``fooling_rate``, target ``λ=<w>`` for each weight (``λ=0``: plain PGD) and
-      ``best λ`` (each image's first evading λ); at the cell's ε the sanity checks, target ``2× steps + restart``
-      and ``square (black box)``;
+      ``best λ`` (each image's first evading λ, plain PGD included); at the cell's ε the sanity checks, target
+      ``2× steps + restart`` and ``square (black box)``;
     * for the explanation-map group's detector, the detection metrics of the plain cell and of the best-λ attack
       at the cell's ε (target ``plain`` / ``adaptive``, attack = the cell's), with their fooling and evasion rates.
     """

@@ -130,7 +130,7 @@ def adaptive_study(model, x, y, advs: dict, cell: Cell, detector: str, clean_vie
     setting), its 5 %-FPR threshold read on the test fold's clean images, and up to ``n_images`` correctly classified
     test-fold images are attacked. Returns the evasion curve over ``eps_curve`` (plain PGD, each λ, the best λ per
     image), the detector's AUROC on the test fold under the plain cell and under the best-λ adaptive attack at the
-    cell's ε, and the sanity checks: twice the steps with a second random start at the λ that evaded most, and
+    cell's ε, and the sanity checks: twice the steps from a random start at the λ that evaded most, and
     Square (black box, the classifier only) at the cell's ε."""
     import tensorflow as tf
 
@@ -168,7 +168,8 @@ def adaptive_study(model, x, y, advs: dict, cell: Cell, detector: str, clean_vie
         images = xa if e == cell.eps else images
     at = curve[cell.eps]
     best_w = max(weights, key=lambda w: (at[float(w)][1].sum(), w))  # the λ that evaded most at the cell's ε
-    longer, _ = AD.evade(model, xt, yt, cell.eps, score_tf, score_np, threshold, [best_w], 2 * max_iter, seed + 1)
+    longer, _ = AD.evade(model, xt, yt, cell.eps, score_tf, score_np, threshold, [best_w], 2 * max_iter, seed + 1,
+                         random_start=True)
     x_sq, _ = generate(model, xt, yt, "square", cell.eps, seed=seed)
     sq_fooled = predict_logits(model, x_sq).argmax(1) != yt
     secs = time.perf_counter() - t0
