@@ -29,7 +29,7 @@ def test_grid_runs_and_writes_tidy_tables(grid):
     assert tables.duplicates(df).empty  # every number has one meaning: no two rows share all key columns
     assert {"accuracy", "auc", "f1", "precision", "recall", "specificity", "mcc", "fooling_rate", "flip_rate", "asr",
             "l2", "linf", "linf_max", "psnr", "ssim", "nissim", "mod", "vid", "blank_pairs"} <= set(df.metric)
-    assert set(df.attack) == {"none", "fgsm", "deepfool", "pgd"}
+    assert set(df.attack) == {"none", "fgsm", "deepfool", "pgd", "adaptive"}  # adaptive: the detection's curve
     assert set(df[df.stage == "train"].subset) == {"test", "val"}  # official test split; grouped validation
     seeds = df[df.stage == "seeds"].set_index(["subset", "metric"])  # seed 0's and seed 1's training runs
     assert (seeds.n == 2).all() and seeds.loc[("test", "accuracy_sd"), "value"] >= 0

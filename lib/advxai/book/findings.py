@@ -107,9 +107,9 @@ def split(df: pd.DataFrame, stage: str, metric: str, what: str, higher_moves: bo
     less = (both.ci_high_f < both.ci_low_n) if higher_moves else (both.ci_low_f > both.ci_high_n)
     return [f"{what} moved more on the fooled images than on the not-fooled ones in {int(more.sum())} of "
             f"{len(both)} cells where both have an interval, less in {int(less.sum())}, and the intervals "
-            f"overlap in {int(len(both) - more.sum() - less.sum())}"
-            + (f" ({few} of the cells rest on fewer than {SPLIT_MIN} images on one side)." if few else
-               f" (each side of every cell on at least {SPLIT_MIN} images).")]
+            f"overlap in {int(len(both) - more.sum() - less.sum())}. "
+            + (f"{few} of these cells rest on fewer than {SPLIT_MIN} images on one side." if few else
+               f"Each side of every cell rests on at least {SPLIT_MIN} images.")]
 
 
 def gradattacks(df: pd.DataFrame) -> str:

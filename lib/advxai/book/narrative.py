@@ -387,11 +387,11 @@ def adaptive_md(df: pd.DataFrame) -> str:
                 checks.append("Square evades more than the white-box attack (a sign of masked gradients)")
             if top.ci_high < 0.9:
                 checks.append(f"at ε = {e_max:g} it still evades only {fmt(top)} (the attack may be too weak there)")
-            verdict = ("sanity checks passed" if not checks else "sanity checks: " + "; ".join(checks))
-            parts.append(f"{det} ({group_of(det)}): {fmt(best)} of {int(best.n)} images evade at ε = {e0:g}, "
-                         f"against {fmt(plain)} for plain PGD ({compare(best, plain)} it); {fmt(top)} at "
-                         f"ε = {e_max:g}; {verdict}.")
-        out.append(f"**{d} · {m}**, adaptive attack end to end — " + " ".join(parts))
+            verdict = ("Sanity checks passed." if not checks else "Sanity checks: " + "; ".join(checks) + ".")
+            parts.append(f"{det} ({group_of(det)}): {fmt(best)} of the {int(best.n)} images evade at ε = {e0:g}, "
+                         f"against {fmt(plain)} for plain PGD ({compare(best, plain)} it). At ε = {e_max:g}, "
+                         f"{fmt(top)}. {verdict}")
+        out.append(f"**{d} · {m}, adaptive attack end to end.** " + " ".join(parts))
     return "\n\n".join(out)
 
 
