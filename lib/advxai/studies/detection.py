@@ -123,16 +123,17 @@ def best_ported(recs: list[dict]) -> dict[str, str]:
 
 
 def adaptive_attacks(model, x, y, advs: dict, cell: Cell, recs: list[dict], clean_views, adv_views, success, ref,
-                     fold_of, ctx, adaptive: dict, n_boot: int = 1000, seed: int = 0, **keys) -> tuple[dict, list]:
+                     fold_of, ctx, adaptive: dict, n_boot: int = 1000, seed: int = 0,
+                     keys: dict | None = None) -> tuple[dict, list]:
     """:func:`adaptive_study` on each group's best differentiable detector (:func:`best_ported`): ({group: result},
-    the result rows, :func:`advxai.measure.evaluation.adaptive_rows` with ``keys``)."""
+    the result rows, :func:`advxai.measure.evaluation.adaptive_rows` with the row ``keys``)."""
     from ..measure import evaluation as E
 
     res = {group: adaptive_study(model, x, y, advs, cell, name, clean_views, adv_views, success, ref, fold_of, ctx,
                                  adaptive["weights"], adaptive["eps_curve"], int(adaptive["max_iter"]),
                                  int(adaptive["n_images"]), n_boot, seed)
            for group, name in best_ported(recs).items()}
-    return res, [r for one in res.values() for r in E.adaptive_rows(one, **keys)]
+    return res, [r for one in res.values() for r in E.adaptive_rows(one, **(keys or {}))]
 
 
 def adaptive_study(model, x, y, advs: dict, cell: Cell, detector: str, clean_views, adv_views, success, ref, fold_of,
