@@ -246,16 +246,15 @@ def family_table(df: pd.DataFrame, s: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for grp, b in best.iterrows():
         g = fam[fam.explainer == b.detector]
-        row = {"group": grp, "detector": b.detector}
+        row = {"detector (group)": f"{b.detector} ({grp})"}
         for f, gf in g.groupby("family", sort=False):
             per = {m: gf[gf.metric == m].groupby(["dataset", "model"]).value.min()
                    for m in ("auroc", "tpr_at_5fpr")}
-            a = per["auroc"]
+            a, t = per["auroc"], per["tpr_at_5fpr"]
             spread = f" [{a.min():.2f}–{a.max():.2f}]" if len(a) > 1 else ""  # one setting: no range
-            row[f"{f}: AUROC"] = f"{a.median():.2f}{spread}" if len(a) else "—"
-            row[f"{f}: TPR@5%"] = f"{per['tpr_at_5fpr'].median():.2f}" if len(per["tpr_at_5fpr"]) else "—"
+            row[f"{f} left out"] = f"{a.median():.2f}{spread} / {t.median():.2f}" if len(a) and len(t) else "—"
         rows.append(row)
-    return pd.DataFrame(rows).set_index(["group", "detector"])
+    return pd.DataFrame(rows).set_index("detector (group)")
 
 
 def family_md(t: pd.DataFrame, n_settings: int) -> str:
@@ -264,18 +263,18 @@ def family_md(t: pd.DataFrame, n_settings: int) -> str:
     if t.empty:
         return ("*No leave-one-family-out in this grid: its attacks are of one family "
                 "(`advxai.attacks.FAMILIES`).*")
-    cols = [c for c in t.columns if c.endswith(": AUROC")]
+    cols = [c for c in t.columns if c.endswith(" left out")]
     out = (f"Left out **by family** — a whole kind of attack never seen in training — over {n_settings} "
            f"setting{'s' * (n_settings > 1)}: per group its best detector, "
-           + ("the median of its worst AUROC on each family's cells (range over settings)." if n_settings > 1
-              else "its worst AUROC on each family's cells."))
-    ex = t[t.index.get_level_values("group") == "explanation maps"]
+           + ("the median of its worst AUROC on each family's cells (range over settings) / of its TPR at 5 % FPR "
+              "there." if n_settings > 1 else "its worst AUROC on each family's cells / its TPR at 5 % FPR there."))
+    ex = t[t.index.str.endswith("(explanation maps)")]
     if len(ex) and cols:
-        med = {c[:-len(": AUROC")]: float(ex.iloc[0][c].split()[0]) for c in cols if ex.iloc[0][c] != "—"}
+        med = {c[:-len(" left out")]: float(ex.iloc[0][c].split()[0]) for c in cols if ex.iloc[0][c] != "—"}
         if med:
             worst = min(med, key=med.get)
-            what = "median " if n_settings > 1 else "AUROC "
-            out += (f" The explanation-map group's best, {ex.index[0][1]}, is weakest on the {worst} family "
+            what, name = ("median " if n_settings > 1 else "AUROC "), ex.index[0].split(" (")[0]
+            out += (f" The explanation-map group's best, {name}, is weakest on the {worst} family "
                     f"({what}{med[worst]:.2f}) and strongest on the {max(med, key=med.get)} family "
                     f"({max(med.values()):.2f}).")
     return out

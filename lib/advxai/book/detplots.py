@@ -140,21 +140,25 @@ def detection_roc(rocs: dict[str, pd.DataFrame]):
 
 
 def adaptive_curves(df: pd.DataFrame):
-    """Per (dataset, model), the adaptive attack's evasion rate against ε (fooled *and* under the detector's
-    5 %-FPR threshold, over the correctly classified images attacked; Wilson bands): for each group's attacked
-    detector the best λ per image (solid, the group's colour) and plain PGD (λ = 0, dotted); at the cell's ε the
-    sanity checks — twice the steps from a random start (×) and Square, black box (▲). ``None`` without such rows."""
+    """Per (dataset, model) a row of panels, one per attacked detector: the adaptive attack's evasion rate against
+    ε (fooled *and* under the detector's 5 %-FPR threshold, over the correctly classified images attacked; Wilson
+    bands), the best λ per image (solid, the group's colour) and plain PGD (λ = 0, dotted); at the cell's ε the
+    sanity checks — twice the steps from a random start (×) and Square, black box (▲). ``None`` without such
+    rows."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
     ad = df[(df.stage == "detection") & (df.attack == "adaptive") & (df.metric == "evasion_rate")]
-    groups = list(ad.groupby(["dataset", "model"]))
-    if not groups:
+    settings = list(ad.groupby(["dataset", "model"]))
+    if not settings:
         return None
-    fig, axes = plt.subplots(1, len(groups), figsize=(7.5 * len(groups), 4.6), squeeze=False)
-    for ax, ((dataset, model), g) in zip(axes[0], groups, strict=True):
-        for det, d in g.groupby("explainer"):
-            colour = GROUP_COLOURS[group_of(det)]
+    width = max(g.explainer.nunique() for _, g in settings)
+    fig, axes = plt.subplots(len(settings), width, figsize=(4.2 * width, 3.8 * len(settings)), squeeze=False,
+                             sharey=True)
+    for row, ((dataset, model), g) in zip(axes, settings, strict=True):
+        dets = sorted(g.explainer.unique(), key=group_of)
+        for ax, det in zip(row, dets, strict=False):
+            d, colour = g[g.explainer == det], GROUP_COLOURS[group_of(det)]
             for target, ls in (("best λ", "-"), ("λ=0", ":")):
                 c = d[d.target == target].sort_values("eps")
                 ax.plot(c.eps, c.value, ls=ls, marker="o", ms=3, color=colour)
@@ -162,18 +166,19 @@ def adaptive_curves(df: pd.DataFrame):
                     ax.fill_between(c.eps, c.ci_low, c.ci_high, color=colour, alpha=0.15, lw=0)
             for target, marker in (("2× steps + restart", "x"), ("square (black box)", "^")):
                 c = d[d.target == target]
-                ax.scatter(c.eps, c.value, marker=marker, s=50, color=colour, zorder=3)
-        ax.set(xscale="log", ylim=(-0.02, 1.02), xlabel="ε (L∞, log scale)", ylabel="evaded (fooled and undetected)",
-               title=f"{dataset} · {model}: adaptive attack, n = {int(g.n.max())} images")
-        eps = sorted(g.eps.unique())
-        ax.set_xticks(eps, [f"{e:g}" for e in eps])
-        ax.minorticks_off()
-    dets = sorted(ad.explainer.unique(), key=group_of)
-    handles = ([Line2D([], [], color=GROUP_COLOURS[group_of(n)], label=f"{n} ({group_of(n)})") for n in dets]
-               + [Line2D([], [], color="grey", ls="-", label="adaptive, best λ per image"),
-                  Line2D([], [], color="grey", ls=":", label="plain PGD (λ = 0)"),
-                  Line2D([], [], color="grey", ls="", marker="x", label="2× steps + restart"),
-                  Line2D([], [], color="grey", ls="", marker="^", label="Square, black box (classifier only)")])
-    axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
-    fig.tight_layout()
+                ax.scatter(c.eps, c.value, marker=marker, s=60, color="black", zorder=3)
+            eps = sorted(d.eps.unique())
+            ax.set(xscale="log", ylim=(-0.02, 1.02), xlabel="ε (L∞, log scale)",
+                   title=f"{det} ({group_of(det)})\n{dataset} · {model}, n = {int(d.n.max())}")
+            ax.set_xticks(eps, [f"{e:g}" for e in eps])
+            ax.minorticks_off()
+        row[0].set_ylabel("evaded (fooled and undetected)")
+        for ax in row[len(dets):]:
+            ax.set_axis_off()
+    handles = [Line2D([], [], color="grey", ls="-", label="adaptive, best λ per image (band: 95 % Wilson)"),
+               Line2D([], [], color="grey", ls=":", label="plain PGD (λ = 0)"),
+               Line2D([], [], color="black", ls="", marker="x", label="2× steps, random start"),
+               Line2D([], [], color="black", ls="", marker="^", label="Square, black box (classifier only)")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig

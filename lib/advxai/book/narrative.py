@@ -342,8 +342,10 @@ def detection_md(df: pd.DataFrame) -> str:
                          f"{fmt(a_)} against {fmt(p_)} for the plain attack ({compare(a_, p_)} it). The share of "
                          "correctly classified images fooled *and* passing the 5 %-FPR threshold is "
                          f"{fmt(ev.loc['adaptive'])} against {fmt(ev.loc['plain'])}.")
-            robust = a_.ci_low >= 0.9 if has_ci(a_) else False
-            lowered = compare(a_, p_) == "lower than"
+            ev_a, ev_p = ev.loc["adaptive"], ev.loc["plain"]
+            # an attacker who knows the detector wins if it lowers the AUROC *or* gets more images past it
+            robust = bool(has_ci(a_) and has_ci(ev_a) and a_.ci_low >= 0.9 and ev_a.ci_high < 0.1)
+            lowered = compare(a_, p_) == "lower than" or compare(ev_a, ev_p) == "higher than"
         else:
             robust = lowered = None
         if len(expl):
@@ -353,7 +355,7 @@ def detection_md(df: pd.DataFrame) -> str:
                       "partly: well above chance on attacks it never saw, below a deployable level"
                       if e.ci_low > 0.5 else "not reliably: at chance on at least one attack it never saw")
             tail = ("" if robust is None else " and it survives an attacker who knows it" if robust
-                    else ", and an attacker who knows the detector lowers it further" if lowered
+                    else ", and an attacker who knows the detector gets past it more often than plain PGD" if lowered
                     else "; the adaptive attack, aimed end to end at the real detector, did not lower it (see its "
                          "sanity checks below before reading that as robustness)")
             parts.append(f"**Can the explanation tell you that you are being attacked?** On {d}: {answer}{tail}.")
@@ -391,7 +393,7 @@ def adaptive_md(df: pd.DataFrame) -> str:
             parts.append(f"{det} ({group_of(det)}): {fmt(best)} of the {int(best.n)} images evade at ε = {e0:g}, "
                          f"against {fmt(plain)} for plain PGD ({compare(best, plain)} it). At ε = {e_max:g}, "
                          f"{fmt(top)}. {verdict}")
-        out.append(f"**{d} · {m}, adaptive attack end to end.** " + " ".join(parts))
+        out.append(f"**{d} · {m}, adaptive attack end to end.**\n\n" + "\n\n".join(f"- {p}" for p in parts))
     return "\n\n".join(out)
 
 
