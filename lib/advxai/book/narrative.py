@@ -387,12 +387,16 @@ def adaptive_md(df: pd.DataFrame) -> str:
                 checks.append("twice the steps from a random start evade *more* (the curve understates the attacker)")
             if compare(square, best) == "higher than":
                 checks.append("Square evades more than the white-box attack (a sign of masked gradients)")
+            def show(r):  # "too few images" is said once per detector, not after every number
+                return fmt(r) if has_ci(r) else f"{r.value:.2f}"
+
             if top.ci_high < 0.9:
-                checks.append(f"at ε = {e_max:g} it still evades only {fmt(top)} (the attack may be too weak there)")
+                checks.append(f"at ε = {e_max:g} it still evades only {show(top)} (the attack may be too weak there)")
             verdict = ("Sanity checks passed." if not checks else "Sanity checks: " + "; ".join(checks) + ".")
-            parts.append(f"{det} ({group_of(det)}): {fmt(best)} of the {int(best.n)} images evade at ε = {e0:g}, "
-                         f"against {fmt(plain)} for plain PGD ({compare(best, plain)} it). At ε = {e_max:g}, "
-                         f"{fmt(top)}. {verdict}")
+            few = "" if has_ci(best) else f" (n = {int(best.n)}: too few images for intervals)"
+            parts.append(f"{det} ({group_of(det)}): {show(best)} of the {int(best.n)} images evade at ε = {e0:g}, "
+                         f"against {show(plain)} for plain PGD ({compare(best, plain)} it){few}. At ε = {e_max:g}, "
+                         f"{show(top)}. {verdict}")
         out.append(f"**{d} · {m}, adaptive attack end to end.**\n\n" + "\n\n".join(f"- {p}" for p in parts))
     return "\n\n".join(out)
 
