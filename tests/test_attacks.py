@@ -139,14 +139,13 @@ x, y = ds.split("test"); idx = data.balanced_subset(y, 16, 0)
 net = models.build("cnn", ds.input_shape, 2, width=8, seed=0)
 np.random.seed(int(sys.argv[2]))  # a different global state in each process: only the run's seed may matter
 x_adv, _ = attacks.generate(net, x[idx], y[idx], sys.argv[1], 0.05, {"uap": {"max_iter": 2},
-                            "apgd-square": {"apgd_iter": 5, "square_iter": 10},
-                            "square": {"max_iter": 20}}[sys.argv[1]],
+                            "apgd-square": {"apgd_iter": 5, "square_iter": 10}}[sys.argv[1]],
                             seed=7, fit=attacks.fit_images(ds, "test", 16, 0))
 print(hashlib.sha256(x_adv.tobytes()).hexdigest())
 """
 
 
-@pytest.mark.parametrize("name", ["uap", "apgd-square", "square"])
+@pytest.mark.parametrize("name", ["uap", "apgd-square"])  # apgd-square runs ART's Square: the same seeding
 def test_stochastic_attacks_are_byte_identical_across_fresh_processes(data_root, name):
     digests = {subprocess.run([sys.executable, "-c", _FRESH, name, str(k)], capture_output=True, text=True,
                               check=True).stdout.strip() for k in (1, 2)}
