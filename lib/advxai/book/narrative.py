@@ -211,21 +211,19 @@ def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: st
                                  if not r.n)
             else:
                 word = compare(f, nf)
-                if min(f.n, nf.n) < SPLIT_MIN:
-                    small += 1
-                    word += f" † (a side under {SPLIT_MIN} images)"
             words.append(word)
+            few_side = bool(f.n and nf.n and min(f.n, nf.n) < SPLIT_MIN)
+            small += few_side
             cl = _pick(ga, target="clean", subset="fooled")
             rows.append({"model": f"{d} · {m}", "explainer": x, "attack": a, "ε": f"{e:g}",
                          "fooled": fmt_n(f) if f.n else "—", "not fooled": fmt_n(nf) if nf.n else "—",
-                         "fooled vs not fooled": word,
+                         "fooled vs not fooled": word + (f" † (a side under {SPLIT_MIN} images)" if few_side else ""),
                          "fooled, clean-class map": fmt_n(cl.iloc[0]) if len(cl) and target != "clean" else "—"})
     if not rows:
         return NOT_RUN
     plain = {"higher than": "fooled higher, intervals apart", "lower than": "fooled lower, intervals apart",
              "indistinguishable from": "intervals overlap", "not comparable with": "too few images for an interval"}
     def kind(w: str) -> str:  # an empty side, said once per kind in the count (its images are in the table)
-        w = w.split(" †")[0]
         return plain.get(w, "maps all blank on one side" if "blank map" in w else w)
 
     counts = pd.Series([kind(w) for w in words]).value_counts()
@@ -363,6 +361,11 @@ def detection_md(df: pd.DataFrame) -> str:
     return "\n\n".join(out)
 
 
+def _value(r) -> str:
+    """:func:`fmt` without the "too few images" aside, for a sentence that says it once."""
+    return fmt(r) if has_ci(r) else f"{r.value:.2f}"
+
+
 def adaptive_md(df: pd.DataFrame) -> str:
     """The end-to-end adaptive attack in words, per setting and attacked detector (rows of
     :func:`advxai.measure.evaluation.adaptive_rows`): its evasion rate at the cell's ε against plain PGD's, at the
@@ -387,16 +390,13 @@ def adaptive_md(df: pd.DataFrame) -> str:
                 checks.append("twice the steps from a random start evade *more* (the curve understates the attacker)")
             if compare(square, best) == "higher than":
                 checks.append("Square evades more than the white-box attack (a sign of masked gradients)")
-            def show(r):  # "too few images" is said once per detector, not after every number
-                return fmt(r) if has_ci(r) else f"{r.value:.2f}"
-
             if top.ci_high < 0.9:
-                checks.append(f"at ε = {e_max:g} it still evades only {show(top)} (the attack may be too weak there)")
+                checks.append(f"at ε = {e_max:g} it still evades only {_value(top)} (the attack may be too weak there)")
             verdict = ("Sanity checks passed." if not checks else "Sanity checks: " + "; ".join(checks) + ".")
             few = "" if has_ci(best) else f" (n = {int(best.n)}: too few images for intervals)"
-            parts.append(f"{det} ({group_of(det)}): {show(best)} of the {int(best.n)} images evade at ε = {e0:g}, "
-                         f"against {show(plain)} for plain PGD ({compare(best, plain)} it){few}. At ε = {e_max:g}, "
-                         f"{show(top)}. {verdict}")
+            parts.append(f"{det} ({group_of(det)}): {_value(best)} of the {int(best.n)} images evade at ε = {e0:g}, "
+                         f"against {_value(plain)} for plain PGD ({compare(best, plain)} it){few}. At ε = {e_max:g}, "
+                         f"{_value(top)}. {verdict}")
         out.append(f"**{d} · {m}, adaptive attack end to end.**\n\n" + "\n\n".join(f"- {p}" for p in parts))
     return "\n\n".join(out)
 
