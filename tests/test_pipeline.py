@@ -281,7 +281,8 @@ def test_every_attack_has_one_colour_in_every_panel_and_the_legend_says_which(gr
 
     results, _, _ = grid
     df = pd.read_csv(results / "tables" / "results.csv")
-    for draw in (figures.accuracy_vs_eps, figures.fooling_rates, figures.mod_points):
+    for draw, stage in ((figures.accuracy_vs_eps, "attack"), (figures.fooling_rates, "attack"),
+                        (figures.mod_points, "attack"), (figures.shift_split, "radarmix")):
         fig = draw(df)
         legend = {t.get_text(): to_rgb(h.get_color()) for t, h in zip(fig.legends[0].texts,
                                                                        fig.legends[0].legend_handles, strict=True)}
@@ -294,7 +295,37 @@ def test_every_attack_has_one_colour_in_every_panel_and_the_legend_says_which(gr
                     continue
                 assert label in legend and to_rgb(line.get_color()) == legend[label], (draw.__name__, label)
                 plotted += 1
-        assert plotted and set(df[df.stage == "attack"].attack) - {"none"} <= set(legend), draw.__name__
+        assert plotted and set(df[df.stage == stage].attack.map(figures.base)) - {"none"} <= set(legend), draw.__name__
         fig.canvas.draw()
         boxes = [ax.title.get_window_extent() for ax in fig.axes if ax.get_title()]
         assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), draw.__name__
+
+
+def test_localisation_draws_each_attack_against_eps_with_the_clean_and_uniform_references():
+    """RADAR-MIX's localisation figure on hand-made rows (two attacks at two ε, one explainer, masks present): a
+    line per attack in its palette colour through its values, the clean images' mask energy dotted and the mask's
+    area share dashed; ``None`` where no run had masks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_rgb
+
+    from advxai.book import figures
+
+    keys = dict(stage="radarmix", dataset="isic2018_28", model="cnn", explainer="gradcam", target="predicted",
+                subset="attacked", run="r1", n=40)
+    rows = [dict(keys, attack="none", eps=0.0, metric="mask_energy", value=0.6, ci_low=0.55, ci_high=0.65),
+            dict(keys, attack="none", eps=0.0, metric="mask_area", value=0.3, ci_low=0.28, ci_high=0.32)]
+    rows += [dict(keys, attack=a, eps=e, metric="mask_energy", value=v, ci_low=v - 0.05, ci_high=v + 0.05)
+             for a, vals in {"fgsm": (0.5, 0.4), "pgd": (0.45, 0.35)}.items()
+             for e, v in zip((0.01, 0.05), vals, strict=True)]
+    df = pd.DataFrame(rows)
+    fig = figures.localisation(df)
+    ax = fig.axes[0]
+    colours = figures.attack_colours(["fgsm", "pgd"])
+    lines = {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
+    assert set(lines) == {"fgsm", "pgd"}
+    assert list(lines["fgsm"].get_ydata()) == [0.5, 0.4] and to_rgb(lines["pgd"].get_color()) == colours["pgd"]
+    refs = {ln.get_linestyle(): ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_label().startswith("_")}
+    assert refs == {":": 0.6, "--": 0.3}
+    assert figures.localisation(df[df.metric != "mask_energy"]) is None

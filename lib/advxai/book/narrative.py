@@ -14,6 +14,7 @@ import pandas as pd
 from .detplots import ANCHORS, GOAL, explanation_based, group_of, worst_held_out
 
 NOT_RUN = "*Not run in this configuration.*"
+NO_MASKS = "*No RADAR-MIX run of this configuration had lesion masks (ISIC's validation lesions have them).*"
 
 
 def fmt(r, digits: int = 2) -> str:
