@@ -47,9 +47,9 @@ def test_eps_out_of_range(trained, test_batch, eps):
 
 def test_bad_names_shapes_and_params(trained, test_batch):
     x, y = test_batch
-    with pytest.raises(UnknownNameError, match="unknown attack .jsma.; known: apgd-square, bim, cw, cw-art, deepfool"):
+    with pytest.raises(UnknownNameError, match="unknown attack .jsma.; known: apgd-square, autoattack-nofab, bim, cw"):
         attacks.generate(trained, x, y, "jsma", 0.1)
-    with pytest.raises(ParameterError, match="'autoattack' is now apgd-square .*not the standard AutoAttack"):
+    with pytest.raises(ParameterError, match="'autoattack' is now autoattack-nofab .*without FAB-T.* or apgd-square"):
         attacks.params_for("autoattack")
     with pytest.raises(ParameterError, match=r"images must be \(N, 28, 28, 1\)"):
         attacks.generate(trained, x[:, :20], y, "fgsm", 0.1)
@@ -177,3 +177,57 @@ def test_compiled_cw_equals_arts(trained, test_batch):
     assert fooled(reference).sum() >= len(x) // 2  # a real attack, not a no-op
     assert np.array_equal(fooled(ours), fooled(reference))
     np.testing.assert_allclose(ours, reference, atol=1e-4)
+
+
+def test_autoattack_nofab_is_no_weaker_than_pgd_100(trained, test_batch):
+    """On a real trained model at an ε where ART's PGD-100 fools some images and not all: the ensemble's robust
+    accuracy is no higher than PGD's, every image it fools is attributed to the member that fooled it first, and
+    the budget holds (binary task: APGD-CE and Square, no APGD-T)."""
+    x, y = test_batch
+    eps = 0.01
+    clean = train.predict_logits(trained, x).argmax(1) == y
+    x_pgd, _ = attacks.generate(trained, x, y, "pgd", eps, {"max_iter": 100, "step_ratio": 0.025}, seed=0)
+    x_aa, _ = attacks.generate(trained, x, y, "autoattack-nofab", eps, {"square_iter": 300}, seed=0)
+    pgd_ok = train.predict_logits(trained, x_pgd).argmax(1) == y
+    aa_ok = train.predict_logits(trained, x_aa).argmax(1) == y
+    assert 0 < pgd_ok.sum() < clean.sum(), "pick an ε where PGD-100 fools some images and not all"
+    assert aa_ok.sum() <= pgd_ok.sum() and not np.any(aa_ok & ~clean)
+    assert np.abs(x_aa - x).max() <= eps + 1e-6
+
+
+def test_first_success_keeps_each_images_first_fooling_member_and_targets_other_classes():
+    """The ensemble runner's bookkeeping, with a stand-in classifier (image i holds its index; adding 100 marks it
+    attacked, which moves its top logit to another class): a member sees only the images still classified
+    correctly, an image keeps the first member that fooled it, and a targeted member is asked for each image's
+    most likely other class, then its second (never its own)."""
+    logits = np.array([[3, 1, 0], [0, 2, 1], [1, 0, 3], [3, 2, 0], [0, 1, 4], [2, 5, 1]], np.float32)
+
+    class Stand:
+        nb_classes = 3
+
+        def predict(self, x):
+            v = x.reshape(len(x), -1)[:, 0]
+            out = logits[(v % 100).astype(int)].copy()
+            out[v >= 100] = np.roll(out[v >= 100], 1, axis=1)
+            return out
+
+    calls = []
+
+    class Member:
+        def __init__(self, *fool):
+            self.fool = list(fool)
+
+        def generate(self, x, y):
+            ids = x.reshape(len(x), -1)[:, 0].astype(int)
+            calls.append((ids.tolist(), y.argmax(1).tolist()))
+            hit = np.isin(ids, list(self.fool.pop(0)))
+            return x + 100 * hit[:, None, None, None]
+
+    x = np.arange(6, dtype=np.float32).reshape(6, 1, 1, 1)
+    y = np.eye(3, dtype=np.float32)[logits.argmax(1)]
+    ens = attacks.evasion.FirstSuccess(Stand(), [("a", Member({0, 1, 2}), 0), ("b", Member({2, 3}, {4}), 2)])
+    x_adv = ens.generate(x, y)
+    assert ens.first.tolist() == ["a", "a", "a", "b", "b", ""]
+    assert calls[0][0] == [0, 1, 2, 3, 4, 5] and calls[1][0] == [3, 4, 5] and calls[2][0] == [4, 5]
+    assert calls[1][1] == [1, 1, 0] and calls[2][1] == [0, 2]  # most likely other class, then the second
+    assert (x_adv[:5, 0, 0, 0] >= 100).all() and x_adv[5, 0, 0, 0] == 5

@@ -1,6 +1,7 @@
 """Attack layer: how adversarial images are made.
 
-``evasion``: the registry of ART evasion attacks (FGSM, BIM, PGD, DeepFool, C&W-L2, UAP, Square, APGD+Square), in pixel
+``evasion``: the registry of ART evasion attacks (FGSM, BIM, PGD, DeepFool, C&W-L2, UAP, Square, APGD+Square, and
+AutoAttack's standard ensemble without FAB-T, run member by member as AutoAttack runs it), in pixel
 space on logits models, ε checked and projected; its names are this package's API (``attacks.generate``,
 ``attacks.sweep``). ``compiled``: the same attacks as compiled TensorFlow functions, tested equal to ART's.
 
