@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from ..errors import ParameterError
 from ..measure.metrics import classification_metrics, softmax
-from ..registry import Registry
+from ..registry import Registry, check_params
 
 AUGMENTATIONS: Registry = Registry("augmentation")
 SCHEDULES = ("plateau", "cosine")
@@ -116,6 +116,66 @@ def check_settings(settings: dict) -> None:
     balance_power(s.get("balance", True))
     if s.get("augment", True) not in (True, False, None, "none"):
         AUGMENTATIONS[s["augment"]]
+    adversarial_settings(s.get("adversarial"))
+
+
+ADVERSARIAL = {"eps": None, "steps": 7}  # PGD adversarial training: ε (pixel units, required) and PGD steps
+
+
+def adversarial_settings(adv) -> dict | None:
+    """``train.adversarial``: none, or {eps, steps} of PGD adversarial training (Madry et al. 2018), checked."""
+    if adv in (None, False):
+        return None
+    if not isinstance(adv, dict):
+        raise ParameterError(f"train.adversarial must be a mapping such as {{eps: 0.0078, steps: 7}}, got {adv!r}")
+    check_params("train.adversarial", adv, ADVERSARIAL)
+    eps, steps = adv.get("eps"), adv.get("steps", ADVERSARIAL["steps"])
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps <= 1:
+        raise ParameterError(f"train.adversarial.eps must be in (0, 1] (pixel units, e.g. 2/255 = 0.0078), got {eps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ParameterError(f"train.adversarial.steps must be an integer ≥ 1, got {steps!r}")
+    return {"eps": float(eps), "steps": steps}
+
+
+class AdversarialTrainer(keras.Model):
+    """PGD adversarial training (Madry et al. 2018): every step trains ``net`` on the PGD adversarial of its
+    (augmented) batch instead of the batch — a uniform random start in the ε-ball, ``steps`` signed-gradient steps
+    of α = 2.5·ε/steps on the plain cross-entropy, projected onto the ε-ball and [0, 1]. The adversarial is made with
+    the network in inference mode (BatchNorm statistics frozen); the loss, class weights, optimiser and schedule are
+    the recipe's. Validation and prediction see clean images."""
+
+    def __init__(self, net: keras.Model, augment: keras.Model | None, eps: float, steps: int, seed: int = 0):
+        super().__init__()
+        self.net, self.augment, self.eps, self.steps = net, augment, float(eps), int(steps)
+        self.alpha = 2.5 * self.eps / self.steps
+        self.noise = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=False):
+        return self.net(x, training=training)
+
+    def adversarial(self, x, y):
+        ce = keras.losses.CategoricalCrossentropy(from_logits=True)
+        start = keras.random.uniform(tf.shape(x), -self.eps, self.eps, seed=self.noise)
+        x_adv = tf.clip_by_value(x + start, 0.0, 1.0)
+        for _ in range(self.steps):
+            with tf.GradientTape() as tape:
+                tape.watch(x_adv)
+                loss = ce(y, self.net(x_adv, training=False))
+            step = x_adv + self.alpha * tf.sign(tape.gradient(loss, x_adv))
+            x_adv = tf.clip_by_value(tf.clip_by_value(step, x - self.eps, x + self.eps), 0.0, 1.0)
+        return tf.stop_gradient(x_adv)
+
+    def train_step(self, data):
+        x, y, weight = keras.utils.unpack_x_y_sample_weight(data)
+        if self.augment is not None:
+            x = tf.clip_by_value(self.augment(x, training=True), 0.0, 1.0)
+        x = self.adversarial(x, y)
+        with tf.GradientTape() as tape:
+            logits = self.net(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=logits, sample_weight=weight, training=True)
+        grads = tape.gradient(loss, self.net.trainable_variables)
+        self.optimizer.apply(grads, self.net.trainable_variables)
+        return self.compute_metrics(x, y, logits, sample_weight=weight)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -154,19 +214,21 @@ class BalancedAccuracy(keras.callbacks.Callback):
 def fit(model: keras.Model, x_train, y_train, x_val, y_val, *, epochs: int = 30, batch_size: int = 64,
         lr: float = 1e-3, patience: int = 6, augment="anatomical", balance=True, schedule: str = "plateau",
         warmup: int = 0, weight_decay: float = 0.0, label_smoothing: float = 0.0, monitor: str = "val_loss",
-        seed: int = 0, verbose: int = 2, jit_compile: bool = False) -> dict:
+        adversarial: dict | None = None, seed: int = 0, verbose: int = 2, jit_compile: bool = False) -> dict:
     """AdamW on (label-smoothed) softmax cross-entropy over logits, class-weighted by ``balance``.
 
     ``schedule``: ``plateau`` halves the LR when validation loss stalls; ``cosine`` warms up linearly for
     ``warmup`` epochs, then decays to 0 by the last epoch (Loshchilov & Hutter 2017). ``monitor``: the
     validation quantity early stopping watches (best weights restored); ``none`` trains every epoch and
-    keeps the last weights, so the validation split stays a held-out split. ``jit_compile``: XLA for the training
+    keeps the last weights, so the validation split stays a held-out split. ``adversarial``: {eps, steps} trains on
+    PGD adversarials of each batch instead (:class:`AdversarialTrainer`). ``jit_compile``: XLA for the training
     step (see ``bench/train_speed.py``). Returns the history, the wall time and each epoch's training seconds
     (``train_seconds``: the epoch without its validation).
     """
     check_settings(dict(epochs=epochs, batch_size=batch_size, schedule=schedule, monitor=monitor, warmup=warmup,
                         weight_decay=weight_decay, label_smoothing=label_smoothing, balance=balance,
-                        augment=augment or False))
+                        augment=augment or False, adversarial=adversarial))
+    adversarial = adversarial_settings(adversarial)
     power = balance_power(balance)
     set_seed(seed)
     n_classes = int(model.output.shape[-1])
@@ -179,8 +241,10 @@ def fit(model: keras.Model, x_train, y_train, x_val, y_val, *, epochs: int = 30,
     # Augmentation runs as the first layers of a training-only wrapper, on the model's own (multi-threaded)
     # graph: as a tf.data map it ran on one core and made training input-bound. The saved model is ``model``.
     trainer = model
-    if augment:
-        aug = AUGMENTATIONS[augment](seed)
+    aug = AUGMENTATIONS[augment](seed) if augment else None
+    if adversarial:
+        trainer = AdversarialTrainer(model, aug, adversarial["eps"], adversarial["steps"], seed)
+    elif aug is not None:
         trainer = keras.Sequential([keras.Input(model.input_shape[1:]), aug,
                                     keras.layers.Lambda(lambda x: tf.clip_by_value(x, 0.0, 1.0)), model])
     trainer.compile(optimizer=keras.optimizers.AdamW(rate, weight_decay=weight_decay),

@@ -17,7 +17,8 @@ DEFAULTS = {
     "per_seed": [],  # the parts that also run on every extra seed's model: gradattacks, radarmix, detection
     # the recipe of advxai.models.train (README "Training recipe"); patience applies when monitor is not "none"
     "train": {"epochs": 15, "batch_size": 64, "lr": 3e-3, "patience": 4, "augment": True, "balance": True,
-              "schedule": "cosine", "warmup": 1, "weight_decay": 1e-4, "label_smoothing": 0.1, "monitor": "none"},
+              "schedule": "cosine", "warmup": 1, "weight_decay": 1e-4, "label_smoothing": 0.1, "monitor": "none",
+              "adversarial": None},  # {eps, steps}: PGD adversarial training (advxai.models.train)
     "attack": {"names": ["fgsm", "pgd", "deepfool"], "eps": [0.01, 0.05, 0.075, 0.1], "n_images": 100,
                "params": {}, "split": False},
     "explain": {"names": ["gradcam", "gradcam++"], "target": ["predicted", "clean"]},
@@ -191,7 +192,7 @@ def _read(path: Path, seen: tuple = ()) -> dict:
 # Keys a config may hold besides the defaults' own (a typo must fail, not silently fall back to a default).
 TOP_LEVEL = {"name", "datasets", "models", "radarmix", "detection"}
 DATASET_KEYS = {"name", "size", "model_params", "train", "split"}
-MODEL_KEYS = {"name", "params"}
+MODEL_KEYS = {"name", "params", "train", "label"}  # train: this model's own training settings (e.g. adversarial)
 FREE_FORM = {"params", "n_explain", "model_params"}  # maps of registry names to parameters, checked by the registries
 
 
@@ -271,8 +272,10 @@ def _check_models(datasets: list[dict], model_entries: list[dict]) -> None:
     parameters its builder takes (a typo gets the closest name), a size at which its Grad-CAM map is at least
     2×2."""
     from .. import models
+    from ..models.train import check_settings
 
     for m in model_entries:
+        check_settings({**DEFAULTS["train"], **(m.get("train") or {})})
         for d in datasets:
             params = {**m.get("params", {}), **d.get("model_params", {}).get(m["name"], {})}
             models.check(m["name"], d["size"], params)

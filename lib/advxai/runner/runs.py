@@ -92,6 +92,15 @@ def model_label(model: str, seed: int, base_seed: int) -> str:
     return model if seed == base_seed else f"{model}·s{seed}"
 
 
+def model_name(m: dict) -> str:
+    """What a model entry is called in run labels and tables: its ``label``, else its architecture, with
+    ``-at<ε·255>`` for an adversarially trained one (``cnn-at2``: PGD training at ε = 2/255)."""
+    if m.get("label"):
+        return str(m["label"])
+    adv = (m.get("train") or {}).get("adversarial")
+    return m["name"] + (f"-at{round(adv['eps'] * 255, 1):g}" if adv else "")
+
+
 def plan(cfg: dict, results: Path) -> list[Run]:
     """Expand a config into runs in execution order (every run after the runs it depends on).
 
@@ -110,11 +119,12 @@ def plan(cfg: dict, results: Path) -> list[Run]:
         dkeys = _data_keys(d)
         mparams = dict(m.get("params", {}), **d.get("model_params", {}).get(m["name"], {}))
         sep = "_" if d["name"][-1].isdigit() else ""  # isic2018_28, not isic201828
-        label = f"{d['name']}{sep}{d['size']}-{m['name']}"
-        mlabel = model_label(m["name"], s, seed)
+        name = model_name(m)
+        label = f"{d['name']}{sep}{d['size']}-{name}"
+        mlabel = model_label(name, s, seed)
         params = {**dkeys, "model": m["name"], "model_params": mparams, **train_cfg, **d.get("train", {}),
-                  "seed": s, "n_boot": n_boot}
-        if s != seed:
+                  **m.get("train", {}), "seed": s, "n_boot": n_boot}
+        if mlabel != m["name"]:
             params["model_label"] = mlabel
         run = Run("train", label + ("" if s == seed else f"-s{s}"), params, results=results)
         if run.key not in trains:
@@ -122,9 +132,9 @@ def plan(cfg: dict, results: Path) -> list[Run]:
             runs.append(run)
             if cfg["seeds"] and s == seed:  # training-seed variance: its runs are the extra seeds' training runs
                 # settings and model_params only key the run (its rows come from the training runs it reads)
-                settings = {k: run.params[k] for k in (*train_cfg, *d.get("train", {}))}
+                settings = {k: run.params[k] for k in (*train_cfg, *d.get("train", {}), *m.get("train", {}))}
                 extra = [train_run(d, m, train_cfg, x)[0] for x in cfg["seeds"] if x != seed]
-                seeds_runs[run.key] = Run("seeds", label, {**dkeys, "model": m["name"], "model_params": mparams,
+                seeds_runs[run.key] = Run("seeds", label, {**dkeys, "model": name, "model_params": mparams,
                                                            "settings": settings, "seed": seed},
                                           [run, *extra], results)
         return (trains[run.key], {**dkeys, "model": mlabel, "seed": seed, "n_boot": n_boot},
