@@ -59,6 +59,16 @@ DETECTION = {
                  "max_iter": 100, "n_images": 100, "seeds": "all"},
 }
 
+# The robustness study (optional, section ``robustness``): accuracy under attack against ε in RobustBench's style on
+# a class-balanced test sample, for every listed model (standard and adversarially trained, on the config's seed).
+ROBUSTNESS = {
+    "datasets": [], "models": [{"name": "cnn"}], "train": {},
+    "eps": [1 / 255, 2 / 255, 4 / 255, 8 / 255],
+    "n_images": 500,
+    # AutoAttack's standard ensemble without FAB-T, and PGD-50 (α = ε/10) with five random restarts for comparison
+    "attacks": {"autoattack-nofab": {}, "pgd": {"max_iter": 50, "step_ratio": 0.1, "num_random_init": 5}},
+}
+
 
 def load_config(path: Path) -> dict:
     """Read a YAML grid and fill in defaults; unknown names and ε outside [0, 1] fail here, before any work."""
@@ -92,7 +102,36 @@ def load_config(path: Path) -> dict:
         cfg["radarmix"] = [_radarmix(r or {}, path) for r in sections]
     if "detection" in raw:
         cfg["detection"] = _detection(raw["detection"] or {}, path)
+    if "robustness" in raw:
+        cfg["robustness"] = _robustness(raw["robustness"] or {}, path)
     return cfg
+
+
+def _robustness(raw: dict, path: Path) -> dict:
+    """The ``robustness`` section with defaults, checked: known attacks and their parameters, ε in (0, 1], a sample
+    the test split can give."""
+    from .. import attacks, data
+
+    r = _merged(ROBUSTNESS, raw)
+    if not r["datasets"]:
+        raise ParameterError(f"config {path}: section robustness lists no datasets")
+    r["datasets"] = [x if isinstance(x, dict) else {"name": x} for x in r["datasets"]]
+    r["models"] = [m if isinstance(m, dict) else {"name": m} for m in r["models"]]
+    for x in r["datasets"]:
+        data.check(x["name"], x.setdefault("size", 28))
+        data.check_sample(x["name"], x["size"], ["test"], int(r["n_images"]), "robustness.n_images")
+    _check_models(r["datasets"], r["models"])
+    if not r["attacks"]:
+        raise ParameterError("robustness.attacks lists no attack; e.g. {autoattack-nofab: {}}")
+    for name, params in r["attacks"].items():
+        attacks.params_for(name, params)
+        if not attacks.spec(name).eps_bounded:
+            raise ParameterError(f"robustness.attacks: {name!r} is not ε-bounded; robust accuracy needs an L∞ budget")
+    r["eps"] = [float(e) for e in _as_list(r["eps"])]
+    for e in r["eps"]:
+        if attacks.check_eps(e) == 0:
+            raise ParameterError("robustness.eps: ε = 0 is clean accuracy, reported on its own; list ε > 0")
+    return r
 
 
 PARTS = ("gradattacks", "radarmix", "detection")
@@ -118,7 +157,7 @@ def _radarmix(raw: dict, path: Path) -> dict:
 
 def dataset_names(cfg: dict) -> list[str]:
     """Every dataset a loaded config reads (its parts together, in order, once each)."""
-    sections = [cfg, *cfg.get("radarmix", []), *([cfg["detection"]] if "detection" in cfg else [])]
+    sections = [cfg, *cfg.get("radarmix", []), *(cfg[k] for k in ("detection", "robustness") if k in cfg)]
     names = (d["name"] if isinstance(d, dict) else d for s in sections for d in s["datasets"])
     return list(dict.fromkeys(names))
 
@@ -190,7 +229,7 @@ def _read(path: Path, seen: tuple = ()) -> dict:
 
 
 # Keys a config may hold besides the defaults' own (a typo must fail, not silently fall back to a default).
-TOP_LEVEL = {"name", "datasets", "models", "radarmix", "detection"}
+TOP_LEVEL = {"name", "datasets", "models", "radarmix", "detection", "robustness"}
 DATASET_KEYS = {"name", "size", "model_params", "train", "split"}
 MODEL_KEYS = {"name", "params", "train", "label"}  # train: this model's own training settings (e.g. adversarial)
 FREE_FORM = {"params", "n_explain", "model_params"}  # maps of registry names to parameters, checked by the registries
@@ -221,14 +260,14 @@ def _known_keys(raw: dict, path: Path) -> None:
             check(raw[name] or {}, set(STAGES) if name == "estimates" else set(default), name)
     entries(raw.get("datasets"), DATASET_KEYS, "datasets[]")
     entries(raw.get("models"), MODEL_KEYS, "models[]")
-    parts = [("radarmix", RADARMIX, r) for r in _as_list(raw.get("radarmix"))] + [("detection", DETECTION,
-                                                                                   raw.get("detection"))]
+    parts = [("radarmix", RADARMIX, r) for r in _as_list(raw.get("radarmix"))] + [
+        ("detection", DETECTION, raw.get("detection")), ("robustness", ROBUSTNESS, raw.get("robustness"))]
     for part, defaults, r in parts:  # the optional parts, alike
         if r is None:
             continue
         check(r, set(defaults), part)
         for name, default in defaults.items():
-            if isinstance(default, dict) and name in r and name not in FREE_FORM:
+            if isinstance(default, dict) and name in r and name not in FREE_FORM | {"attacks"}:
                 allowed = set(DEFAULTS["train"]) if name == "train" else set(default)  # train overrides the top's
                 check(r[name] or {}, allowed, f"{part}.{name}")
         entries(r.get("datasets"), DATASET_KEYS, f"{part}.datasets[]")

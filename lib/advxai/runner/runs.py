@@ -24,6 +24,7 @@ STAGES = {  # stage -> notebook, in execution order
     "radarmix": "06_radarmix.ipynb",
     "detection": "07_detection.ipynb",
     "seeds": "08_seeds.ipynb",
+    "robust": "09_robust.ipynb",
     "summary": "00_summary.ipynb",
 }
 
@@ -187,6 +188,12 @@ def plan(cfg: dict, results: Path) -> list[Run]:
                     if s != seed and det["adaptive"]["seeds"] == "base":  # the adaptive attack on one seed's models
                         params["adaptive"] = {**params["adaptive"], "attack": None}
                     runs.append(Run("detection", label, {**base, **params, "seed": seed}, [train], results))
+    for rb in [cfg["robustness"]] if "robustness" in cfg else []:  # the config's own seed's models
+        for d in rb["datasets"]:
+            for m in rb["models"]:
+                train, base, label = train_run(d, m, {**cfg["train"], **rb["train"]}, seed)
+                runs.append(Run("robust", label, {**base, "eps": rb["eps"], "n_images": int(rb["n_images"]),
+                                                  "attack_params": rb["attacks"]}, [train], results))
     runs += seeds_runs.values()  # last before the summary: the study's own results come first
     others = [r for r in runs if r.stage != "strength"]
     runs.append(Run("summary", "summary", {"config": cfg["name"], "seed": seed}, [*others, *strength_runs], results))

@@ -1,0 +1,63 @@
+"""The robustness study, one function per step of notebook 09: accuracy under attack against ε in RobustBench's
+style (Croce et al. 2021) — AutoAttack's standard ensemble without FAB-T and PGD-50 with restarts — on a
+class-balanced test sample, and how well the input gradient lines up with the image (Etmann et al. 2019), for
+standard and adversarially trained models alike."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import attacks as A
+from ..measure import tables
+from ..models import train
+
+EPS_255 = (1, 2, 4, 8)  # RobustBench's L∞ radii on [0, 255] images, for 28–64 px medical images
+
+
+def robust_rows(net, x, y, attack_params: dict[str, dict], eps: list[float], seed: int, base: dict,
+                log=print) -> tuple[list[dict], dict]:
+    """Clean accuracy, then the accuracy under each attack at each ε (a share with its Wilson interval; an image
+    counts as robust when it is classified correctly after the attack), and each attack's seconds. Returns the rows
+    and {(attack, ε): per-image robust flags}."""
+    ok = train.predict_logits(net, x).argmax(1) == y
+    rows = [tables.proportion_row("clean_accuracy", ok, subset="attacked", **base)]
+    robust = {}
+    for name, params in attack_params.items():
+        for e in eps:
+            x_adv, secs = A.generate(net, x, y, name, e, params, seed=seed)
+            hit = train.predict_logits(net, x_adv).argmax(1) == y
+            robust[name, e] = hit & ok  # an image wrong before the attack is not robust
+            keys = dict(base, attack=name, eps=float(e), subset="attacked")
+            rows += [tables.proportion_row("robust_accuracy", robust[name, e], **keys),
+                     tables.row("seconds", secs, n=len(x), **keys)]
+            log(f"{name} ε = {e:.4f}: robust accuracy {robust[name, e].mean():.3f} ({secs:.0f} s)")
+    return rows, robust
+
+
+def input_gradients(net, x, y, batch_size: int = 256) -> np.ndarray:
+    """∇ₓ z_y: the gradient of the true class's logit with respect to the image (the plain saliency map)."""
+    import tensorflow as tf
+
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = tf.convert_to_tensor(x[i:i + batch_size])
+        with tf.GradientTape() as tape:
+            tape.watch(xb)
+            z = tf.gather(net(xb, training=False), y[i:i + batch_size], axis=1, batch_dims=1)
+        out.append(tape.gradient(z, xb).numpy())
+    return np.concatenate(out)
+
+
+def alignment(grads: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Etmann et al. 2019's alignment of the saliency map with the image, per image: |⟨g, x⟩| / (‖g‖ ‖x‖), the
+    absolute cosine between the input gradient and the image (0: orthogonal; robust models are reported higher)."""
+    g, v = grads.reshape(len(grads), -1).astype(np.float64), x.reshape(len(x), -1).astype(np.float64)
+    den = np.linalg.norm(g, axis=1) * np.linalg.norm(v, axis=1)
+    return np.abs(np.sum(g * v, axis=1)) / np.where(den > 0, den, np.inf)
+
+
+def alignment_rows(net, x, y, n_boot: int, seed: int, base: dict) -> tuple[list[dict], np.ndarray]:
+    """The mean alignment over the sample with its bootstrap interval; returns the rows and the gradients."""
+    grads = input_gradients(net, x, y)
+    return [tables.mean_row("gradient_alignment", alignment(grads, x), n_boot, seed, subset="attacked", **base)], grads
+
