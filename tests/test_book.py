@@ -168,7 +168,8 @@ def test_the_pdf_holds_every_chapter_figure_and_the_bibliography(built_book):
     shutil.copy(out, OUTPUT / "advxai.pdf")  # for a reader of the test output to open
 
 
-CHAPTERS = ["intro", "data", "methods", "gradattacks", "radarmix", "detection", "robustness", "reproduction", "discussion", "rerun"]
+CHAPTERS = ["intro", "data", "methods", "gradattacks", "radarmix", "detection", "robustness", "reproduction",
+            "discussion", "rerun"]
 
 
 def prose(html: str) -> tuple[list[str], list[str]]:
