@@ -151,7 +151,8 @@ def test_random_transpose_draws_the_square_symmetries_and_is_identity_at_inferen
 
 def test_study_config_plans_every_dataset_two_architectures_three_seeds_and_eighteen_detection_settings(tmp_path):
     """configs/study.yaml (`make study`): 3 datasets × 2 architectures × 3 seeds of detection, Table II seed rows
-    for every trained model, RADAR-MIX in pixel and in σ units on seed 0's models; an unknown per-seed part fails."""
+    for every trained model, RADAR-MIX in pixel and in σ units on seed 0's models, robust accuracy of the chest
+    sets' standard and adversarially trained models (trained once); an unknown per-seed part fails."""
     from advxai.runner.runs import plan
 
     root = Path(__file__).resolve().parents[1] / "configs"
@@ -161,7 +162,12 @@ def test_study_config_plans_every_dataset_two_architectures_three_seeds_and_eigh
     assert len(det) == 18 and {r.params["model"] for r in det} == {f"{m}{s}" for m in ("cnn", "resnet")
                                                                     for s in ("", "·s1", "·s2")}
     assert {r.params["dataset"] for r in det} == {"pneumoniamnist", "chest_xray", "isic2018"}
-    assert len([r for r in runs if r.stage == "seeds"]) == 6 and len([r for r in runs if r.stage == "train"]) == 18
+    assert len([r for r in runs if r.stage == "seeds"]) == 6
+    trains = [r for r in runs if r.stage == "train"]
+    assert len(trains) == 18 + 4 and sum(r.params["adversarial"] is not None for r in trains) == 4  # AT: one seed
+    robust = [r for r in runs if r.stage == "robust"]
+    assert len(robust) == 8 and {r.params["model"] for r in robust} == {"cnn", "resnet", "cnn-at2", "resnet-at2"}
+    assert all(r.params["n_images"] >= 500 for r in robust)
     rm = [r for r in runs if r.stage == "radarmix"]
     assert sorted(r.label for r in rm) == ["isic2018_28-cnn", "isic2018_28-cnn-sigma", "isic2018_28-resnet",
                                            "isic2018_28-resnet-sigma"]

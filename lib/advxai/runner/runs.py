@@ -116,7 +116,7 @@ def plan(cfg: dict, results: Path) -> list[Run]:
     def seeds_of(part: str) -> list[int]:
         return [seed, *cfg["seeds"]] if part in cfg["per_seed"] else [seed]
 
-    def train_run(d: dict, m: dict, train_cfg: dict, s: int) -> tuple[Run, dict, str]:
+    def train_run(d: dict, m: dict, train_cfg: dict, s: int, variance: bool = True) -> tuple[Run, dict, str]:
         dkeys = _data_keys(d)
         mparams = dict(m.get("params", {}), **d.get("model_params", {}).get(m["name"], {}))
         sep = "_" if d["name"][-1].isdigit() else ""  # isic2018_28, not isic201828
@@ -131,7 +131,7 @@ def plan(cfg: dict, results: Path) -> list[Run]:
         if run.key not in trains:
             trains[run.key] = run
             runs.append(run)
-            if cfg["seeds"] and s == seed:  # training-seed variance: its runs are the extra seeds' training runs
+            if cfg["seeds"] and s == seed and variance:  # training-seed variance: the extra seeds' training runs
                 # settings and model_params only key the run (its rows come from the training runs it reads)
                 settings = {k: run.params[k] for k in (*train_cfg, *d.get("train", {}), *m.get("train", {}))}
                 extra = [train_run(d, m, train_cfg, x)[0] for x in cfg["seeds"] if x != seed]
@@ -191,7 +191,8 @@ def plan(cfg: dict, results: Path) -> list[Run]:
     for rb in [cfg["robustness"]] if "robustness" in cfg else []:  # the config's own seed's models
         for d in rb["datasets"]:
             for m in rb["models"]:
-                train, base, label = train_run(d, m, {**cfg["train"], **rb["train"]}, seed)
+                # a model first listed here is trained once (no extra seeds: adversarial training is the costly one)
+                train, base, label = train_run(d, m, {**cfg["train"], **rb["train"]}, seed, variance=False)
                 runs.append(Run("robust", label, {**base, "eps": rb["eps"], "n_images": int(rb["n_images"]),
                                                   "attack_params": rb["attacks"]}, [train], results))
     runs += seeds_runs.values()  # last before the summary: the study's own results come first
