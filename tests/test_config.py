@@ -28,6 +28,12 @@ RADARMIX = """radarmix:
     ("attack: {names: [pgd], eps: [0.05], n_images: 12, params: {pgd: {max_iters: 5}}}",
      r"^attack 'pgd' has no parameter 'max_iters'; did you mean 'max_iter'\?$"),
     (RADARMIX, r"^explainer 'lime' has no parameter 'num_samles'; did you mean 'num_samples'\?$"),
+    ("robustness: {datasets: [pneumoniamnist], eps: [0]}", r"^robustness.eps: ε = 0 is clean accuracy"),
+    ("robustness: {datasets: [pneumoniamnist], attacks: {deepfool: {}}}", r"^robustness.attacks: 'deepfool' is not"),
+    ("robustness: {datasets: [pneumoniamnist], attacks: {autoattack-nofab: {square_iters: 9}}}",
+     r"^attack 'autoattack-nofab' has no parameter 'square_iters'; did you mean 'square_iter'\?$"),
+    ("robustness: {datasets: [pneumoniamnist], n_image: 9}", r"unknown key robustness.'n_image'; did you mean"),
+    ("robustness: {datasets: [pneumoniamnist], n_images: 100000}", r"robustness.n_images"),
 ])
 def test_nested_keys_are_checked_before_any_work(tmp_path, yaml, message):
     cfg = tmp_path / "mine.yaml"
