@@ -110,6 +110,15 @@ def mod_points(df: pd.DataFrame):
                          lambda d, mdl, x, t: f"{d} · {mdl}\n{x}, target {t}")
 
 
+def chapter_figures(df: pd.DataFrame) -> dict:
+    """The figures the chapters paste from the Results page, by glue name (a sentence where a build has none)."""
+    from .narrative import NO_MASKS, NOT_RUN, html
+
+    shown = {"ga-strength-fig": (mod_points(df), NOT_RUN), "rm-shift-fig": (shift_split(df), NOT_RUN),
+             "rm-local-fig": (localisation(df), NO_MASKS)}
+    return {name: fig if fig is not None else html(none) for name, (fig, none) in shown.items()}
+
+
 def shift_split(df: pd.DataFrame, target: str = "predicted"):
     """RADAR-MIX's explanation shift split by outcome: top-k IoU of each image's clean vs attacked map against ε,
     fooled (filled, solid) vs not fooled (open, dotted), a line per attack with its 95 % bootstrap interval, a panel

@@ -155,3 +155,14 @@ def saliency_figure(robust_dirs: list):
     fig = saliency_grid(dict(sorted(samples.items())))
     fig.suptitle(name, y=1.01)
     return fig
+
+
+def glue_items(df: pd.DataFrame, robust_dirs: list) -> dict:
+    """The chapter's pasted parts by glue name: findings, RobustBench rows, AT vs standard, alignment, figures."""
+    from .figures import robust_accuracy
+    from .narrative import html
+
+    fig = robust_accuracy(df)
+    return {"rb-findings": html(findings(df)), "rb-table-md": html(robustbench_md(df)),
+            "rb-pairs-md": html(pairs_md(df)), "rb-align-md": html(alignment_md(df)),
+            "rb-fig": fig if fig is not None else html(NOT_RUN), "rb-saliency-fig": saliency_figure(robust_dirs)}
