@@ -63,18 +63,25 @@ def base_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def tier_md(config: str, df: pd.DataFrame) -> str:
     """What this build is — the study or the quick version of it — from its rows: models, seeds, settings."""
-    models = sorted({arch_seed(m)[0] for m in df.model.dropna().unique() if m != "none"})
-    n_models = df[df.stage == "train"].groupby(["dataset", "model"]).ngroups
+    from .robust import standard_of
+
+    archs = {arch_seed(m)[0] for m in df.model.dropna().unique() if m != "none"}
+    models = sorted(a for a in archs if standard_of(a) is None)
+    trained = df[df.stage == "train"].groupby(["dataset", "model"]).ngroups
+    n_at = df[(df.stage == "train") & df.model.map(lambda m: standard_of(m) is not None)].groupby(
+        ["dataset", "model"]).ngroups
     n_det = df[df.stage == "detection"].groupby(["dataset", "model"]).ngroups
     seeds = int(df[df.stage == "seeds"].n.max()) if (df.stage == "seeds").any() else 1
-    what = (f"{n_models} trained models ({', '.join(models)}; {seeds} training seed{'s' * (seeds > 1)} each), "
-            f"detection on {n_det} setting{'s' * (n_det != 1)}")
+    what = (f"{trained - n_at} trained models ({', '.join(models)}; {seeds} training seed{'s' * (seeds > 1)} each)"
+            + (f" and {n_at} adversarially trained (one seed each)" if n_at else "")
+            + f", detection on {n_det} setting{'s' * (n_det != 1)}")
     if config == "study":
         return f"This is **the study** (`make study`, `configs/study.yaml`): {what}."
     tier = ("the **quick version** (`make book`)" if config == "default" else
             f"a build of configuration `{config}`")
     return (f"This is {tier}: {what}. The published book is the study — three datasets, two architectures, three "
-            "training seeds, detection on 18 settings, RADAR-MIX on 360 lesions — built by `make study` "
+            "training seeds, detection on 18 settings, RADAR-MIX on 360 lesions, robust accuracy of standard and "
+            "adversarially trained models — built by `make study` "
             "(README \"The study\" gives its measured time).")
 
 
