@@ -23,7 +23,7 @@ def grid(tiny_grid):
 
 def test_grid_runs_and_writes_tidy_tables(grid):
     results, book, records = grid
-    assert [r["status"] for r in records] == ["done"] * 10
+    assert [r["status"] for r in records] == ["done"] * 11
     df = pd.read_csv(results / "tables" / "results.csv")
     assert list(df.columns) == tables.COLUMNS
     assert tables.duplicates(df).empty  # every number has one meaning: no two rows share all key columns
@@ -295,7 +295,8 @@ def test_every_attack_has_one_colour_in_every_panel_and_the_legend_says_which(gr
                     continue
                 assert label in legend and to_rgb(line.get_color()) == legend[label], (draw.__name__, label)
                 plotted += 1
-        assert plotted and set(df[df.stage == stage].attack.map(figures.base)) - {"none"} <= set(legend), draw.__name__
+        drawn = set(df[df.stage == stage].attack.map(figures.attack_name)) - {"none"}
+        assert plotted and drawn <= set(legend), draw.__name__
         fig.canvas.draw()
         boxes = [ax.title.get_window_extent() for ax in fig.axes if ax.get_title()]
         assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), draw.__name__

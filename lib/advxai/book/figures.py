@@ -25,7 +25,7 @@ def attack_colours(attacks) -> dict[str, tuple]:
     return {a: palette[str(a).split("@")[0]] for a in ordered}
 
 
-def base(attack) -> str:
+def attack_name(attack) -> str:
     """An attack's name without its ε units (``pgd@sigma`` -> ``pgd``): what its legend entry says."""
     return str(attack).split("@")[0]
 
@@ -34,8 +34,8 @@ def _legend(fig, colours: dict, extra: list | None = None, title: str = "attack"
     """One legend for the whole figure, outside the panels: a line per attack in its colour."""
     from matplotlib.lines import Line2D
 
-    named = {base(a): c for a, c in colours.items()}  # pgd and pgd@sigma: one colour, one entry
-    handles = [Line2D([], [], color=c, marker="o", label=base(a)) for a, c in named.items()] + (extra or [])
+    named = {attack_name(a): c for a, c in colours.items()}  # pgd and pgd@sigma: one colour, one entry
+    handles = [Line2D([], [], color=c, marker="o", label=attack_name(a)) for a, c in named.items()] + (extra or [])
     fig.legend(handles=handles, title=title, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, fontsize=9)
 
 
@@ -65,7 +65,7 @@ def accuracy_vs_eps(df: pd.DataFrame):
         base = acc[(acc.dataset == d) & (acc.model == m) & (acc.attack == "none")]
         for a, dd in g.groupby("attack"):
             dd = pd.concat([base.assign(attack=a), dd]).drop_duplicates("eps").sort_values("eps")
-            ax.plot(dd.eps, dd.value, "o-", ms=3, color=colours[a], label=base(a))
+            ax.plot(dd.eps, dd.value, "o-", ms=3, color=colours[a], label=attack_name(a))
             ax.fill_between(dd.eps, dd.ci_low, dd.ci_high, color=colours[a], alpha=0.15)
         ax.set(ylim=(-0.02, 1.02), ylabel="accuracy under attack",
                xlabel="ε (pixel scale; overshoot for DeepFool)" if u == "pixel" else f"ε ({u} units)")
@@ -92,7 +92,8 @@ def fooling_rates(df: pd.DataFrame):
             dd = dd.sort_values("eps")
             off = (i - 1) * 0.002  # attacks at one ε side by side
             err = np.clip(np.nan_to_num([dd.value - dd.ci_low, dd.ci_high - dd.value]), 0, None)
-            ax.errorbar(dd.eps + off, dd.value, yerr=err, fmt="o-", ms=3, capsize=2, color=colours[a], label=base(a))
+            ax.errorbar(dd.eps + off, dd.value, yerr=err, fmt="o-", ms=3, capsize=2, color=colours[a],
+                        label=attack_name(a))
         what = "fooling rate (correct images)" if metric == "fooling_rate" else "flip rate (all attacked)"
         ax.set(ylim=(-0.02, 1.05), xlabel="ε" if u == "pixel" else f"ε ({u} units)", ylabel="share (95 % Wilson)")
         ax.set_title(f"{d} · {m}\n{what}", fontsize=9)
@@ -152,7 +153,7 @@ def _split_points(m: pd.DataFrame, keys: list[str], ylabel: str, title):
             style = dict(ms=4, capsize=2, color=colours[a], mfc=colours[a] if sub == "fooled" else "white")
             ax.errorbar(dd.eps + off, dd.value, yerr=err, fmt="-" if sub == "fooled" else ":", alpha=0.35, **style)
             full = dd.n.to_numpy() >= SPLIT_MIN  # the points resting on enough images, drawn solid over the line
-            ax.errorbar(dd.eps[full] + off, dd.value[full], yerr=err[:, full], fmt="o", label=base(a), **style)
+            ax.errorbar(dd.eps[full] + off, dd.value[full], yerr=err[:, full], fmt="o", label=attack_name(a), **style)
             ax.plot(dd.eps[~full] + off, dd.value[~full], "o", alpha=0.35, ms=4, color=colours[a],
                     mfc=style["mfc"])
         u = units(g.attack.iloc[0])
@@ -186,7 +187,7 @@ def localisation(df: pd.DataFrame, target: str = "predicted"):
     for ax, ((d, m, x, u), g) in zip(axes, groups, strict=False):
         for a, dd in g.groupby("attack"):
             dd = dd.sort_values("eps")
-            ax.plot(dd.eps, dd.value, "o-", ms=3, color=colours[a], label=base(a))
+            ax.plot(dd.eps, dd.value, "o-", ms=3, color=colours[a], label=attack_name(a))
             ax.fill_between(dd.eps, dd.ci_low, dd.ci_high, color=colours[a], alpha=0.15)
         here = g.run.iloc[0]  # the clean maps and the mask area of this panel's run
         clean = energy[(energy.run == here) & (energy.explainer == x) & (energy.attack == "none")]
