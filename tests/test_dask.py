@@ -27,10 +27,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    """configs/tiny.yaml without its RADAR-MIX, detection and seeds parts (the executor, not the stages, is tested)."""
+    """configs/tiny.yaml without its RADAR-MIX, detection, robustness and seeds parts (the executor, not the stages, is
+    tested)."""
     cfg = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())
     cfg.pop("radarmix")
     cfg.pop("detection")
+    cfg.pop("robustness")
     cfg.pop("seeds")
     path = tmp_path_factory.mktemp("config") / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
