@@ -187,7 +187,7 @@ def test_autoattack_nofab_is_no_weaker_than_pgd_100(trained, test_batch):
     eps = 0.01
     clean = train.predict_logits(trained, x).argmax(1) == y
     x_pgd, _ = attacks.generate(trained, x, y, "pgd", eps, {"max_iter": 100, "step_ratio": 0.025}, seed=0)
-    x_aa, _ = attacks.generate(trained, x, y, "autoattack-nofab", eps, {"square_iter": 300}, seed=0)
+    x_aa, _ = attacks.generate(trained, x, y, "autoattack-nofab", eps, {"square_iter": 100}, seed=0)
     pgd_ok = train.predict_logits(trained, x_pgd).argmax(1) == y
     aa_ok = train.predict_logits(trained, x_aa).argmax(1) == y
     assert 0 < pgd_ok.sum() < clean.sum(), "pick an ε where PGD-100 fools some images and not all"

@@ -29,7 +29,13 @@ def test_grid_runs_and_writes_tidy_tables(grid):
     assert tables.duplicates(df).empty  # every number has one meaning: no two rows share all key columns
     assert {"accuracy", "auc", "f1", "precision", "recall", "specificity", "mcc", "fooling_rate", "flip_rate", "asr",
             "l2", "linf", "linf_max", "psnr", "ssim", "nissim", "mod", "vid", "blank_pairs"} <= set(df.metric)
-    assert set(df.attack) == {"none", "fgsm", "deepfool", "pgd", "adaptive"}  # adaptive: the detection's curve
+    # adaptive: the detection's curve; autoattack-nofab: the robust stage's ensemble
+    assert set(df.attack) == {"none", "fgsm", "deepfool", "pgd", "adaptive", "autoattack-nofab"}
+    rob = df[df.stage == "robust"]
+    assert set(rob.metric) == {"clean_accuracy", "robust_accuracy", "seconds", "gradient_alignment"}
+    acc = rob[rob.metric == "robust_accuracy"]
+    assert set(acc.n) == {20} and (acc.value <= rob[rob.metric == "clean_accuracy"].value.iloc[0] + 1e-9).all()
+    assert rob[rob.metric == "gradient_alignment"].value.between(0, 1).all()
     assert set(df[df.stage == "train"].subset) == {"test", "val"}  # official test split; grouped validation
     seeds = df[df.stage == "seeds"].set_index(["subset", "metric"])  # seed 0's and seed 1's training runs
     assert (seeds.n == 2).all() and seeds.loc[("test", "accuracy_sd"), "value"] >= 0
@@ -49,7 +55,7 @@ def test_grid_runs_and_writes_tidy_tables(grid):
     mod = df[df.metric == "mod"]
     assert set(mod.explainer) == {"gradcam"} and set(mod.target) == {"predicted", "clean"}
     assert set(mod.subset) == {"attacked", "fooled", "not_fooled"} and mod.value.dropna().between(0, 1).all()
-    assert (book / "results.ipynb").exists() and len(list((book / "runs").glob("*.ipynb"))) == 9
+    assert (book / "results.ipynb").exists() and len(list((book / "runs").glob("*.ipynb"))) == 10
 
 
 def test_radarmix_and_detection_rows(grid):
