@@ -124,7 +124,7 @@ def test_provenance_recorded_for_every_row(grid):
 def test_rerun_reuses_and_a_changed_parameter_reruns_only_its_dependants(grid, tmp_path):
     results, _, _ = grid
     again = pipeline.run_grid(TINY, results, log=lambda *a, **k: None)
-    assert [r["status"] for r in again] == ["cached"] * 10
+    assert [r["status"] for r in again] == ["cached"] * 11
     cfg = yaml.safe_load(TINY.read_text())
     cfg["strength"] = {"faithful": True}
     changed = tmp_path / "tiny_faithful.yaml"
@@ -132,7 +132,7 @@ def test_rerun_reuses_and_a_changed_parameter_reruns_only_its_dependants(grid, t
     recs = {r["stage"]: r["status"] for r in pipeline.run_grid(changed, results, log=lambda *a, **k: None)}
     assert recs == {"train": "cached", "attack": "cached", "gradcam": "cached", "distortion": "cached",
                     "strength": "done", "radarmix": "cached", "detection": "cached", "seeds": "cached",
-                    "summary": "done"}
+                    "robust": "cached", "summary": "done"}
     df = pd.read_csv(results / "tables" / "results.csv")
     assert {"nissim_max", "vid_seed"} <= set(df.metric)
 
@@ -212,7 +212,7 @@ def test_failing_cell_is_reported_and_others_go_on(grid, tmp_path, monkeypatch, 
      r"datasets\[\]\.train\.'epoch'; did you mean 'epochs'"),
     ({"attack": {"names": ["fgsm"], "epsilon": [0.1]}}, "unknown key attack.'epsilon'; did you mean 'eps'"),
     ({"radarmix": {"datasets": [{"name": "pneumoniamnist", "sise": 28}]}}, "unknown key radarmix.datasets.*'sise'"),
-    ({"attack": {"names": ["fgsm", "autoattack"]}}, "'autoattack' is now apgd-square"),
+    ({"attack": {"names": ["fgsm", "autoattack"]}}, "'autoattack' is now autoattack-nofab .* or apgd-square"),
     ({"explain": {"names": ["gradcam"], "target": ["predicted", "truth"]}}, "unknown explanation target 'truth'"),
     # more images than the split holds (PneumoniaMNIST: 624 test, 524 validation images, read from the file)
     ({"attack": {"names": ["fgsm"], "n_images": 700}}, "attack.n_images = 700 exceeds the 624 images of "
@@ -237,10 +237,10 @@ def test_bad_config_fails_before_any_work(tmp_path, capsys, change, message):
 def test_validate_and_plan_before_any_work(grid, tmp_path, capsys):
     results, _, _ = grid
     assert cli.main(["validate", str(TINY), "--results", str(results)]) == 0
-    assert "valid; 10 runs" in capsys.readouterr().out
+    assert "valid; 11 runs" in capsys.readouterr().out
     assert cli.main(["plan", str(TINY), "--results", str(results)]) == 0
     out = capsys.readouterr().out
-    assert "10 runs: 10 cached, 0 to run" in out and "radarmix" in out and "seeds" in out
+    assert "11 runs: 11 cached, 0 to run" in out and "radarmix" in out and "seeds" in out
     fresh = tmp_path / "fresh"
     rows = pipeline.plan_rows(ROOT / "configs" / "paper_grad_attacks.yaml", fresh)
     assert len(rows) > 20 and all(r["state"] == "will run" for r in rows) and not fresh.exists()
