@@ -112,6 +112,11 @@ def _input_gradient(model):
     return grad
 
 
+def input_gradient(model, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """∂z_c/∂x for each image's class c (signed, every channel): compiled once per model, in batches."""
+    return _batched(_compiled(model, "grad", lambda: _input_gradient(model)), x, np.asarray(targets, np.int32))
+
+
 def _targets(ctx, model, x):
     return ctx["targets"] if "targets" in ctx else logits(model, x, ctx).argmax(1).astype(np.int32)
 
@@ -119,15 +124,13 @@ def _targets(ctx, model, x):
 @VIEWS.register("saliency")
 def saliency(model, x, ctx):
     """|∂z_c/∂x| summed over channels, c the predicted class (Simonyan et al. 2014); raw, not normalised."""
-    g = _batched(_compiled(model, "grad", lambda: _input_gradient(model)), x, _targets(ctx, model, x))
-    return np.abs(g).sum(-1)
+    return np.abs(input_gradient(model, x, _targets(ctx, model, x))).sum(-1)
 
 
 @VIEWS.register("gxi")
 def gradient_times_input(model, x, ctx):
     """(∂z_c/∂x) · x summed over channels (Shrikumar et al. 2016); signed."""
-    g = _batched(_compiled(model, "grad", lambda: _input_gradient(model)), x, _targets(ctx, model, x))
-    return (g * x).sum(-1)
+    return (input_gradient(model, x, _targets(ctx, model, x)) * x).sum(-1)
 
 
 @VIEWS.register("ig")

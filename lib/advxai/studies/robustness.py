@@ -8,10 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import attacks as A
+from ..detect.views import input_gradient
 from ..measure import tables
 from ..models import train
-
-EPS_255 = (1, 2, 4, 8)  # RobustBench's L∞ radii on [0, 255] images, for 28–64 px medical images
 
 
 def robust_rows(net, x, y, attack_params: dict[str, dict], eps: list[float], seed: int, base: dict,
@@ -34,20 +33,6 @@ def robust_rows(net, x, y, attack_params: dict[str, dict], eps: list[float], see
     return rows, robust
 
 
-def input_gradients(net, x, y, batch_size: int = 256) -> np.ndarray:
-    """∇ₓ z_y: the gradient of the true class's logit with respect to the image (the plain saliency map)."""
-    import tensorflow as tf
-
-    out = []
-    for i in range(0, len(x), batch_size):
-        xb = tf.convert_to_tensor(x[i:i + batch_size])
-        with tf.GradientTape() as tape:
-            tape.watch(xb)
-            z = tf.gather(net(xb, training=False), y[i:i + batch_size], axis=1, batch_dims=1)
-        out.append(tape.gradient(z, xb).numpy())
-    return np.concatenate(out)
-
-
 def alignment(grads: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Etmann et al. 2019's alignment of the saliency map with the image, per image: |⟨g, x⟩| / (‖g‖ ‖x‖), the
     absolute cosine between the input gradient and the image (0: orthogonal; robust models are reported higher)."""
@@ -58,6 +43,6 @@ def alignment(grads: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def alignment_rows(net, x, y, n_boot: int, seed: int, base: dict) -> tuple[list[dict], np.ndarray]:
     """The mean alignment over the sample with its bootstrap interval; returns the rows and the gradients."""
-    grads = input_gradients(net, x, y)
+    grads = input_gradient(net, x, y)  # ∇ₓ z_y: the true class's logit (the detection views' compiled gradient)
     return [tables.mean_row("gradient_alignment", alignment(grads, x), n_boot, seed, subset="attacked", **base)], grads
 
