@@ -80,7 +80,7 @@ def tier_md(config: str, df: pd.DataFrame) -> str:
     tier = ("the **quick version** (`make book`)" if config == "default" else
             f"a build of configuration `{config}`")
     return (f"This is {tier}: {what}. The published book is the study — three datasets, two architectures, three "
-            "training seeds, detection on 18 settings, RADAR-MIX on 360 lesions, robust accuracy of standard and "
+            "training seeds, detection on 18 settings, RADAR-MIX on 300 lesions, robust accuracy of standard and "
             "adversarially trained models — built by `make study` "
             "(README \"The study\" gives its measured time).")
 

@@ -34,18 +34,25 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, eps: float, score=N
 
 
 def evade(model, x, y, eps: float, score_tf, score_np, threshold: float, weights, max_iter: int = 100,
-          seed: int = 0, random_start: bool = False) -> tuple[dict, np.ndarray]:
+          seed: int = 0, random_start: bool = False, plain: dict | None = None) -> tuple[dict, np.ndarray]:
     """Each λ of ``weights`` (0 = plain PGD) at ``eps``: ({λ: (fooled (N,), evaded (N,))}, images) over images
     ``x`` that the model classifies correctly, with the per-image best over every λ (plain PGD included: the
     attacker may choose it) under key ``"best"``; the images are that best's (the first evading λ's image, else
-    the first λ's). Evaded = fooled and scored ≤ ``threshold``."""
+    the first λ's). Evaded = fooled and scored ≤ ``threshold``. ``plain``: a dict shared between calls on the same
+    images that keeps plain PGD's images (λ = 0 does not read the detector, so each detector reuses them)."""
     from ..models.train import predict_logits
 
     out, best_x = {}, None
     best_ok = np.zeros(len(x), bool)
     best_fool = np.zeros(len(x), bool)
     for w in weights:
-        xa = attack(model, x, y, eps, score_tf, w, max_iter, seed, random_start)
+        key = (float(eps), max_iter, seed, random_start)
+        if w == 0 and plain is not None and key in plain:
+            xa = plain[key]
+        else:
+            xa = attack(model, x, y, eps, score_tf, w, max_iter, seed, random_start)
+            if w == 0 and plain is not None:
+                plain[key] = xa
         fooled = predict_logits(model, xa).argmax(1) != np.asarray(y)
         evaded = fooled & (score_np(xa) <= threshold)
         out[float(w)] = (fooled, evaded)

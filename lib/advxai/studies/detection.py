@@ -129,23 +129,26 @@ def adaptive_attacks(model, x, y, advs: dict, cell: Cell, recs: list[dict], clea
     the result rows, :func:`advxai.measure.evaluation.adaptive_rows` with the row ``keys``)."""
     from ..measure import evaluation as E
 
+    plain: dict = {}  # plain PGD's images, attacked once for every group's detector
     res = {group: adaptive_study(model, x, y, advs, cell, name, clean_views, adv_views, success, ref, fold_of, ctx,
                                  adaptive["weights"], adaptive["eps_curve"], int(adaptive["max_iter"]),
-                                 int(adaptive["n_images"]), n_boot, seed)
+                                 int(adaptive["n_images"]), n_boot, seed, plain)
            for group, name in best_ported(recs).items()}
     return res, [r for one in res.values() for r in E.adaptive_rows(one, **(keys or {}))]
 
 
 def adaptive_study(model, x, y, advs: dict, cell: Cell, detector: str, clean_views, adv_views, success, ref, fold_of,
                    ctx, weights=(1.0, 10.0, 100.0), eps_curve=(0.02, 0.05, 0.1, 0.3), max_iter: int = 100,
-                   n_images: int = 100, n_boot: int = 1000, seed: int = 0) -> dict:
+                   n_images: int = 100, n_boot: int = 1000, seed: int = 0, plain: dict | None = None) -> dict:
     """The adaptive attack on ``detector``, end to end (:mod:`advxai.detect.adaptive`). Fold 0 is the test fold:
     the detector is fitted on the other folds (clean images + successful adversarials of ``cell``: the seen
     setting), its 5 %-FPR threshold read on the test fold's clean images, and up to ``n_images`` correctly classified
     test-fold images are attacked. Returns the evasion curve over ``eps_curve`` (plain PGD, each λ, the best λ per
     image), the detector's AUROC on the test fold under the plain cell and under the best-λ adaptive attack at the
     cell's ε, and the sanity checks: twice the steps from a random start at the λ that evaded most, and
-    Square (black box, the classifier only) at the cell's ε."""
+    Square (black box, the classifier only) at the cell's ε. ``plain``: plain PGD's images shared between the
+    detectors attacked on the same images (:func:`advxai.detect.adaptive.evade`); Square's likewise (so the
+    ``seconds`` of a later detector leave out those two attacks: counted once, for the first)."""
     import tensorflow as tf
 
     from ..attacks import generate
@@ -176,15 +179,19 @@ def adaptive_study(model, x, y, advs: dict, cell: Cell, detector: str, clean_vie
     pick = np.flatnonzero(pred_c == y[test])[:n_images]
     xt, yt = x[test][pick], y[test][pick]
     t0 = time.perf_counter()
+    plain = {} if plain is None else plain
     curve, images = {}, None
     for e in sorted({*map(float, eps_curve), cell.eps}):
-        curve[e], xa = AD.evade(model, xt, yt, e, score_tf, score_np, threshold, [0.0, *weights], max_iter, seed)
+        curve[e], xa = AD.evade(model, xt, yt, e, score_tf, score_np, threshold, [0.0, *weights], max_iter, seed,
+                                plain=plain)
         images = xa if e == cell.eps else images
     at = curve[cell.eps]
     best_w = max(weights, key=lambda w: (at[float(w)][1].sum(), w))  # the λ that evaded most at the cell's ε
     longer, _ = AD.evade(model, xt, yt, cell.eps, score_tf, score_np, threshold, [best_w], 2 * max_iter, seed + 1,
                          random_start=True)
-    x_sq, _ = generate(model, xt, yt, "square", cell.eps, seed=seed)
+    if "square" not in plain:  # black box: the same images for every detector
+        plain["square"] = generate(model, xt, yt, "square", cell.eps, seed=seed)[0]
+    x_sq = plain["square"]
     sq_fooled = predict_logits(model, x_sq).argmax(1) != yt
     secs = time.perf_counter() - t0
     ok_ad = at["best"][0]
