@@ -21,6 +21,46 @@ def grid(tiny_grid):
     return tiny_grid
 
 
+def test_robust_chapter_sets_each_at_models_grad_cam_shift_beside_its_twins(grid):
+    """The Robust models chapter's shift table on the tiny grid's real robust rows, with an adversarially trained
+    twin whose maps never move (IoU 1 [0.99, 1]): a row per (attack, ε, fooled / not fooled) cell, and the sentence
+    counts exactly the cells where the standard model's interval lies below 0.99."""
+    from advxai.book import robust
+
+    df = pd.read_csv(grid[0] / "tables" / "results.csv")
+    rob = df[(df.stage == "robust") & (df.metric == "iou")]
+    twin = rob.assign(model="cnn-at2", value=1.0, ci_low=0.99, ci_high=1.0)
+    p = robust.shift(pd.concat([df, twin], ignore_index=True))
+    cells = rob[rob.subset.isin(["fooled", "not_fooled"])]
+    assert len(p) == len(cells) and set(p.standard) == {"cnn"}
+    below = int((cells.ci_high < 0.99).sum())
+    assert below > 0 and (p.word == "higher than").sum() == below
+    assert f"in {below} of {len(cells)}" in robust.shift_md(pd.concat([df, twin], ignore_index=True))
+    assert "No Grad-CAM shift" in robust.shift_md(df)  # no AT model in the tiny grid
+
+
+def test_detection_on_an_at_model_goes_to_the_robust_chapter_beside_its_twin_not_into_the_settings(grid):
+    """The tiny grid's real detection rows copied as an adversarially trained twin (``cnn-at2``) whose AUROC rows are
+    all 1 [0.99, 1]: the Detection chapter's settings and tier count stay the standard models' only, and the
+    Robust models chapter pairs each detector with its twin's worst held-out AUROC."""
+    from advxai.book import aggregate as AG
+    from advxai.book import robust
+
+    df = pd.read_csv(grid[0] / "tables" / "results.csv")
+    det = df[df.stage == "detection"]
+    twin = det.assign(model="cnn-at2")
+    twin.loc[twin.metric == "auroc", ["value", "ci_low", "ci_high"]] = [1.0, 0.99, 1.0]
+    both = pd.concat([df, twin], ignore_index=True)
+    assert AG.detection_settings(both).equals(AG.detection_settings(df))
+    assert "detection on 1 setting" in AG.tier_md("tiny", both)
+    p = robust.detection(both)
+    settings = AG.detection_settings(df)
+    assert len(p) == len(settings) and set(p.standard) == {"cnn"}
+    assert (p.word == "higher than").sum() == (settings.ci_high < 0.99).sum() > 0
+    assert f"in {(p.word == 'higher than').sum()} of {len(p)} (model, detector)" in robust.detection_md(both)
+    assert "No detection run" in robust.detection_md(df)
+
+
 def test_grid_runs_and_writes_tidy_tables(grid):
     results, book, records = grid
     assert [r["status"] for r in records] == ["done"] * 11
@@ -32,7 +72,11 @@ def test_grid_runs_and_writes_tidy_tables(grid):
     # adaptive: the detection's curve; autoattack-nofab: the robust stage's ensemble
     assert set(df.attack) == {"none", "fgsm", "deepfool", "pgd", "adaptive", "autoattack-nofab"}
     rob = df[df.stage == "robust"]
-    assert set(rob.metric) == {"clean_accuracy", "robust_accuracy", "seconds", "gradient_alignment"}
+    assert set(rob.metric) == {"clean_accuracy", "robust_accuracy", "seconds", "gradient_alignment", "blank_pairs",
+                               "iou", "ssim", "spearman", "topk_intersection"}  # + Grad-CAM's shift under attack
+    iou = rob[rob.metric == "iou"]
+    assert set(iou.subset) == {"attacked", "fooled", "not_fooled"} and set(iou.explainer) == {"gradcam"}
+    assert set(iou.attack) == {"autoattack-nofab", "pgd"} and iou.value.dropna().between(0, 1).all()
     acc = rob[rob.metric == "robust_accuracy"]
     assert set(acc.n) == {20} and (acc.value <= rob[rob.metric == "clean_accuracy"].value.iloc[0] + 1e-9).all()
     assert rob[rob.metric == "gradient_alignment"].value.between(0, 1).all()

@@ -150,23 +150,31 @@ def test_random_transpose_draws_the_square_symmetries_and_is_identity_at_inferen
 
 
 def test_study_config_plans_every_dataset_two_architectures_three_seeds_and_eighteen_detection_settings(tmp_path):
-    """configs/study.yaml (`make study`): 3 datasets × 2 architectures × 3 seeds of detection, Table II seed rows
-    for every trained model, RADAR-MIX in pixel and in σ units on seed 0's models, robust accuracy of the chest
-    sets' standard and adversarially trained models (trained once); an unknown per-seed part fails."""
+    """configs/study.yaml (`make study`): 3 datasets × 2 architectures × 3 seeds of detection, and detection on the
+    chest sets' adversarially trained models (one seed, though detection runs on every seed: its second section),
+    Table II seed rows for every standard model, RADAR-MIX in pixel and in σ units on seed 0's models, robust
+    accuracy of the chest sets' standard and adversarially trained models (trained once, shared with detection);
+    an unknown per-seed part fails."""
     from advxai.runner.runs import plan
 
     root = Path(__file__).resolve().parents[1] / "configs"
     cfg = load_config(root / "study.yaml")
     runs = plan(cfg, tmp_path)
-    det = [r for r in runs if r.stage == "detection"]
+    det = [r for r in runs if r.stage == "detection" and "-at" not in r.params["model"]]
     assert len(det) == 18 and {r.params["model"] for r in det} == {f"{m}{s}" for m in ("cnn", "resnet")
                                                                     for s in ("", "·s1", "·s2")}
+    det_at = [r for r in runs if r.stage == "detection" and "-at" in r.params["model"]]
+    assert sorted(r.label for r in det_at) == ["chest_xray64-cnn-at2", "chest_xray64-resnet-at2",
+                                               "pneumoniamnist28-cnn-at2", "pneumoniamnist28-resnet-at2"]
+    assert all(r.params["adaptive"]["attack"] is None and r.params["attacks"] == det[0].params["attacks"]
+               for r in det_at)
     assert {r.params["dataset"] for r in det} == {"pneumoniamnist", "chest_xray", "isic2018"}
     assert len([r for r in runs if r.stage == "seeds"]) == 6
     trains = [r for r in runs if r.stage == "train"]
     assert len(trains) == 18 + 4 and sum(r.params["adversarial"] is not None for r in trains) == 4  # AT: one seed
     robust = [r for r in runs if r.stage == "robust"]
     assert len(robust) == 8 and {r.params["model"] for r in robust} == {"cnn", "resnet", "cnn-at2", "resnet-at2"}
+    assert {r.deps[0].key for r in det_at} == {r.deps[0].key for r in robust if "-at" in r.params["model"]}
     assert all(r.params["n_images"] >= 500 for r in robust)
     rm = [r for r in runs if r.stage == "radarmix"]
     assert sorted(r.label for r in rm) == ["isic2018_28-cnn", "isic2018_28-cnn-sigma", "isic2018_28-resnet",

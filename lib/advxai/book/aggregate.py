@@ -61,6 +61,14 @@ def base_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[~df.model.astype(str).str.contains("·s", regex=False)]
 
 
+def standard_detection(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows less the detection runs of adversarially trained models: the Detection chapter's settings are the
+    standard models'; the Robust models chapter sets the others beside their standard twins (:mod:`.robust`)."""
+    from .robust import standard_of
+
+    return df[~((df.stage == "detection") & df.model.map(lambda m: standard_of(m) is not None))]
+
+
 def tier_md(config: str, df: pd.DataFrame) -> str:
     """What this build is — the study or the quick version of it — from its rows: models, seeds, settings."""
     from .robust import standard_of
@@ -70,7 +78,7 @@ def tier_md(config: str, df: pd.DataFrame) -> str:
     trained = df[df.stage == "train"].groupby(["dataset", "model"]).ngroups
     n_at = df[(df.stage == "train") & df.model.map(lambda m: standard_of(m) is not None)].groupby(
         ["dataset", "model"]).ngroups
-    n_det = df[df.stage == "detection"].groupby(["dataset", "model"]).ngroups
+    n_det = standard_detection(df).query("stage == 'detection'").groupby(["dataset", "model"]).ngroups
     seeds = int(df[df.stage == "seeds"].n.max()) if (df.stage == "seeds").any() else 1
     what = (f"{trained - n_at} trained models ({', '.join(models)}; {seeds} training seed{'s' * (seeds > 1)} each)"
             + (f" and {n_at} adversarially trained (one seed each)" if n_at else "")
@@ -107,10 +115,11 @@ def seeds_table(df: pd.DataFrame, base_seed: int = 0, subset: str = "test") -> p
     return pd.DataFrame(rows)
 
 
-def detection_settings(df: pd.DataFrame, base_seed: int = 0) -> pd.DataFrame:
+def detection_settings(df: pd.DataFrame, base_seed: int = 0, standard: bool = True) -> pd.DataFrame:
     """One row per (setting, detector): its worst held-out AUROC (value, interval, the attack) and its worst
-    held-out TPR at 5 % FPR, with the setting's dataset, architecture and training seed and the detector's group."""
-    det = df[df.stage == "detection"]
+    held-out TPR at 5 % FPR, with the setting's dataset, architecture and training seed and the detector's group.
+    ``standard``: the standard models' settings only (:func:`standard_detection`)."""
+    det = (standard_detection(df) if standard else df).query("stage == 'detection'")
     out = []
     for (d, m), g in det.groupby(["dataset", "model"]):
         auroc, tpr = worst_held_out(g, "auroc"), worst_held_out(g, "tpr_at_5fpr").set_index("explainer")
@@ -290,7 +299,7 @@ def family_md(t: pd.DataFrame, n_settings: int) -> str:
 def worked(df: pd.DataFrame) -> tuple[str, str] | None:
     """The chapter's worked detection setting: PneumoniaMNIST 28 px · cnn (the quick book's) when it ran, else the
     first (dataset, model) in order; ``None`` without detection rows."""
-    keys = sorted(df[df.stage == "detection"].groupby(["dataset", "model"]).groups)
+    keys = sorted(standard_detection(df).query("stage == 'detection'").groupby(["dataset", "model"]).groups)
     return None if not keys else WORKED if WORKED in keys else keys[0]
 
 
@@ -316,6 +325,7 @@ def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
 
     from . import narrative as N
 
+    df = standard_detection(df)
     s = detection_settings(df, base_seed)
     fig = settings_figure(s)
     fam = family_table(df, s)

@@ -1,6 +1,7 @@
 """The Robust models chapter, from the result table: RobustBench's leaderboard rows, each adversarially trained model
 beside its standard twin (same dataset and architecture, ``cnn-at2`` beside ``cnn``), the alignment of input
-gradients with the image, and the chapter's opening findings. Comparisons use the intervals (:func:`compare`)."""
+gradients with the image, how far Grad-CAM moves under attack for each, and the chapter's opening findings.
+Comparisons use the intervals (:func:`compare`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 
 import pandas as pd
 
-from .narrative import NOT_RUN, collapsed, compare, fmt, fmt_n, md_table
+from .narrative import NOT_RUN, collapsed, compare, fmt, fmt_n, has_ci, md_table
 
 ENSEMBLE = "autoattack-nofab"
 _AT = re.compile(r"^(?P<arch>.+)-at(?P<eps>[\d.]+)$")
@@ -104,6 +105,86 @@ def alignment_md(df: pd.DataFrame) -> str:
     return said + collapsed(f"alignment of the input gradient with the image, {len(rows)} models", md_table(rows))
 
 
+def shift(df: pd.DataFrame, metric: str = "iou") -> pd.DataFrame:
+    """Each adversarially trained model's Grad-CAM shift beside its standard twin's, under the same attack and ε on
+    the same subset (fooled / not fooled): one row per (dataset, AT model, attack, ε, subset) with both rows."""
+    sh = df[(df.stage == "robust") & (df.metric == metric) & df.subset.isin(["fooled", "not_fooled"])]
+    out = []
+    for r in sh[sh.model.map(standard_of).notna()].itertuples():
+        twin = sh[(sh.dataset == r.dataset) & (sh.model == standard_of(r.model)) & (sh.attack == r.attack)
+                  & (sh.eps == r.eps) & (sh.subset == r.subset)]
+        if len(twin):
+            out.append({"dataset": r.dataset, "model": r.model, "standard": standard_of(r.model), "attack": r.attack,
+                        "eps": r.eps, "subset": r.subset, "at": r, "std": twin.iloc[0],
+                        "word": compare(r, twin.iloc[0])})
+    return pd.DataFrame(out)
+
+
+def shift_md(df: pd.DataFrame) -> str:
+    """The IoU of the top-10 % Grad-CAM pixels between the clean and the attacked map, AT vs standard, a row per
+    (dataset, models, attack, ε, subset), under one sentence counting where the AT model's map moved less."""
+    p = shift(df)
+    if p.empty:
+        return ("*No Grad-CAM shift of an adversarially trained model and its standard twin in this build "
+                "(the study's robustness part measures it: `make study`).*")
+    p = p.sort_values(["dataset", "model", "attack", "eps", "subset"])
+    rows = [{"dataset": r.dataset, "models": f"{r.model} vs {r.standard}", "attack": r.attack, "ε": _k255(r.eps),
+             "subset": r.subset.replace("_", " "), "IoU, AT": fmt(r.at), "IoU, standard": fmt(r.std),
+             "AT vs standard": r.word} for r in p.itertuples()]
+    counts = {w: int((p.word == w).sum()) for w in ("higher than", "lower than")}
+    return (f"How far the Grad-CAM map a user would see moved under attack (IoU of its top-10 % pixels with the "
+            f"clean map's; 1 = unchanged): the adversarially trained model's map kept more of its clean map than "
+            f"its standard twin's in {counts['higher than']} of {len(p)} (model, attack, ε, subset) cells and less in "
+            f"{counts['lower than']}, intervals apart (the rest overlap or have too few images):\n\n"
+            + collapsed(f"Grad-CAM IoU, clean vs attacked, AT vs standard, {len(rows)} rows", md_table(rows)))
+
+
+def detection(df: pd.DataFrame) -> pd.DataFrame:
+    """Each detector's worst held-out AUROC on each adversarially trained model beside the same detector on its
+    standard twin (same dataset, the config's seed): one row per (dataset, AT model, detector)."""
+    from .aggregate import detection_settings
+
+    s = detection_settings(df, standard=False)
+    if s.empty:
+        return s
+    twin = s.set_index(["dataset", "model", "detector"])
+    out = []
+    for r in s[s.model.map(standard_of).notna()].itertuples():
+        key = (r.dataset, standard_of(r.model), r.detector)
+        if key in twin.index:
+            t = twin.loc[key]
+            at = pd.Series({"value": r.auroc, "ci_low": r.ci_low, "ci_high": r.ci_high})
+            std = pd.Series({"value": t.auroc, "ci_low": t.ci_low, "ci_high": t.ci_high})
+            out.append({"dataset": r.dataset, "model": r.model, "standard": key[1], "detector": r.detector,
+                        "group": r.group, "at": at, "std": std, "word": compare(at, std)})
+    return pd.DataFrame(out)
+
+
+def _auroc(r) -> str:
+    return fmt(r) if has_ci(r) else ("—" if pd.isna(r.value) else f"{r.value:.2f} (no interval)")
+
+
+def detection_md(df: pd.DataFrame) -> str:
+    """Detection on the adversarially trained models vs their standard twins: how many successful adversarials
+    each had, and per detector its worst held-out AUROC on both, under one sentence counting the comparisons."""
+    p = detection(df)
+    if p.empty:
+        return ("*No detection run on an adversarially trained model in this build (the study runs the detection "
+                "study on them: `make study`).*")
+    det = df[(df.stage == "detection") & (df.metric == "n_adversarial") & df.model.isin(set(p.model))]
+    counts = "; ".join(f"{m} on {d}: {int(g.value.min())}–{int(g.value.max())} of {int(g.n.max())}"
+                       for (d, m), g in det.groupby(["dataset", "model"]))
+    rows = [{"dataset": r.dataset, "models": f"{r.model} vs {r.standard}", "detector": r.detector, "group": r.group,
+             "worst held-out AUROC, AT": _auroc(r.at), "standard": _auroc(r.std), "AT vs standard": r.word}
+            for r in p.sort_values(["dataset", "model", "group", "detector"]).itertuples()]
+    words = {w: int((p.word == w).sum()) for w in ("higher than", "lower than")}
+    return (f"The detection study on the adversarially trained models, on their successful adversarials (per attack "
+            f"cell, {counts} images). A detector's worst held-out AUROC was higher on the adversarially trained "
+            f"model than on its standard twin in {words['higher than']} of {len(p)} (model, detector) pairs and "
+            f"lower in {words['lower than']}, intervals apart:\n\n"
+            + collapsed(f"worst held-out AUROC, AT vs standard, {len(rows)} rows", md_table(rows)))
+
+
 def findings(df: pd.DataFrame) -> str:
     """The chapter's opening findings: what the ensemble leaves at the largest ε on standard models, whether it
     is at least as strong as PGD, and what adversarial training bought."""
@@ -129,6 +210,11 @@ def findings(df: pd.DataFrame) -> str:
     if len(p):
         claims.append(f"Adversarial training kept more images correct under the ensemble in "
                       f"{int((p.word == 'higher than').sum())} of {len(p)} (model, ε) cells, intervals apart.")
+    sh = shift(df)
+    if len(sh):
+        claims.append(f"The adversarially trained models' Grad-CAM maps kept more of the clean map under attack "
+                      f"(IoU, intervals apart) in {int((sh.word == 'higher than').sum())} of {len(sh)} cells and "
+                      f"less in {int((sh.word == 'lower than').sum())}.")
     return "\n".join(f"- {c}" for c in claims)
 
 
@@ -164,5 +250,6 @@ def glue_items(df: pd.DataFrame, robust_dirs: list) -> dict:
 
     fig = robust_accuracy(df)
     return {"rb-findings": html(findings(df)), "rb-table-md": html(robustbench_md(df)),
-            "rb-pairs-md": html(pairs_md(df)), "rb-align-md": html(alignment_md(df)),
+            "rb-pairs-md": html(pairs_md(df)), "rb-align-md": html(alignment_md(df)), "rb-shift-md": html(shift_md(df)),
+            "rb-detection-md": html(detection_md(df)),
             "rb-fig": fig if fig is not None else html(NOT_RUN), "rb-saliency-fig": saliency_figure(robust_dirs)}

@@ -100,8 +100,8 @@ def load_config(path: Path) -> dict:
     if "radarmix" in raw:  # one section, or a list of them (e.g. the same grid in pixel and in σ units)
         sections = raw["radarmix"] if isinstance(raw["radarmix"], list) else [raw["radarmix"]]
         cfg["radarmix"] = [_radarmix(r or {}, path) for r in sections]
-    if "detection" in raw:
-        cfg["detection"] = _detection(raw["detection"] or {}, path)
+    if "detection" in raw:  # one section, or a list (e.g. the adversarially trained models on their own datasets)
+        cfg["detection"] = [_detection(d or {}, path) for d in _as_list(raw["detection"])]
     if "robustness" in raw:
         cfg["robustness"] = _robustness(raw["robustness"] or {}, path)
     return cfg
@@ -157,7 +157,8 @@ def _radarmix(raw: dict, path: Path) -> dict:
 
 def dataset_names(cfg: dict) -> list[str]:
     """Every dataset a loaded config reads (its parts together, in order, once each)."""
-    sections = [cfg, *cfg.get("radarmix", []), *(cfg[k] for k in ("detection", "robustness") if k in cfg)]
+    sections = [cfg, *cfg.get("radarmix", []), *cfg.get("detection", []), *([cfg["robustness"]] if "robustness" in cfg
+                                                                           else [])]
     names = (d["name"] if isinstance(d, dict) else d for s in sections for d in s["datasets"])
     return list(dict.fromkeys(names))
 
@@ -261,7 +262,8 @@ def _known_keys(raw: dict, path: Path) -> None:
     entries(raw.get("datasets"), DATASET_KEYS, "datasets[]")
     entries(raw.get("models"), MODEL_KEYS, "models[]")
     parts = [("radarmix", RADARMIX, r) for r in _as_list(raw.get("radarmix"))] + [
-        ("detection", DETECTION, raw.get("detection")), ("robustness", ROBUSTNESS, raw.get("robustness"))]
+        ("detection", DETECTION, r) for r in _as_list(raw.get("detection"))] + [
+        ("robustness", ROBUSTNESS, raw.get("robustness"))]
     for part, defaults, r in parts:  # the optional parts, alike
         if r is None:
             continue

@@ -102,19 +102,26 @@ def model_name(m: dict) -> str:
     return m["name"] + (f"-at{round(adv['eps'] * 255, 1):g}" if adv else "")
 
 
+def adversarial(m: dict) -> bool:
+    """Whether a model entry is adversarially trained (``train: {adversarial: {...}}``)."""
+    return bool((m.get("train") or {}).get("adversarial"))
+
+
 def plan(cfg: dict, results: Path) -> list[Run]:
     """Expand a config into runs in execution order (every run after the runs it depends on).
 
     ``seeds`` (extra training seeds) trains every model once more per seed; the parts named in ``per_seed``
     (``gradattacks``, ``radarmix``, ``detection``) run on each of those models too, the others on the config's
-    own seed. A ``seeds`` run per model collects the training runs' Table II rows (mean ± s.d.)."""
+    own seed; an adversarially trained model is trained on the config's seed only. A ``seeds`` run per model
+    collects the training runs' Table II rows (mean ± s.d.)."""
     runs: list[Run] = []
     seed, n_boot = cfg["seed"], cfg["n_boot"]
     trains: dict[str, Run] = {}  # key -> run: one training run serves every part of a config
     seeds_runs: dict[str, Run] = {}  # training run key -> the seeds run collecting its model's training runs
 
-    def seeds_of(part: str) -> list[int]:
-        return [seed, *cfg["seeds"]] if part in cfg["per_seed"] else [seed]
+    def seeds_of(part: str, m: dict) -> list[int]:
+        # an adversarially trained model is trained on the config's seed only, in every part: it is the costly one
+        return [seed, *cfg["seeds"]] if part in cfg["per_seed"] and not adversarial(m) else [seed]
 
     def train_run(d: dict, m: dict, train_cfg: dict, s: int, variance: bool = True) -> tuple[Run, dict, str]:
         dkeys = _data_keys(d)
@@ -131,7 +138,8 @@ def plan(cfg: dict, results: Path) -> list[Run]:
         if run.key not in trains:
             trains[run.key] = run
             runs.append(run)
-            if cfg["seeds"] and s == seed and variance:  # training-seed variance: the extra seeds' training runs
+            # training-seed variance: the extra seeds' training runs
+            if cfg["seeds"] and s == seed and variance and not adversarial(m):
                 # settings and model_params only key the run (its rows come from the training runs it reads)
                 settings = {k: run.params[k] for k in (*train_cfg, *d.get("train", {}), *m.get("train", {}))}
                 extra = [train_run(d, m, train_cfg, x)[0] for x in cfg["seeds"] if x != seed]
@@ -145,7 +153,7 @@ def plan(cfg: dict, results: Path) -> list[Run]:
     strength_runs = []
     for d in cfg["datasets"]:
         for m in cfg["models"]:
-            for s in seeds_of("gradattacks"):
+            for s in seeds_of("gradattacks", m):
                 train, base, label = train_run(d, m, cfg["train"], s)
                 cams, atts = [], []
                 for g in groups:
@@ -169,7 +177,7 @@ def plan(cfg: dict, results: Path) -> list[Run]:
         units = "" if r["eps_units"] == "pixel" else f"-{r['eps_units']}"
         for d in r["datasets"]:
             for m in r["models"]:
-                for s in seeds_of("radarmix"):
+                for s in seeds_of("radarmix", m):
                     train, base, label = train_run(d, m, {**cfg["train"], **r["train"]}, s)
                     rm = Run("radarmix", label + units, {
                         **base, "split": d.get("split", r["split"]), "attacks": a["names"],
@@ -179,10 +187,10 @@ def plan(cfg: dict, results: Path) -> list[Run]:
                         "n_background": int(x["n_background"]), "targets": x["target"], "topk": float(r["topk"]),
                         "faithful": bool(r["faithful"]), "eps_units": r["eps_units"]}, [train], results)
                     runs.append(rm)
-    for det in [cfg["detection"]] if "detection" in cfg else []:
+    for det in cfg.get("detection", []):
         for d in det["datasets"]:
             for m in det["models"]:
-                for s in seeds_of("detection"):
+                for s in seeds_of("detection", m):
                     train, base, label = train_run(d, m, {**cfg["train"], **det["train"]}, s)
                     params = detection_params(det)
                     if s != seed and det["adaptive"]["seeds"] == "base":  # the adaptive attack on one seed's models
@@ -191,7 +199,7 @@ def plan(cfg: dict, results: Path) -> list[Run]:
     for rb in [cfg["robustness"]] if "robustness" in cfg else []:  # the config's own seed's models
         for d in rb["datasets"]:
             for m in rb["models"]:
-                # a model first listed here is trained once (no extra seeds: adversarial training is the costly one)
+                # a model first listed here is trained once (no extra seeds: robust accuracy is one seed's measurement)
                 train, base, label = train_run(d, m, {**cfg["train"], **rb["train"]}, seed, variance=False)
                 runs.append(Run("robust", label, {**base, "eps": rb["eps"], "n_images": int(rb["n_images"]),
                                                   "attack_params": rb["attacks"]}, [train], results))

@@ -1,7 +1,7 @@
 """The robustness study, one function per step of notebook 09: accuracy under attack against ε in RobustBench's
 style (Croce et al. 2021) — AutoAttack's standard ensemble without FAB-T and PGD-50 with restarts — on a
 class-balanced test sample, and how well the input gradient lines up with the image (Etmann et al. 2019), for
-standard and adversarially trained models alike."""
+standard and adversarially trained models alike; and what the attacks do to the Grad-CAM map a user would see."""
 
 from __future__ import annotations
 
@@ -14,23 +14,42 @@ from ..models import train
 
 
 def robust_rows(net, x, y, attack_params: dict[str, dict], eps: list[float], seed: int, base: dict,
-                log=print) -> tuple[list[dict], dict]:
+                log=print) -> tuple[list[dict], dict, dict]:
     """Clean accuracy, then the accuracy under each attack at each ε (a share with its Wilson interval; an image
-    counts as robust when it is classified correctly after the attack), and each attack's seconds. Returns the rows
-    and {(attack, ε): per-image robust flags}."""
+    counts as robust when it is classified correctly after the attack), and each attack's seconds. Returns the rows,
+    {(attack, ε): per-image robust flags} and {(attack, ε): adversarial images}."""
     ok = train.predict_logits(net, x).argmax(1) == y
     rows = [tables.proportion_row("clean_accuracy", ok, subset="attacked", **base)]
-    robust = {}
+    robust, advs = {}, {}
     for name, params in attack_params.items():
         for e in eps:
-            x_adv, secs = A.generate(net, x, y, name, e, params, seed=seed)
+            x_adv, secs = advs[name, e] = A.generate(net, x, y, name, e, params, seed=seed)
             hit = train.predict_logits(net, x_adv).argmax(1) == y
             robust[name, e] = hit & ok  # an image wrong before the attack is not robust
             keys = dict(base, attack=name, eps=float(e), subset="attacked")
             rows += [tables.proportion_row("robust_accuracy", robust[name, e], **keys),
                      tables.row("seconds", secs, n=len(x), **keys)]
             log(f"{name} ε = {e:.4f}: robust accuracy {robust[name, e].mean():.3f} ({secs:.0f} s)")
-    return rows, robust
+    return rows, robust, {k: v[0] for k, v in advs.items()}
+
+
+def shift_rows(net, x, y, advs: dict, n_boot: int, seed: int, base: dict, target: str = "predicted") -> list[dict]:
+    """Grad-CAM's shift under each attack and ε (:func:`advxai.measure.evaluation.shift_rows`: IoU, SSIM, Spearman,
+    top-k intersection of the clean and the attacked map, split fooled / not fooled), each map explaining its own
+    image's prediction by default (``target``, :data:`advxai.explain.base.TARGETS`): the map a user would see."""
+    from ..explain.base import TARGETS
+    from ..explain.cams import gradcam
+    from ..measure import evaluation as E
+
+    pred = train.predict_logits(net, x).argmax(1)
+    rows = []
+    for (name, e), xa in advs.items():
+        pred_a = train.predict_logits(net, xa).argmax(1)
+        t_clean, t_adv = TARGETS[target](y, pred, pred_a)
+        maps = gradcam(net, x, t_clean, progress=False), gradcam(net, xa, t_adv, progress=False)
+        rows += E.shift_rows(*maps, E.split_masks(y, pred, pred_a), n_boot=n_boot, seed=seed,
+                             **dict(base, attack=name, eps=float(e), explainer="gradcam", target=target))
+    return rows
 
 
 def alignment(grads: np.ndarray, x: np.ndarray) -> np.ndarray:
