@@ -64,7 +64,7 @@ pdf: env
 
 test: $(VENV)/.tested
 	$(BIN)/ruff check lib tests bench
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: env
 	$(BIN)/python bench/stages.py

@@ -256,7 +256,7 @@ def test_bad_detection_config_fails_in_one_line(tmp_path):
         p.write_text(yaml.safe_dump({"detection": {"datasets": [{"name": "pneumoniamnist", "size": 28}], **section}}))
         return config.load_config(p)
 
-    assert load({})["detection"]["folds"] == 5
+    assert load({})["detection"][0]["folds"] == 5
     for section, message in [({"foldz": 5}, "did you mean 'folds'"), ({"detectors": ["lidd"]}, "unknown detector"),
                              ({"folds": 3}, "must be ≥ 5"), ({"attack": {"eps": {"cw2": [0.1]}}}, "not in the grid"),
                              ({"attack": {"names": ["fgsm"], "eps": {"fgsm": [2.0]}}}, "ε must lie"),

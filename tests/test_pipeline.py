@@ -105,13 +105,14 @@ def test_grid_runs_and_writes_tidy_tables(grid):
 def test_radarmix_and_detection_rows(grid):
     results, _, _ = grid
     df = pd.read_csv(results / "tables" / "results.csv")
-    shift = df[df.metric.isin(["iou", "ssim", "spearman", "topk_intersection"]) & (df.explainer != "none")]
+    shift = df[df.metric.isin(["iou", "ssim", "spearman", "topk_intersection"]) & (df.stage == "radarmix")]
     assert set(shift.explainer) == {"gradcam", "lime"} and set(shift.attack) == {"fgsm", "pgd"}
     assert set(shift.subset) == {"attacked", "fooled", "not_fooled"} and set(shift.target) == {"predicted", "clean"}
     assert shift[shift.explainer == "lime"].n.max() <= 4 and shift[shift.explainer == "gradcam"].n.max() == 12
     bounded = shift.metric.isin(["iou", "topk_intersection"])  # shares; SSIM and Spearman lie in [-1, 1]
     assert shift[bounded].value.dropna().between(0, 1).all() and shift.value.dropna().between(-1, 1).all()
-    blank = df[df.metric == "blank_pairs"].set_index(["stage", "explainer", "target", "attack", "eps", "subset"])
+    blank = df[(df.metric == "blank_pairs") & (df.stage == "radarmix")]
+    blank = blank.set_index(["stage", "explainer", "target", "attack", "eps", "subset"])
     for key, n_ok in shift[shift.metric == "iou"].set_index(blank.index.names).n.items():
         assert n_ok + blank.loc[key, "value"] == blank.loc[key, "n"]  # every pair either compared or counted blank
     det = df[(df.stage == "detection") & df.metric.isin(["auroc", "tpr_at_5fpr"])]

@@ -105,6 +105,11 @@ def alignment_md(df: pd.DataFrame) -> str:
     return said + collapsed(f"alignment of the input gradient with the image, {len(rows)} models", md_table(rows))
 
 
+def _tally(p: pd.DataFrame) -> dict[str, int]:
+    """How many comparisons came out higher and lower, intervals apart."""
+    return {w: int((p.word == w).sum()) for w in ("higher than", "lower than")}
+
+
 def shift(df: pd.DataFrame, metric: str = "iou") -> pd.DataFrame:
     """Each adversarially trained model's Grad-CAM shift beside its standard twin's, under the same attack and ε on
     the same subset (fooled / not fooled): one row per (dataset, AT model, attack, ε, subset) with both rows."""
@@ -131,7 +136,7 @@ def shift_md(df: pd.DataFrame) -> str:
     rows = [{"dataset": r.dataset, "models": f"{r.model} vs {r.standard}", "attack": r.attack, "ε": _k255(r.eps),
              "subset": r.subset.replace("_", " "), "IoU, AT": fmt(r.at), "IoU, standard": fmt(r.std),
              "AT vs standard": r.word} for r in p.itertuples()]
-    counts = {w: int((p.word == w).sum()) for w in ("higher than", "lower than")}
+    counts = _tally(p)
     return (f"How far the Grad-CAM map a user would see moved under attack (IoU of its top-10 % pixels with the "
             f"clean map's; 1 = unchanged): the adversarially trained model's map kept more of its clean map than "
             f"its standard twin's in {counts['higher than']} of {len(p)} (model, attack, ε, subset) cells and less in "
@@ -177,7 +182,7 @@ def detection_md(df: pd.DataFrame) -> str:
     rows = [{"dataset": r.dataset, "models": f"{r.model} vs {r.standard}", "detector": r.detector, "group": r.group,
              "worst held-out AUROC, AT": _auroc(r.at), "standard": _auroc(r.std), "AT vs standard": r.word}
             for r in p.sort_values(["dataset", "model", "group", "detector"]).itertuples()]
-    words = {w: int((p.word == w).sum()) for w in ("higher than", "lower than")}
+    words = _tally(p)
     return (f"The detection study on the adversarially trained models, on their successful adversarials (per attack "
             f"cell, {counts} images). A detector's worst held-out AUROC was higher on the adversarially trained "
             f"model than on its standard twin in {words['higher than']} of {len(p)} (model, detector) pairs and "
@@ -212,9 +217,9 @@ def findings(df: pd.DataFrame) -> str:
                       f"{int((p.word == 'higher than').sum())} of {len(p)} (model, ε) cells, intervals apart.")
     sh = shift(df)
     if len(sh):
+        t = _tally(sh)
         claims.append(f"The adversarially trained models' Grad-CAM maps kept more of the clean map under attack "
-                      f"(IoU, intervals apart) in {int((sh.word == 'higher than').sum())} of {len(sh)} cells and "
-                      f"less in {int((sh.word == 'lower than').sum())}.")
+                      f"(IoU, intervals apart) in {t['higher than']} of {len(sh)} cells and less in {t['lower than']}.")
     return "\n".join(f"- {c}" for c in claims)
 
 
