@@ -344,18 +344,19 @@ def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
             "det-all-md": collapsed(N.html(N.detection_md(df)).data, "every setting's numbers")}
 
 
-def worked_rocs(df: pd.DataFrame, detection_dirs: list) -> dict[str, pd.DataFrame]:
-    """The ROC curves (``roc.csv``) of the worked setting's detection run (:func:`worked`, found by the run's
-    parameters), by run label: one setting's curves on the chapter, the others on their run pages."""
+def worked_rocs(df: pd.DataFrame, detection_dirs: list, name: str = "roc.csv") -> dict[str, pd.DataFrame]:
+    """A table the worked setting's detection run saved (:func:`worked`, found by the run's parameters), by run
+    label: its ROC curves (``roc.csv``) or its groups' score samples (``scores.csv``); one setting's on the
+    chapter, the others on their run pages."""
     import json
     from pathlib import Path
 
     pick = worked(df)
     out = {}
     for d in map(Path, detection_dirs):
-        if pick is None or not (d / "roc.csv").exists():
+        if pick is None or not (d / name).exists():
             continue
         p = json.loads((d / "provenance.json").read_text())["parameters"]
         if (f"{p['dataset']}_{p['size']}", p["model"]) == pick:
-            out[d.name.rsplit("-", 1)[0]] = pd.read_csv(d / "roc.csv")
+            out[d.name.rsplit("-", 1)[0]] = pd.read_csv(d / name)
     return out

@@ -139,6 +139,39 @@ def detection_roc(rocs: dict[str, pd.DataFrame]):
     return fig
 
 
+def score_histograms(scores: dict[str, pd.DataFrame]):
+    """Per detection run, one panel per detector group: the out-of-fold scores of the group's best detector on
+    clean images and on the successful adversarials of its worst held-out attack (``scores.csv``), as densities on
+    shared bins between the pooled 1st and 99th percentiles (tails clipped into the end bins). ``None`` when no
+    run saved scores."""
+    import matplotlib.pyplot as plt
+
+    order = list(GROUP_COLOURS)
+    panels = [(label, grp, g) for label, df in scores.items()
+              for grp, g in sorted(df.groupby("group"), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9)]
+    if not panels:
+        return None
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.2 * rows), squeeze=False)
+    for ax, (label, grp, g) in zip(axes.flat, panels, strict=False):
+        lo, hi = np.nanpercentile(g.score, [1, 99])
+        bins = np.linspace(lo, hi if hi > lo else lo + 1, 31)
+        for kind, colour in (("clean", "tab:grey"), ("adversarial", "tab:red")):
+            v = g[g.label == kind].score.clip(bins[0], bins[-1])
+            ax.hist(v, bins=bins, density=True, alpha=0.55, color=colour, label=f"{kind} (n = {len(v)})")
+        r = g.iloc[0]
+        ax.set(xlabel=f"{r.detector} score", title=f"{label} · {grp}: held out {r.held_out}, AUROC {r.auroc:.2f}")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("density")
+    fig.tight_layout()
+    return fig
+
+
 def adaptive_curves(df: pd.DataFrame):
     """Per (dataset, model) a row of panels, one per attacked detector: the adaptive attack's evasion rate against
     ε (fooled *and* under the detector's 5 %-FPR threshold, over the correctly classified images attacked; Wilson

@@ -6,6 +6,7 @@ Comparisons use the intervals (:func:`compare`)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -227,7 +228,6 @@ def saliency_figure(robust_dirs: list):
     """The input-gradient maps of every model of one dataset side by side on the same seeded test images (the
     dataset with the most models, adversarially trained ones included), or a sentence where no run saved them."""
     import json
-    from pathlib import Path
 
     from IPython.display import HTML
 
@@ -248,6 +248,28 @@ def saliency_figure(robust_dirs: list):
     return fig
 
 
+def budgets_md(robust_dirs: list) -> str:
+    """The attack budgets this build's robustness runs used, read from their recorded parameters (a config may lower
+    them), each marked where it is below the registry's published default."""
+    import json
+
+    from ..attacks import params_for, spec
+
+    used: dict[str, set] = {}
+    for d in map(Path, robust_dirs):
+        p = json.loads((d / "provenance.json").read_text())["parameters"]
+        for name, overrides in p.get("attack_params", {}).items():
+            full = params_for(name, overrides)
+            used.setdefault(name, set()).update(
+                f"`{k}: {v}`" + ("" if v == spec(name).defaults[k] else f" (default {spec(name).defaults[k]})")
+                for k, v in full.items() if k in ("apgd_iter", "n_targets", "square_iter", "max_iter",
+                                                   "num_random_init"))
+    if not used:
+        return NOT_RUN
+    said = "; ".join(f"`{name}` with {', '.join(sorted(v))}" for name, v in sorted(used.items()))
+    return f"This build's budgets, as its runs recorded them: {said}."
+
+
 def glue_items(df: pd.DataFrame, robust_dirs: list) -> dict:
     """The chapter's pasted parts by glue name: findings, RobustBench rows, AT vs standard, alignment, figures."""
     from .figures import robust_accuracy
@@ -256,5 +278,5 @@ def glue_items(df: pd.DataFrame, robust_dirs: list) -> dict:
     fig = robust_accuracy(df)
     return {"rb-findings": html(findings(df)), "rb-table-md": html(robustbench_md(df)),
             "rb-pairs-md": html(pairs_md(df)), "rb-align-md": html(alignment_md(df)), "rb-shift-md": html(shift_md(df)),
-            "rb-detection-md": html(detection_md(df)),
+            "rb-detection-md": html(detection_md(df)), "rb-budgets-md": html(budgets_md(robust_dirs)),
             "rb-fig": fig if fig is not None else html(NOT_RUN), "rb-saliency-fig": saliency_figure(robust_dirs)}

@@ -106,6 +106,32 @@ def roc_points(recs: list[dict], oofs: dict, success: dict, top: int = 4):
         columns=["held_out", "detector", "auroc", "fpr", "tpr"])
 
 
+def score_samples(recs: list[dict], oofs: dict, success: dict):
+    """The out-of-fold scores behind each group's headline number: per detector group, the detector with the highest
+    worst held-out AUROC, on its worst held-out attack — the clean images and that attack's successful adversarials,
+    scored by the detector fitted without it. Columns group, detector, held_out, auroc, label (clean / adversarial),
+    score (the detection run's ``scores.csv``, drawn as histograms)."""
+    import pandas as pd
+
+    held = [r for r in recs if r["setting"] == "held_out" and np.isfinite(r["auroc"][0])]
+    worst: dict[str, dict] = {}
+    for r in held:  # each detector's worst held-out cell
+        if r["detector"] not in worst or r["auroc"][0] < worst[r["detector"]]["auroc"][0]:
+            worst[r["detector"]] = r
+    best: dict[str, dict] = {}
+    for r in sorted(worst.values(), key=lambda r: -r["auroc"][0]):
+        best.setdefault(DETECTORS[r["detector"]].family, r)
+    parts = []
+    for group, r in best.items():
+        c = r["cell"]
+        s = oofs[r["detector"]][f"without {c.attack}"]
+        for label, v in (("clean", s["clean"]), ("adversarial", s[c][success[c]])):
+            parts.append(pd.DataFrame({"group": group, "detector": r["detector"], "held_out": str(c),
+                                       "auroc": r["auroc"][0], "label": label, "score": np.asarray(v, float)}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["group", "detector", "held_out", "auroc", "label", "score"])
+
+
 def best_ported(recs: list[dict]) -> dict[str, str]:
     """Per detector group, its detector with the highest mean held-out AUROC (seen AUROC where nothing is held out)
     among those the adaptive attack can differentiate (:data:`advxai.detect.differentiable.PORTS`)."""
