@@ -132,6 +132,19 @@ def score_samples(recs: list[dict], oofs: dict, success: dict):
         columns=["group", "detector", "held_out", "auroc", "label", "score"])
 
 
+def save_curves(out, recs: list[dict], oofs: dict, success: dict):
+    """The run's ``roc.csv`` (:func:`roc_points`) and ``scores.csv`` (:func:`score_samples`), each written atomically
+    where it has rows; returns both tables."""
+    from ..artefacts import atomic_path
+
+    tables = roc_points(recs, oofs, success), score_samples(recs, oofs, success)
+    for name, t in zip(("roc.csv", "scores.csv"), tables, strict=True):
+        if len(t):
+            with atomic_path(out / name) as tmp:
+                t.to_csv(tmp, index=False)
+    return tables
+
+
 def best_ported(recs: list[dict]) -> dict[str, str]:
     """Per detector group, its detector with the highest mean held-out AUROC (seen AUROC where nothing is held out)
     among those the adaptive attack can differentiate (:data:`advxai.detect.differentiable.PORTS`)."""
