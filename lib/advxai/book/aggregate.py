@@ -344,7 +344,7 @@ def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
             "det-all-md": collapsed(N.html(N.detection_md(df)).data, "every setting's numbers")}
 
 
-def worked_rocs(df: pd.DataFrame, detection_dirs: list, name: str = "roc.csv") -> dict[str, pd.DataFrame]:
+def worked_table(df: pd.DataFrame, detection_dirs: list, name: str) -> dict[str, pd.DataFrame]:
     """A table the worked setting's detection run saved (:func:`worked`, found by the run's parameters), by run
     label: its ROC curves (``roc.csv``) or its groups' score samples (``scores.csv``); one setting's on the
     chapter, the others on their run pages."""

@@ -111,19 +111,30 @@ def detection(df: pd.DataFrame):
     return fig
 
 
+def _panel_grid(n: int, height: float, ylabel: str, **kw):
+    """``n`` panels in two columns (legible at the width of a book page), ``ylabel`` on the first column, the
+    axes past ``n`` blank: (figure, the ``n`` axes in order)."""
+    import matplotlib.pyplot as plt
+
+    cols = min(2, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, height * rows), squeeze=False, **kw)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    return fig, axes.flat[:n]
+
+
 def detection_roc(rocs: dict[str, pd.DataFrame]):
     """ROC curves (log false-positive rate) of the best detectors per held-out attack, one panel per (detection
     run, held-out attack); ``rocs``: run label -> its ``roc.csv`` (columns held_out, detector, auroc, fpr, tpr).
     ``None`` when no run saved curves."""
-    import matplotlib.pyplot as plt
-
     panels = [(label, cell, g) for label, df in rocs.items() for cell, g in df.groupby("held_out", sort=False)]
     if not panels:
         return None
-    cols = min(2, len(panels))  # legible at the width of a book page
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False, sharey=True)
-    for ax, (label, cell, g) in zip(axes.flat, panels, strict=False):  # more axes than panels: rest blank
+    fig, axes = _panel_grid(len(panels), 4.2, "true-positive rate", sharey=True)
+    for ax, (label, cell, g) in zip(axes, panels, strict=True):
         for det, d in g.groupby("detector", sort=False):
             ax.plot(d.fpr.clip(lower=1e-4), d.tpr, label=f"{det} {d.auroc.iloc[0]:.3f}")
         ax.plot([1e-4, 1], [1e-4, 1], ls=":", color="grey")
@@ -131,10 +142,6 @@ def detection_roc(rocs: dict[str, pd.DataFrame]):
         ax.set(xscale="log", xlim=(1e-3, 1), xlabel="false-positive rate", title=f"{label}: held out {cell}")
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7, loc="lower right", title="AUROC", title_fontsize=7)
-    for ax in axes.flat[len(panels):]:
-        ax.set_axis_off()
-    for ax in axes[:, 0]:
-        ax.set_ylabel("true-positive rate")
     fig.tight_layout()
     return fig
 
@@ -144,17 +151,13 @@ def score_histograms(scores: dict[str, pd.DataFrame]):
     clean images and on the successful adversarials of its worst held-out attack (``scores.csv``), as densities on
     shared bins between the pooled 1st and 99th percentiles (tails clipped into the end bins). ``None`` when no
     run saved scores."""
-    import matplotlib.pyplot as plt
-
     order = list(GROUP_COLOURS)
     panels = [(label, grp, g) for label, df in scores.items()
               for grp, g in sorted(df.groupby("group"), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9)]
     if not panels:
         return None
-    cols = min(2, len(panels))
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.2 * rows), squeeze=False)
-    for ax, (label, grp, g) in zip(axes.flat, panels, strict=False):
+    fig, axes = _panel_grid(len(panels), 3.2, "density")
+    for ax, (label, grp, g) in zip(axes, panels, strict=True):
         lo, hi = np.nanpercentile(g.score, [1, 99])
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 31)
         for kind, colour in (("clean", "tab:grey"), ("adversarial", "tab:red")):
@@ -164,10 +167,6 @@ def score_histograms(scores: dict[str, pd.DataFrame]):
         ax.set(xlabel=f"{r.detector} score", title=f"{label} · {grp}: held out {r.held_out}, AUROC {r.auroc:.2f}")
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7)
-    for ax in axes.flat[len(panels):]:
-        ax.set_axis_off()
-    for ax in axes[:, 0]:
-        ax.set_ylabel("density")
     fig.tight_layout()
     return fig
 

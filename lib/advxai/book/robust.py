@@ -83,7 +83,7 @@ def pairs_md(df: pd.DataFrame) -> str:
                      "AT vs standard": r.word,
                      "test accuracy, AT / standard": f"{fmt(a) if a is not None else '—'} / "
                                                      f"{fmt(s) if s is not None else '—'}"})
-    higher = int((p.word == "higher than").sum())
+    higher = _tally(p)["higher than"]
     return (f"Adversarial training kept more images correct under the ensemble in {higher} of {len(p)} "
             f"(model, ε) cells, intervals apart; the table gives each cell and the clean test accuracy both "
             f"models pay:\n\n" + collapsed(f"standard vs adversarially trained, {len(rows)} row{'s' * (len(rows) > 1)}",
@@ -215,7 +215,7 @@ def findings(df: pd.DataFrame) -> str:
     p = pairs(df)
     if len(p):
         claims.append(f"Adversarial training kept more images correct under the ensemble in "
-                      f"{int((p.word == 'higher than').sum())} of {len(p)} (model, ε) cells, intervals apart.")
+                      f"{_tally(p)['higher than']} of {len(p)} (model, ε) cells, intervals apart.")
     sh = shift(df)
     if len(sh):
         t = _tally(sh)
