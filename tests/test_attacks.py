@@ -231,3 +231,76 @@ def test_first_success_keeps_each_images_first_fooling_member_and_targets_other_
     assert calls[0][0] == [0, 1, 2, 3, 4, 5] and calls[1][0] == [3, 4, 5] and calls[2][0] == [4, 5]
     assert calls[1][1] == [1, 1, 0] and calls[2][1] == [0, 2]  # most likely other class, then the second
     assert (x_adv[:5, 0, 0, 0] >= 100).all() and x_adv[5, 0, 0, 0] == 5
+
+
+def test_compiled_autoattack_is_no_weaker_than_art_pgd_100_nor_arts_ensemble(trained, test_batch):
+    """The robustness stage's compiled ensemble (advxai.attacks.autoattack) on the same real model and ε as the ART
+    test above: its robust accuracy is no higher than ART's PGD-100 or ART's own ensemble at the same budgets, and
+    the budget holds."""
+    from advxai.attacks import autoattack
+
+    x, y = test_batch
+    eps = 0.01
+    ok = lambda xa: train.predict_logits(trained, xa).argmax(1) == y  # noqa: E731
+    x_pgd, _ = attacks.generate(trained, x, y, "pgd", eps, {"max_iter": 100, "step_ratio": 0.025}, seed=0)
+    x_art, _ = attacks.generate(trained, x, y, "autoattack-nofab", eps, {"square_iter": 100}, seed=0)
+    x_aa, _ = autoattack.robust_generate(trained, x, y, "autoattack-nofab", eps, {"square_iter": 100}, seed=0)
+    assert 0 < ok(x_pgd).sum() < ok(x).sum(), "pick an ε where PGD-100 fools some images and not all"
+    assert ok(x_aa).sum() <= min(ok(x_pgd).sum(), ok(x_art).sum()) and not np.any(ok(x_aa) & ~ok(x))
+    assert np.abs(x_aa - x).max() <= eps + 1e-6
+    again, _ = autoattack.robust_generate(trained, x, y, "autoattack-nofab", eps, {"square_iter": 100}, seed=0)
+    assert np.array_equal(again, x_aa)  # seeded: the same call gives the same bytes
+
+
+def test_compiled_square_and_apgd_each_fool_where_arts_do(trained, pneumonia):
+    """Each compiled member alone, against ART's member at the same budget on 60 real test images at an ε where
+    neither fools every image: the authors' Square (per-image signs) fools at least as many images as ART's Square
+    minus two (a random search: a small tolerance), and APGD-CE at least as many as ART's APGD-CE minus one."""
+    from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
+
+    from advxai import data
+    from advxai.attacks import autoattack
+
+    x, y = pneumonia.split("test")
+    idx = data.balanced_subset(y, 60, seed=1)
+    x, y = x[idx], y[idx]
+    eps = 0.01
+    clf = attacks.classifier(trained)
+    onehot = np.eye(2, dtype=np.float32)[y]
+    fooled = lambda xa: int((train.predict_logits(trained, xa).argmax(1) != y).sum())  # noqa: E731
+    np.random.seed(0)
+    art_sq = SquareAttack(clf, eps=eps, max_iter=200, p_init=0.8, nb_restarts=1, verbose=False).generate(x, onehot)
+    ours_sq = autoattack.square(trained, x, y, eps, n_iter=200, seed=0)
+    art_apgd = AutoProjectedGradientDescent(clf, eps=eps, eps_step=2 * eps, max_iter=50, nb_random_init=1,
+                                            loss_type="cross_entropy", verbose=False).generate(x, onehot)
+    ours_apgd = autoattack.apgd(trained, x, y, eps, n_iter=50, seed=0)
+    assert 0 < fooled(art_sq) < len(x) and fooled(ours_sq) >= fooled(art_sq) - 2
+    assert fooled(ours_apgd) >= fooled(art_apgd) - 1
+    for xa in (ours_sq, ours_apgd):
+        assert np.abs(xa - x).max() <= eps + 1e-6 and xa.min() >= 0 and xa.max() <= 1
+
+
+def test_pgd_restarts_fool_the_union_of_their_starts(trained, test_batch):
+    """PGD with restarts attacks, from each fresh start, only the images no earlier start fooled: it fools every
+    image its first start fools, and at least as many in all."""
+    from advxai.attacks import autoattack, compiled
+
+    x, y = test_batch
+    eps = 0.006
+    first = compiled.pgd(trained, x, y, eps, 20, 0.1, None, 1, np.random.SeedSequence([0, 0]))
+    multi, _ = autoattack.pgd_restarts(trained, x, y, eps, seed=0, max_iter=20, num_random_init=4)
+    fooled = lambda xa: train.predict_logits(trained, xa).argmax(1) != y  # noqa: E731
+    assert np.all(fooled(multi) >= fooled(first)) and fooled(multi).sum() >= fooled(first).sum()
+
+
+def test_apgd_schedule_and_targeted_dlr_by_hand():
+    """APGD's step-size checks (Croce & Hein 2020: after 22 % of the budget, then 3 % less each time, at least 6 %)
+    and the targeted DLR ratio on hand-computed logits."""
+    import tensorflow as tf
+
+    from advxai.attacks import autoattack
+
+    assert list(np.cumsum(autoattack.checkpoint_lengths(100))) == [22, 41, 57, 70, 80, 87, 93, 99]
+    z = tf.constant([[4.0, 1.0, 3.0, 0.0, 2.0]])  # sorted: 4, 3, 2, 1, 0 → π1 = 4, π3 = 2, π4 = 1
+    value = autoattack.dlr_targeted(z, tf.constant([0]), tf.constant([2])).numpy()
+    assert np.isclose(value[0], -(4.0 - 3.0) / (4.0 - (2.0 + 1.0) / 2))

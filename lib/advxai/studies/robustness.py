@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import attacks as A
+from ..attacks.autoattack import robust_generate
 from ..detect.views import input_gradient
 from ..measure import tables
 from ..models import train
@@ -17,13 +17,14 @@ def robust_rows(net, x, y, attack_params: dict[str, dict], eps: list[float], see
                 log=print) -> tuple[list[dict], dict, dict]:
     """Clean accuracy, then the accuracy under each attack at each ε (a share with its Wilson interval; an image
     counts as robust when it is classified correctly after the attack), and each attack's seconds. Returns the rows,
-    {(attack, ε): per-image robust flags} and {(attack, ε): adversarial images}."""
+    {(attack, ε): per-image robust flags} and {(attack, ε): adversarial images}. AutoAttack's members and PGD with
+    restarts run compiled (:mod:`advxai.attacks.autoattack`; ART's are the references its tests hold them to)."""
     ok = train.predict_logits(net, x).argmax(1) == y
     rows = [tables.proportion_row("clean_accuracy", ok, subset="attacked", **base)]
     robust, advs = {}, {}
     for name, params in attack_params.items():
         for e in eps:
-            x_adv, secs = advs[name, e] = A.generate(net, x, y, name, e, params, seed=seed)
+            x_adv, secs = advs[name, e] = robust_generate(net, x, y, name, e, params, seed=seed)
             hit = train.predict_logits(net, x_adv).argmax(1) == y
             robust[name, e] = hit & ok  # an image wrong before the attack is not robust
             keys = dict(base, attack=name, eps=float(e), subset="attacked")
