@@ -250,6 +250,8 @@ def test_compiled_autoattack_is_no_weaker_than_art_pgd_100_nor_arts_ensemble(tra
     assert np.abs(x_aa - x).max() <= eps + 1e-6
     again, _ = autoattack.robust_generate(trained, x, y, "autoattack-nofab", eps, {"square_iter": 100}, seed=0)
     assert np.array_equal(again, x_aa)  # seeded: the same call gives the same bytes
+    clean, secs = autoattack.robust_generate(trained, x, y, "autoattack-nofab", 0.0, seed=0)
+    assert np.array_equal(clean, x) and secs == 0.0  # ε = 0 is the clean reference, as in attacks.generate
 
 
 def test_compiled_square_and_apgd_each_fool_where_arts_do(trained, pneumonia):

@@ -7,12 +7,16 @@ on 2 CPU cores one 500-image AutoAttack run took 20–30 min per model (README "
 
 * **APGD** (Croce & Hein 2020, Algorithm 1, with the reference code's step-size schedule): momentum 0.75, first
   step 2ε, the step halved at each checkpoint where the loss rose on fewer than ρ = 0.75 of the steps since the last
-  one, or where neither the step nor the best loss changed; each image restarts from its best point then. Loss
-  cross-entropy (APGD-CE) or, targeted, the DLR ratio (APGD-T). An image counts as fooled if any iterate fools it.
-* **Square** L∞ (Andriushchenko et al. 2020, the authors' algorithm): a random-stripe start, then per query one
-  square window (its side from the authors' p schedule, its place drawn once per query) set to ±ε per image and
-  channel, kept where the margin loss drops; one forward pass per query, on the images not yet fooled. ART
-  draws one sign for all images and recomputes the current loss each query; the authors do neither.
+  one (at most ρ = 0.75, as the reference code counts), or where neither the step nor the best loss changed; each
+  image restarts from its best point then. Loss cross-entropy (APGD-CE) or, targeted, the DLR ratio (APGD-T). An
+  image counts as fooled if any iterate fools it; it returns the first iterate that did (the reference code keeps
+  the last; robust accuracy is the same), else its best-loss point. The first check counts rises from the start
+  point's loss (the paper's reading; the reference code compares with a zero).
+* **Square** L∞ (Andriushchenko et al. 2020, the authors' original algorithm): a random-stripe start, then per
+  query one square window per image (its side from the authors' p schedule, its place and its sign per channel
+  drawn per image, redrawn where it would change no pixel) set to x ± ε, kept where the margin loss drops; one
+  forward pass per query, on the images not yet fooled. ART's Square (and AutoAttack's own copy) draws one window
+  and one sign for all images; ART also recomputes the current loss each query.
 * **PGD with restarts**: the compiled PGD (:mod:`advxai.attacks.compiled`) run again from a fresh random start on
   the images no earlier restart fooled (the robust accuracy equals running every restart on every image).
 
@@ -168,20 +172,25 @@ def square(model, x, y, eps: float, n_iter: int = 5000, p_init: float = 0.8, see
 
     x_best = np.clip(x + eps * rng.choice([-1.0, 1.0], size=(n, 1, w, c)), 0, 1).astype(np.float32)  # stripes
     m_best = margin(x_best, y)
+    rows, cols = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
     for it in range(n_iter - 1):
         idx = np.flatnonzero(m_best > 0)
         if not len(idx):
             break
         xc, xb = x[idx], x_best[idx]
         s = min(max(int(round(np.sqrt(_p_schedule(p_init, it, n_iter) * h * w))), 1), h - 1)
-        vh, vw = rng.integers(0, h - s), rng.integers(0, w - s)
-        delta = xb - xc
-        sel = np.arange(len(idx))
-        while len(sel):  # redraw where the new window would change no pixel (the authors' loop)
-            delta[sel, vh:vh + s, vw:vw + s] = rng.choice([-2 * eps, 2 * eps], size=(len(sel), 1, 1, c))
-            new = np.clip(xc[sel, vh:vh + s, vw:vw + s] + delta[sel, vh:vh + s, vw:vw + s], 0, 1)
-            sel = sel[np.all(np.abs(new - xb[sel, vh:vh + s, vw:vw + s]) < 1e-7, axis=(1, 2, 3))]
-        x_new = np.clip(np.clip(xc + delta, xc - eps, xc + eps), 0, 1).astype(np.float32)
+        x_new, sel = xb.copy(), np.arange(len(idx))
+        for _ in range(100):  # draw each image's window; redraw where it would change no pixel (the authors' loop)
+            if not len(sel):
+                break
+            vh, vw = rng.integers(0, h - s, len(sel)), rng.integers(0, w - s, len(sel))
+            inside = ((rows >= vh[:, None, None]) & (rows < vh[:, None, None] + s) &
+                      (cols >= vw[:, None, None]) & (cols < vw[:, None, None] + s))[..., None]  # (m, h, w, 1)
+            vertex = np.clip(xc[sel] + eps * rng.choice([-1.0, 1.0], size=(len(sel), 1, 1, c)), 0, 1)
+            x_new[sel] = np.where(inside, vertex, xb[sel])
+            same = np.all(np.abs(x_new[sel] - xb[sel]) < 1e-7, axis=(1, 2, 3))
+            sel = sel[same]
+        x_new = x_new.astype(np.float32)
         m_new = margin(x_new, y[idx])
         better = m_new < m_best[idx]
         x_best[idx[better]], m_best[idx[better]] = x_new[better], m_new[better]
@@ -216,10 +225,11 @@ def autoattack_nofab(model, x, y, eps: float, seed: int = 0, apgd_iter: int = 10
     its first success (:class:`~advxai.attacks.evasion.FirstSuccess`). Returns (images, first member per image)."""
     k = int(model.output.shape[-1])
     seeds = np.random.SeedSequence(seed).spawn(3)
+    per_target = iter(seeds[1].spawn(k))  # each target's run its own random start, as the reference draws anew
 
     def targeted(xb, _y, t):
         true = _Predictor(model).predict(xb).argmax(1)
-        return apgd(model, xb, true, eps, apgd_iter, seeds[1], "dlr-t", t, batch_size=batch_size)
+        return apgd(model, xb, true, eps, apgd_iter, next(per_target), "dlr-t", t, batch_size=batch_size)
 
     members = [("apgd-ce", _Member(lambda xb, yb: apgd(model, xb, yb, eps, apgd_iter, seeds[0],
                                                           batch_size=batch_size)), 0)]
@@ -261,7 +271,9 @@ def robust_generate(model: keras.Model, x, y, name: str, eps: float, params: dic
         return A.generate(model, x, y, name, eps, params, seed=seed)
     params = A.params_for(name, params)
     eps = A.check_eps(eps)
-    x = np.asarray(x, np.float32)
+    x = A._check_images(model, x)
+    if eps == 0:  # the clean reference, as in advxai.attacks.generate
+        return x.copy(), 0.0
     keras.utils.set_random_seed(int(seed))
     t0 = time.perf_counter()
     x_adv, _ = PORTS[name](model, x, np.asarray(y), eps, seed=seed, **params)
