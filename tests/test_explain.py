@@ -122,7 +122,10 @@ def _shap_draws(rseed: int, n: int, nsamples: int, n_background: int):
 
 def test_expected_gradients_equal_shap_on_the_same_draws(trained, test_batch, pneumonia):
     """The compiled expected gradients return shap's GradientExplainer values to 1e-5, for every class, given the
-    same background images and the same (background index, t) draws; across batches of images too."""
+    same background images and the same (background index, t) draws; across batches of images too. Both batch the
+    interpolated inputs differently, which changes float rounding: where two inputs of a max-pool window nearly
+    tie, the gradient can take the other route (seen once in CI: 9 of 4,704 values, one pooled unit, off by
+    3.5e-4). So at most 0.5 % of the values may differ beyond 1e-5, and none beyond 1e-3."""
     import shap
 
     from advxai.explain import attributions
@@ -133,7 +136,9 @@ def test_expected_gradients_equal_shap_on_the_same_draws(trained, test_batch, pn
     for c in range(reference.shape[-1]):
         ours = attributions.expected_gradients_values(trained, x, np.full(len(x), c), bg, index, t, max_rows=100)
         assert np.abs(reference[..., c]).max() > 1e-3  # not trivially zero
-        np.testing.assert_allclose(ours, reference[..., c], atol=1e-5)
+        close = np.isclose(ours, reference[..., c], rtol=0, atol=1e-5)
+        assert close.mean() >= 0.995, f"{(~close).sum()} of {close.size} values differ from shap's beyond 1e-5"
+        np.testing.assert_allclose(ours, reference[..., c], atol=1e-3)
 
 
 def test_batched_lime_equals_lime(trained, test_batch):
