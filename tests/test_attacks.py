@@ -290,7 +290,7 @@ def test_pgd_restarts_fool_the_union_of_their_starts(trained, test_batch):
     x, y = test_batch
     eps = 0.006
     first = compiled.pgd(trained, x, y, eps, 20, 0.1, None, 1, np.random.SeedSequence([0, 0]))
-    multi, _ = autoattack.pgd_restarts(trained, x, y, eps, seed=0, max_iter=20, num_random_init=4)
+    multi = autoattack.pgd_restarts(trained, x, y, eps, seed=0, max_iter=20, num_random_init=4)
     fooled = lambda xa: train.predict_logits(trained, xa).argmax(1) != y  # noqa: E731
     assert np.all(fooled(multi) >= fooled(first)) and fooled(multi).sum() >= fooled(first).sum()
 

@@ -190,7 +190,6 @@ def square(model, x, y, eps: float, n_iter: int = 5000, p_init: float = 0.8, see
             x_new[sel] = np.where(inside, vertex, xb[sel])
             same = np.all(np.abs(x_new[sel] - xb[sel]) < 1e-7, axis=(1, 2, 3))
             sel = sel[same]
-        x_new = x_new.astype(np.float32)
         m_new = margin(x_new, y[idx])
         better = m_new < m_best[idx]
         x_best[idx[better]], m_best[idx[better]] = x_new[better], m_new[better]
@@ -199,14 +198,13 @@ def square(model, x, y, eps: float, n_iter: int = 5000, p_init: float = 0.8, see
 
 class _Member:
     """One ensemble member with the ART-style ``generate(x, y_onehot)`` that :class:`~advxai.attacks.evasion.
-    FirstSuccess` calls; a targeted member reads the true class as the model's clean prediction (the ensemble only
-    passes images the model still classifies correctly)."""
+    FirstSuccess` calls: ``run(x, classes)`` gets the true classes, or a targeted member's target classes."""
 
-    def __init__(self, run, targeted: bool = False):
-        self.run, self.targeted = run, targeted
+    def __init__(self, run):
+        self.run = run
 
     def generate(self, x, y):
-        return self.run(x, y.argmax(1)) if not self.targeted else self.run(x, None, y.argmax(1))
+        return self.run(x, y.argmax(1))
 
 
 class _Predictor:
@@ -222,23 +220,22 @@ def autoattack_nofab(model, x, y, eps: float, seed: int = 0, apgd_iter: int = 10
                      square_iter: int = 5000, p_init: float = 0.8, batch_size: int = 500):
     """AutoAttack's standard ensemble without FAB-T (the registry's ``autoattack-nofab``): APGD-CE, APGD-T on the
     ``n_targets`` most likely other classes (four or more classes: the DLR ratio needs π4), Square; each image keeps
-    its first success (:class:`~advxai.attacks.evasion.FirstSuccess`). Returns (images, first member per image)."""
+    its first success (:class:`~advxai.attacks.evasion.FirstSuccess`)."""
     k = int(model.output.shape[-1])
     seeds = np.random.SeedSequence(seed).spawn(3)
     per_target = iter(seeds[1].spawn(k))  # each target's run its own random start, as the reference draws anew
 
-    def targeted(xb, _y, t):
+    def targeted(xb, t):  # the true class is the clean prediction: the ensemble passes only images still correct
         true = _Predictor(model).predict(xb).argmax(1)
         return apgd(model, xb, true, eps, apgd_iter, next(per_target), "dlr-t", t, batch_size=batch_size)
 
     members = [("apgd-ce", _Member(lambda xb, yb: apgd(model, xb, yb, eps, apgd_iter, seeds[0],
                                                           batch_size=batch_size)), 0)]
     if k >= 4:
-        members.append(("apgd-t", _Member(targeted, targeted=True), min(n_targets, k - 1)))
+        members.append(("apgd-t", _Member(targeted), min(n_targets, k - 1)))
     members.append(("square", _Member(lambda xb, yb: square(model, xb, yb, eps, square_iter, p_init, seeds[2])), 0))
     ens = A.FirstSuccess(_Predictor(model), members)
-    x_adv = ens.generate(np.asarray(x, np.float32), np.eye(k, dtype=np.float32)[np.asarray(y)])
-    return x_adv, ens.first
+    return ens.generate(np.asarray(x, np.float32), np.eye(k, dtype=np.float32)[np.asarray(y)])
 
 
 def pgd_restarts(model, x, y, eps: float, seed: int = 0, max_iter: int = 50, step_ratio: float = 0.1,
@@ -256,7 +253,7 @@ def pgd_restarts(model, x, y, eps: float, seed: int = 0, max_iter: int = 50, ste
                              np.random.SeedSequence([seed, r]), batch_size)
         x_adv[idx] = trial
         left[idx[_Predictor(model).predict(trial).argmax(1) != y[idx]]] = False
-    return x_adv, None
+    return x_adv
 
 
 PORTS.register("autoattack-nofab")(autoattack_nofab)
@@ -276,7 +273,7 @@ def robust_generate(model: keras.Model, x, y, name: str, eps: float, params: dic
         return x.copy(), 0.0
     keras.utils.set_random_seed(int(seed))
     t0 = time.perf_counter()
-    x_adv, _ = PORTS[name](model, x, np.asarray(y), eps, seed=seed, **params)
+    x_adv = PORTS[name](model, x, np.asarray(y), eps, seed=seed, **params)
     secs = time.perf_counter() - t0
     x_adv = A.project_linf(x, x_adv, eps)
     A.check_budget(x, x_adv, eps, name)
