@@ -10,8 +10,9 @@ on 2 CPU cores one 500-image AutoAttack run took 20–30 min per model (README "
   one (at most ρ = 0.75, as the reference code counts), or where neither the step nor the best loss changed; each
   image restarts from its best point then. Loss cross-entropy (APGD-CE) or, targeted, the DLR ratio (APGD-T). An
   image counts as fooled if any iterate fools it; it returns the first iterate that did (the reference code keeps
-  the last; robust accuracy is the same), else its best-loss point. The first check counts rises from the start
-  point's loss (the paper's reading; the reference code compares with a zero).
+  the last; robust accuracy is the same) and leaves the model's batch from then on, else its best-loss point. The
+  first check counts rises from the start point's loss (the paper's reading; the reference code compares with a
+  zero).
 * **Square** L∞ (Andriushchenko et al. 2020, the authors' original algorithm): a random-stripe start, then per
   query one square window per image (its side from the authors' p schedule, its place and its sign per channel
   drawn per image, redrawn where it would change no pixel) set to x ± ε, kept where the margin loss drops; one
@@ -113,8 +114,8 @@ def _apgd_batch(model, x, y, target, eps, n_iter, rng, loss, rho):
     r = rng.uniform(-1, 1, x.shape).astype(np.float32)  # the reference's start: ε · r / max|r| per image
     x_k = proj(x + eps * r / np.abs(r).reshape(n, -1).max(1).reshape(n, 1, 1, 1))
 
-    def evaluate(v):
-        f, g, z = step_fn(v, y, t)
+    def evaluate(v, rows=slice(None)):
+        f, g, z = step_fn(v[rows], y[rows], t[rows])
         return f.numpy(), g.numpy(), z.numpy().argmax(1)
 
     f, g, pred = evaluate(x_k)
@@ -132,8 +133,12 @@ def _apgd_batch(model, x, y, target, eps, n_iter, rng, loss, rho):
         a = 1.0 if k == 0 else 0.75  # momentum from the second step on
         x_new = proj(x_k + a * (z - x_k) + (1 - a) * (x_k - x_prev))
         x_prev, x_k = x_k, x_new
-        f, g, pred = evaluate(x_k)
-        hit = pred != y
+        live = np.flatnonzero(~fooled)  # a fooled image keeps its first success: the model runs on the others only
+        if not len(live):
+            break
+        f[live], g[live], pred_live = evaluate(x_k, live)
+        hit = np.zeros(n, bool)
+        hit[live] = pred_live != y[live]
         x_adv[hit & ~fooled] = x_k[hit & ~fooled]
         fooled |= hit
         increases += f > last_f
