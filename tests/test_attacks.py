@@ -295,6 +295,25 @@ def test_pgd_restarts_fool_the_union_of_their_starts(trained, test_batch):
     assert np.all(fooled(multi) >= fooled(first)) and fooled(multi).sum() >= fooled(first).sum()
 
 
+def test_robust_accuracy_is_nested_in_eps(trained, test_batch):
+    """The robustness stage runs ε ascending and nested: an image fooled at a smaller ε keeps that adversarial (and
+    is not attacked again), so robust accuracy never rises with ε; each ε's seconds row counts the images attacked."""
+    from advxai.studies import robustness
+
+    x, y = test_batch
+    eps = [0.004, 0.002, 0.008]  # given unsorted: the stage sorts them
+    rows, robust, advs = robustness.robust_rows(trained, x, y, {"pgd": {"max_iter": 10, "num_random_init": 1}},
+                                                eps, seed=0, base={}, log=lambda _: None)
+    ok = train.predict_logits(trained, x).argmax(1) == y
+    small, mid, big = (robust["pgd", e] for e in sorted(eps))
+    assert np.all(mid <= small) and np.all(big <= mid) and (small & ~big).any()
+    broken = ok & ~small
+    assert np.array_equal(advs["pgd", 0.004][broken], advs["pgd", 0.002][broken])
+    attacked = {r["eps"]: r["n"] for r in rows if r["metric"] == "seconds"}
+    assert attacked == {0.002: len(x), 0.004: len(x) - broken.sum(), 0.008: len(x) - (ok & ~mid).sum()}
+    assert np.abs(advs["pgd", 0.008] - x).max() <= 0.008 + 1e-6
+
+
 def test_apgd_schedule_and_targeted_dlr_by_hand():
     """APGD's step-size checks (Croce & Hein 2020: after 22 % of the budget, then 3 % less each time, at least 6 %)
     and the targeted DLR ratio on hand-computed logits."""

@@ -42,10 +42,11 @@ def test_robust_chapter_sets_each_at_models_grad_cam_shift_beside_its_twins(grid
 def test_robust_chapter_states_the_budgets_its_runs_used(grid):
     """The tiny grid lowers AutoAttack's budgets: the chapter says which, from the runs' recorded parameters."""
     from advxai.book import robust
+    from advxai.runner.config import ROBUSTNESS
 
-    said = robust.budgets_md(list((grid[0] / "runs" / "robust").iterdir()))
+    said = robust.budgets_md(list((grid[0] / "runs" / "robust").iterdir()), ROBUSTNESS["attacks"])
     assert "`apgd_iter: 20` (default 100)" in said and "`square_iter: 20` (default 5000)" in said
-    assert "`n_targets: 9`," in said and "`num_random_init: 2` (default 1)" in said
+    assert "`n_targets: 9`," in said and "`num_random_init: 2` (default 5)" in said
 
 
 def test_detection_on_an_at_model_goes_to_the_robust_chapter_beside_its_twin_not_into_the_settings(grid):

@@ -248,20 +248,22 @@ def saliency_figure(robust_dirs: list):
     return fig
 
 
-def budgets_md(robust_dirs: list) -> str:
+def budgets_md(robust_dirs: list, defaults: dict) -> str:
     """The attack budgets this build's robustness runs used, read from their recorded parameters (a config may lower
-    them), each marked where it is below the registry's published default."""
+    them), each marked where it differs from the robustness stage's default (``defaults``: attack -> parameters, the
+    runner's; e.g. PGD-50 with five restarts, where the attack registry's PGD has one start)."""
     import json
 
-    from ..attacks import params_for, spec
+    from ..attacks import params_for
 
     used: dict[str, set] = {}
     for d in map(Path, robust_dirs):
         p = json.loads((d / "provenance.json").read_text())["parameters"]
         for name, overrides in p.get("attack_params", {}).items():
             full = params_for(name, overrides)
+            default = params_for(name, defaults.get(name, {}))
             used.setdefault(name, set()).update(
-                f"`{k}: {v}`" + ("" if v == spec(name).defaults[k] else f" (default {spec(name).defaults[k]})")
+                f"`{k}: {v}`" + ("" if v == default[k] else f" (default {default[k]})")
                 for k, v in full.items() if k in ("apgd_iter", "n_targets", "square_iter", "max_iter",
                                                    "num_random_init"))
     if not used:
@@ -270,7 +272,7 @@ def budgets_md(robust_dirs: list) -> str:
     return f"This build's budgets, as its runs recorded them: {said}."
 
 
-def glue_items(df: pd.DataFrame, robust_dirs: list) -> dict:
+def glue_items(df: pd.DataFrame, robust_dirs: list, defaults: dict) -> dict:
     """The chapter's pasted parts by glue name: findings, RobustBench rows, AT vs standard, alignment, figures."""
     from .figures import robust_accuracy
     from .narrative import html
@@ -278,5 +280,5 @@ def glue_items(df: pd.DataFrame, robust_dirs: list) -> dict:
     fig = robust_accuracy(df)
     return {"rb-findings": html(findings(df)), "rb-table-md": html(robustbench_md(df)),
             "rb-pairs-md": html(pairs_md(df)), "rb-align-md": html(alignment_md(df)), "rb-shift-md": html(shift_md(df)),
-            "rb-detection-md": html(detection_md(df)), "rb-budgets-md": html(budgets_md(robust_dirs)),
+            "rb-detection-md": html(detection_md(df)), "rb-budgets-md": html(budgets_md(robust_dirs, defaults)),
             "rb-fig": fig if fig is not None else html(NOT_RUN), "rb-saliency-fig": saliency_figure(robust_dirs)}

@@ -18,20 +18,29 @@ def robust_rows(net, x, y, attack_params: dict[str, dict], eps: list[float], see
     """Clean accuracy, then the accuracy under each attack at each ε (a share with its Wilson interval; an image
     counts as robust when it is classified correctly after the attack), and each attack's seconds. Returns the rows,
     {(attack, ε): per-image robust flags} and {(attack, ε): adversarial images}. AutoAttack's members and PGD with
-    restarts run compiled (:mod:`advxai.attacks.autoattack`; ART's are the references its tests hold them to)."""
+    restarts run compiled (:mod:`advxai.attacks.autoattack`; ART's are the references its tests hold them to).
+
+    The ε run ascending and nested: a correctly classified image fooled at one ε keeps that adversarial at every
+    larger ε (it lies inside the larger ball too) and only the others are attacked again, so robust accuracy never
+    rises with ε and each ε's run is at least as strong as a separate one; ``seconds`` and its ``n`` count the
+    images attacked at that ε."""
     ok = train.predict_logits(net, x).argmax(1) == y
     rows = [tables.proportion_row("clean_accuracy", ok, subset="attacked", **base)]
     robust, advs = {}, {}
     for name, params in attack_params.items():
-        for e in eps:
-            x_adv, secs = advs[name, e] = robust_generate(net, x, y, name, e, params, seed=seed)
-            hit = train.predict_logits(net, x_adv).argmax(1) == y
-            robust[name, e] = hit & ok  # an image wrong before the attack is not robust
+        x_adv, broken = x.copy(), np.zeros(len(x), bool)  # broken: correct before, fooled at a smaller ε
+        for e in sorted(eps):
+            idx = np.flatnonzero(~broken)
+            x_adv[idx], secs = robust_generate(net, x[idx], y[idx], name, e, params, seed=seed)
+            robust[name, e] = (train.predict_logits(net, x_adv).argmax(1) == y) & ok  # wrong before: not robust
+            broken = ok & ~robust[name, e]
+            advs[name, e] = x_adv.copy()
             keys = dict(base, attack=name, eps=float(e), subset="attacked")
             rows += [tables.proportion_row("robust_accuracy", robust[name, e], **keys),
-                     tables.row("seconds", secs, n=len(x), **keys)]
-            log(f"{name} ε = {e:.4f}: robust accuracy {robust[name, e].mean():.3f} ({secs:.0f} s)")
-    return rows, robust, {k: v[0] for k, v in advs.items()}
+                     tables.row("seconds", secs, n=len(idx), **keys)]
+            log(f"{name} ε = {e:.4f}: robust accuracy {robust[name, e].mean():.3f} "
+                f"({len(idx)} attacked, {secs:.0f} s)")
+    return rows, robust, advs
 
 
 def shift_rows(net, x, y, advs: dict, n_boot: int, seed: int, base: dict, target: str = "predicted") -> list[dict]:
