@@ -101,8 +101,10 @@ def alignment_md(df: pd.DataFrame) -> str:
         std = standard_of(r.model)
         twin = al[(al.dataset == r.dataset) & (al.model == std)] if std else al.iloc[:0]
         if len(twin):
-            words.append(f"{r.model} {compare(r, twin.iloc[0])} {std} on {r.dataset}")
-    said = ("; ".join(words) + ". ") if words else ""
+            t = twin.iloc[0]
+            words.append(f"{r.model} {fmt(r, 3)} {compare(r, t)} {std} {fmt(t, 3)} on {r.dataset}")
+    said = ("Alignment of the input gradient with the image (0: orthogonal, 1: parallel): "
+            + "; ".join(words) + ". ") if words else ""
     return said + collapsed(f"alignment of the input gradient with the image, {len(rows)} models", md_table(rows))
 
 
@@ -211,7 +213,7 @@ def findings(df: pd.DataFrame) -> str:
         lower = int((both.ci_high < both.ci_low_pgd).sum())
         above = int((both.value > both.value_pgd).sum())
         claims.append(f"The ensemble's robust accuracy was at or below PGD's in {len(both) - above} of {len(both)} "
-                      f"(model, ε) cells and below it, intervals apart, in {lower}.")
+                      f"(model, ε) cells; in {lower} of them it was below PGD's with the intervals apart.")
     p = pairs(df)
     if len(p):
         claims.append(f"Adversarial training kept more images correct under the ensemble in "
