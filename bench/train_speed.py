@@ -1,15 +1,18 @@
-"""Training throughput: images per second of the training step of each model, with and without its augmentation,
-beside the FLOP-based lower bound of that step on this machine.
+"""Training throughput: images per second of the training step of each model, the project's (fused batch
+normalisation, one-pass dermoscopy augmentation) beside the reference it replaced (Keras' batch normalisation, the
+legacy augmentation), with and without augmentation, and the FLOP-based lower bound of that step on this machine.
 
-    python bench/train_speed.py [--dataset isic2018 --size 28 --images 4096 --batch-sizes 64 128 --jit]
+    python bench/train_speed.py [--dataset isic2018 --size 28 --model cnn --images 4096 --batch-sizes 64 256 --rounds 3]
 
-For every (batch size, augmentation on/off[, XLA]) the model is trained for two epochs over ``--images`` training
-images by :func:`advxai.models.train.fit` itself (the recipe of the default config); the second epoch's images per
-second is printed (the first compiles), validation excluded. Run it as the runner runs its kernels to see the cost
-of the allocator setting it uses (``MALLOC_ARENA_MAX=2 python bench/train_speed.py``). The lower bound: the step's
-floating-point operations (forward convolutions and dense layers counted from their shapes, the backward pass as
-twice the forward) divided by the rate this machine reaches on a large float32 matrix product (TensorFlow, all
-cores).
+For every (batch size, implementation, augmentation on/off) the model is trained for two epochs over ``--images``
+training images by :func:`advxai.models.train.fit` itself (the recipe of the default config); the second epoch's
+images per second is recorded (the first compiles), validation excluded. The configurations run in turn,
+``--rounds`` times over, and each row prints the median with the ratio to the reference at the first batch size
+with augmentation (timings on a shared 2-core machine vary by tens of per cent between runs; interleaving keeps
+the ratios fair). Run it as the runner runs its kernels (``MALLOC_ARENA_MAX=2 python bench/train_speed.py``).
+The lower bound: the step's floating-point operations (forward convolutions and dense layers counted from their
+shapes, the backward pass as twice the forward) divided by the rate this machine reaches on a large float32
+matrix product (TensorFlow, all cores).
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from __future__ import annotations
 import argparse
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from advxai import data, models
 from advxai.models import train
+from advxai.models.batchnorm import BatchNormalization
+
+# implementation -> the legacy training (Keras' batch norm, the dataset's ``-legacy`` augmentation)?
+IMPLEMENTATIONS = {"reference": True, "ours": False}
 
 
 def forward_flops(net) -> float:
@@ -48,15 +56,24 @@ def peak_flops(n: int = 2048, repeats: int = 5) -> float:
     return 2.0 * n ** 3 * repeats / (time.perf_counter() - t0)
 
 
-def epoch_rate(ds, model: str, params: dict, n: int, batch_size: int, augment, jit: bool, seed: int = 0) -> float:
+def keras_batchnorm(net: keras.Model) -> keras.Model:
+    """``net`` with Keras' own batch normalisation in place of the fused one (same configuration)."""
+    def swap(layer):
+        cls = keras.layers.BatchNormalization if isinstance(layer, BatchNormalization) else type(layer)
+        return cls.from_config(layer.get_config())
+    return keras.models.clone_model(net, clone_function=swap)
+
+
+def epoch_rate(ds, model: str, params: dict, n: int, batch_size: int, augment, keras_bn: bool, seed: int = 0):
     """Images per second of the second epoch of a two-epoch fit over ``n`` training images (the first compiles)."""
     x, y = ds.split("train")
     idx = np.random.default_rng(seed).choice(len(y), min(n, len(y)), replace=False)
     x_val, y_val = ds.split("val")
     net = models.build(model, ds.input_shape, ds.n_classes, seed=seed, **params)
-    kw = dict(epochs=2, batch_size=batch_size, lr=1e-3, augment=augment, balance="sqrt", schedule="cosine",
-              monitor="none", seed=seed, verbose=0, jit_compile=jit)
-    hist = train.fit(net, x[idx], y[idx], x_val[:256], y_val[:256], **kw)
+    if keras_bn:
+        net = keras_batchnorm(net)
+    hist = train.fit(net, x[idx], y[idx], x_val[:256], y_val[:256], epochs=2, batch_size=batch_size, lr=1e-3,
+                     augment=augment, balance="sqrt", schedule="cosine", monitor="none", seed=seed, verbose=0)
     return len(idx) / hist["train_seconds"][-1]
 
 
@@ -67,8 +84,8 @@ def main() -> None:
     ap.add_argument("--model", default="cnn")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--images", type=int, default=4096)
-    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128])
-    ap.add_argument("--jit", action="store_true", help="also time XLA-compiled steps")
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
     ds = data.load(args.dataset, args.size)
@@ -77,17 +94,28 @@ def main() -> None:
     flops_step = 3 * forward_flops(net)
     peak = peak_flops()
     bound = peak / flops_step
-    aug = train.augmentation_for(args.dataset, True)
+    own = train.augmentation_for(args.dataset, True)
     print(f"{args.dataset} {args.size} px, {args.model} ({net.count_params():,} parameters): "
           f"{forward_flops(net) / 1e6:.1f} MFLOP forward per image, {flops_step / 1e6:.1f} per training step; "
           f"this machine's matmul rate {peak / 1e9:.1f} GFLOP/s -> lower bound {bound:,.0f} images/s")
-    print(f"{'batch':>6} {'augmentation':>13} {'XLA':>4} {'images/s':>9} {'ms/image':>9} {'× bound':>8}")
+    rows = []
     for bs in args.batch_sizes:
-        for augment in (aug, None):
-            for jit in ((False, True) if args.jit else (False,)):
-                rate = epoch_rate(ds, args.model, params, args.images, bs, augment, jit)
-                print(f"{bs:>6} {augment or 'none':>13} {'yes' if jit else 'no':>4} {rate:>9.0f} {1e3 / rate:>9.2f} "
-                      f"{bound / rate:>7.1f}×")
+        for impl, keras_bn in IMPLEMENTATIONS.items():
+            for augment in (f"{own}-legacy" if keras_bn else own, None):
+                rows.append((bs, impl, augment, keras_bn))
+    rates = {row: [] for row in rows}
+    for _ in range(args.rounds):
+        for bs, impl, augment, keras_bn in rows:
+            rates[(bs, impl, augment, keras_bn)].append(
+                epoch_rate(ds, args.model, params, args.images, bs, augment, keras_bn))
+    base = float(np.median(rates[rows[0]]))
+    print(f"{'batch':>6} {'implementation':>15} {'augmentation':>17} {'images/s':>9} {'min-max':>11} "
+          f"{'ms/image':>9} {'× bound':>8} {'vs first row':>13}")
+    for row in rows:
+        bs, impl, augment, _ = row
+        med = float(np.median(rates[row]))
+        print(f"{bs:>6} {impl:>15} {augment or 'none':>17} {med:>9.0f} {min(rates[row]):>5.0f}-{max(rates[row]):<5.0f} "
+              f"{1e3 / med:>9.2f} {bound / med:>7.1f}× {med / base:>12.2f}×")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Model layer: architectures (``nets``: the registry name -> Keras 3 builder of a logits model on [0, 1]
-images), training (``train``: the recipe, Table II metrics) and the public bars each model is held against
+images; their batch normalisation is ``batchnorm``'s fused layer), training (``train``: the recipe, Table II
+metrics; ``augment``: the augmentation per modality) and the public bars each model is held against
 (``benchmarks``). The package's names are the architecture registry: ``models.build("cnn", shape, n_classes)``;
 training is ``from advxai.models import train``.
 

@@ -14,6 +14,7 @@ from keras import layers
 
 from ..errors import DataError, ParameterError
 from ..registry import Registry, check_params, keyword_names
+from .batchnorm import BatchNormalization
 
 MODELS: Registry = Registry("model")
 
@@ -54,7 +55,7 @@ def compact_cnn(input_shape, n_classes: int, weights=None, width: int = 16, stem
             x = layers.Conv2D(width * mult, 3, strides=stride, padding="same", use_bias=False,
                               name="last_conv" if last else f"conv{block}_{j}")(x)
             # momentum 0.9: running statistics settle within an epoch (0.99 left them stale for ~5 epochs)
-            x = layers.BatchNormalization(momentum=0.9, name=f"bn{block}_{j}")(x)
+            x = BatchNormalization(momentum=0.9, name=f"bn{block}_{j}")(x)
             x = layers.Activation("relu", name=f"relu{block}_{j}")(x)
         if block < 2:
             x = layers.MaxPooling2D(name=f"pool{block}")(x)
@@ -82,7 +83,7 @@ def cifar_resnet(input_shape, n_classes: int, weights=None, depth: int = 8, widt
 
     def conv_bn(x, filters, stride, name):
         x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
-        return layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+        return BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
 
     inp = keras.Input(input_shape, name="image")
     x = layers.Activation("relu", name="stem_relu")(conv_bn(inp, width, stem_stride, "stem"))
@@ -93,7 +94,7 @@ def cifar_resnet(input_shape, n_classes: int, weights=None, depth: int = 8, widt
             y = conv_bn(y, width * mult, 1, f"{name}_2")
             if stride != 1 or x.shape[-1] != width * mult:  # projection shortcut (option B)
                 x = layers.Conv2D(width * mult, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
-                x = layers.BatchNormalization(momentum=0.9, name=f"{name}_proj_bn")(x)
+                x = BatchNormalization(momentum=0.9, name=f"{name}_proj_bn")(x)
             x = layers.Activation("relu", name=f"{name}_out")(layers.Add(name=f"{name}_add")([x, y]))
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
@@ -231,7 +232,7 @@ def save(model: keras.Model, path: Path) -> Path:
 
 
 def load(path: Path) -> keras.Model:
-    """Load a ``.keras`` model in safe mode (no arbitrary code: our only custom layer is registered)."""
+    """Load a ``.keras`` model in safe mode (no arbitrary code: our custom layers are registered)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"model file {path} not found; run the training stage first (advxai run CONFIG)")

@@ -11,15 +11,12 @@ import tensorflow as tf
 
 from ..errors import ParameterError
 from ..measure.metrics import classification_metrics, softmax
-from ..registry import Registry, check_params
+from ..registry import check_params
+from .augment import AUGMENTATIONS, RandomTranspose, augmentation_for  # noqa: F401 (the recipe's names)
 
-AUGMENTATIONS: Registry = Registry("augmentation")
 SCHEDULES = ("plateau", "cosine")
 MONITORS = ("val_loss", "val_balanced_accuracy", "none")
 BALANCES = {True: 1.0, False: 0.0, "balanced": 1.0, "sqrt": 0.5, "none": 0.0}
-# Datasets whose images have no canonical orientation (dermoscopy, histology, blood smears): flips and 90°
-# rotations are label-preserving there. Everything else (X-ray, OCT, CT organs, fundus) keeps its anatomy.
-ROTATION_INVARIANT = {"isic2018", "dermamnist", "pathmnist", "bloodmnist", "tissuemnist"}
 
 
 def set_seed(seed: int) -> None:
@@ -43,62 +40,6 @@ def balance_power(balance) -> float:
         return BALANCES[balance]
     except (KeyError, TypeError):
         raise ParameterError(f"balance must be one of true, false, 'sqrt'; got {balance!r}") from None
-
-
-@AUGMENTATIONS.register("anatomical")
-def anatomical(seed: int) -> keras.Sequential:
-    """Small shifts, rotations and zoom, exposure jitter; no flips (chest X-rays are not left-right symmetric).
-    Exposure jitter matters: PneumoniaMNIST's test split is shifted from train/val (measured: without it the
-    compact CNN's test accuracy fell below the MedMNIST benchmark while its AUC stayed above)."""
-    return keras.Sequential([
-        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=seed),
-        keras.layers.RandomRotation(0.03, fill_mode="nearest", seed=seed),
-        keras.layers.RandomZoom(0.08, fill_mode="nearest", seed=seed),
-        keras.layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=seed),
-        keras.layers.RandomContrast(0.2, seed=seed),
-    ])
-
-
-class RandomTranspose(keras.layers.Layer):
-    """Swaps rows and columns of each image with probability ½. With horizontal and vertical flips this draws
-    every 90° rotation and reflection (the dihedral group of the square) without resampling a pixel — cheaper
-    than an arbitrary-angle rotation, which cost as much as the flips and left reflected borders."""
-
-    def __init__(self, seed=None, **kw):
-        super().__init__(**kw)
-        self.generator = keras.random.SeedGenerator(seed)
-
-    def call(self, x, training=False):
-        if not training:
-            return x
-        swap = keras.random.uniform((tf.shape(x)[0], 1, 1, 1), seed=self.generator) < 0.5
-        return tf.where(swap, tf.transpose(x, [0, 2, 1, 3]), x)
-
-
-@AUGMENTATIONS.register("dermoscopy")
-def dermoscopy(seed: int) -> keras.Sequential:
-    """A lesion has no up or left: the eight flips and 90° rotations of the square, a small zoom, and colour
-    jitter for the spread of dermatoscopes and lighting (brightness, contrast, saturation; hue jitter, measured
-    at a fifth of the augmentation's cost, left out). Needs square images (ISIC is centre-cropped)."""
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
-        RandomTranspose(seed=seed),
-        keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
-        keras.layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed),
-        keras.layers.RandomContrast(0.15, seed=seed),
-        keras.layers.RandomSaturation((0.4, 0.6), value_range=(0.0, 1.0), seed=seed),
-    ])
-
-
-def augmentation_for(dataset: str, augment) -> str | None:
-    """``augment``: true (the dataset's own: ``dermoscopy`` for rotation-invariant sets, else ``anatomical``),
-    false, or a registry name."""
-    if augment is True:
-        return "dermoscopy" if dataset in ROTATION_INVARIANT else "anatomical"
-    if augment in (False, None, "none"):
-        return None
-    AUGMENTATIONS[augment]  # unknown name -> one-line error naming the known ones
-    return str(augment)
 
 
 def check_settings(settings: dict) -> None:
