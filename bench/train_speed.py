@@ -2,7 +2,8 @@
 normalisation, one-pass dermoscopy augmentation) beside the reference it replaced (Keras' batch normalisation, the
 legacy augmentation), with and without augmentation, and the FLOP-based lower bound of that step on this machine.
 
-    python bench/train_speed.py [--dataset isic2018 --size 28 --model cnn --images 4096 --batch-sizes 64 256 --rounds 3]
+    python bench/train_speed.py [--dataset isic2018 --size 28 --model cnn --images 4096 --batch-sizes 64 128 --rounds 3
+                                 --jit]
 
 For every (batch size, implementation, augmentation on/off) the model is trained for two epochs over ``--images``
 training images by :func:`advxai.models.train.fit` itself (the recipe of the default config); the second epoch's
@@ -64,7 +65,8 @@ def keras_batchnorm(net: keras.Model) -> keras.Model:
     return keras.models.clone_model(net, clone_function=swap)
 
 
-def epoch_rate(ds, model: str, params: dict, n: int, batch_size: int, augment, keras_bn: bool, seed: int = 0):
+def epoch_rate(ds, model: str, params: dict, n: int, batch_size: int, augment, keras_bn: bool, jit: bool = False,
+               seed: int = 0):
     """Images per second of the second epoch of a two-epoch fit over ``n`` training images (the first compiles)."""
     x, y = ds.split("train")
     idx = np.random.default_rng(seed).choice(len(y), min(n, len(y)), replace=False)
@@ -73,7 +75,8 @@ def epoch_rate(ds, model: str, params: dict, n: int, batch_size: int, augment, k
     if keras_bn:
         net = keras_batchnorm(net)
     hist = train.fit(net, x[idx], y[idx], x_val[:256], y_val[:256], epochs=2, batch_size=batch_size, lr=1e-3,
-                     augment=augment, balance="sqrt", schedule="cosine", monitor="none", seed=seed, verbose=0)
+                     augment=augment, balance="sqrt", schedule="cosine", monitor="none", seed=seed, verbose=0,
+                     jit_compile=jit)
     return len(idx) / hist["train_seconds"][-1]
 
 
@@ -84,8 +87,9 @@ def main() -> None:
     ap.add_argument("--model", default="cnn")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--images", type=int, default=4096)
-    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--jit", action="store_true", help="also time our step compiled by XLA (jit_compile)")
     args = ap.parse_args()
 
     ds = data.load(args.dataset, args.size)
@@ -102,17 +106,18 @@ def main() -> None:
     for bs in args.batch_sizes:
         for impl, keras_bn in IMPLEMENTATIONS.items():
             for augment in (f"{own}-legacy" if keras_bn else own, None):
-                rows.append((bs, impl, augment, keras_bn))
+                for jit in (False, True) if args.jit and not keras_bn else (False,):
+                    rows.append((bs, impl + (" XLA" if jit else ""), augment, keras_bn, jit))
     rates = {row: [] for row in rows}
     for _ in range(args.rounds):
-        for bs, impl, augment, keras_bn in rows:
-            rates[(bs, impl, augment, keras_bn)].append(
-                epoch_rate(ds, args.model, params, args.images, bs, augment, keras_bn))
+        for row in rows:
+            bs, _, augment, keras_bn, jit = row
+            rates[row].append(epoch_rate(ds, args.model, params, args.images, bs, augment, keras_bn, jit))
     base = float(np.median(rates[rows[0]]))
     print(f"{'batch':>6} {'implementation':>15} {'augmentation':>17} {'images/s':>9} {'min-max':>11} "
           f"{'ms/image':>9} {'× bound':>8} {'vs first row':>13}")
     for row in rows:
-        bs, impl, augment, _ = row
+        bs, impl, augment, _, _ = row
         med = float(np.median(rates[row]))
         print(f"{bs:>6} {impl:>15} {augment or 'none':>17} {med:>9.0f} {min(rates[row]):>5.0f}-{max(rates[row]):<5.0f} "
               f"{1e3 / med:>9.2f} {bound / med:>7.1f}× {med / base:>12.2f}×")
