@@ -8,9 +8,10 @@ legacy augmentation), with and without augmentation, and the FLOP-based lower bo
 For every (batch size, implementation, augmentation on/off) the model is trained for two epochs over ``--images``
 training images by :func:`advxai.models.train.fit` itself (the recipe of the default config); the second epoch's
 images per second is recorded (the first compiles), validation excluded. The configurations run in turn,
-``--rounds`` times over, and each row prints the median with the ratio to the reference at the first batch size
-with augmentation (timings on a shared 2-core machine vary by tens of per cent between runs; interleaving keeps
-the ratios fair). Run it as the runner runs its kernels (``MALLOC_ARENA_MAX=2 python bench/train_speed.py``).
+``--rounds`` times over, and each row prints the median with the ratio to the first row (the reference at the
+first batch size, with augmentation) as the median of the rounds' paired ratios: timings on a shared 2-core
+machine drift by tens of per cent over minutes, and pairing within a round cancels the drift. Run it as the
+runner runs its kernels (``MALLOC_ARENA_MAX=2 python bench/train_speed.py``).
 The lower bound: the step's floating-point operations (forward convolutions and dense layers counted from their
 shapes, the backward pass as twice the forward) divided by the rate this machine reaches on a large float32
 matrix product (TensorFlow, all cores).
@@ -113,14 +114,15 @@ def main() -> None:
         for row in rows:
             bs, _, augment, keras_bn, jit = row
             rates[row].append(epoch_rate(ds, args.model, params, args.images, bs, augment, keras_bn, jit))
-    base = float(np.median(rates[rows[0]]))
     print(f"{'batch':>6} {'implementation':>15} {'augmentation':>17} {'images/s':>9} {'min-max':>11} "
           f"{'ms/image':>9} {'× bound':>8} {'vs first row':>13}")
     for row in rows:
         bs, impl, augment, _, _ = row
         med = float(np.median(rates[row]))
+        # paired: each round's ratio to the first row's rate in the same round, then the median (drifts cancel)
+        ratio = float(np.median(np.divide(rates[row], rates[rows[0]])))
         print(f"{bs:>6} {impl:>15} {augment or 'none':>17} {med:>9.0f} {min(rates[row]):>5.0f}-{max(rates[row]):<5.0f} "
-              f"{1e3 / med:>9.2f} {bound / med:>7.1f}× {med / base:>12.2f}×")
+              f"{1e3 / med:>9.2f} {bound / med:>7.1f}× {ratio:>12.2f}×")
 
 
 if __name__ == "__main__":
