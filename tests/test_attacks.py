@@ -314,6 +314,32 @@ def test_robust_accuracy_is_nested_in_eps(trained, test_batch):
     assert np.abs(advs["pgd", 0.008] - x).max() <= 0.008 + 1e-6
 
 
+def test_robust_rows_attack_nothing_once_every_image_is_fooled(trained, test_batch, monkeypatch):
+    """When every correctly classified image is fooled at the smallest ε, the larger ε keep those adversarials and
+    attack no image (no empty batch reaches an attack): robust accuracy 0 and 0 images attacked. The 'attack' here
+    swaps each image for a real test image the model puts in another class (a control-flow test of the nesting)."""
+    from advxai.studies import robustness
+
+    x, y = test_batch
+    pred = train.predict_logits(trained, x).argmax(1)
+    keep = np.flatnonzero(pred == y)
+    x, y, pred = x[keep], y[keep], pred[keep]
+    assert len(set(y)) == 2  # both classes among the correct images
+    calls = []
+
+    def swap(net, xb, yb, name, e, params, seed):
+        calls.append(len(xb))
+        other = np.array([np.flatnonzero(pred != c)[0] for c in yb])  # an image the model puts in another class
+        return x[other], 1.0
+
+    monkeypatch.setattr(robustness, "robust_generate", swap)
+    rows, robust, _ = robustness.robust_rows(trained, x, y, {"pgd": {}}, [0.002, 0.004], seed=0, base={},
+                                             log=lambda _: None)
+    assert calls == [len(x)] and not robust["pgd", 0.002].any() and not robust["pgd", 0.004].any()
+    assert {r["eps"]: (r["n"], r["value"]) for r in rows if r["metric"] == "seconds"} == {0.002: (len(x), 1.0),
+                                                                                         0.004: (0, 0.0)}
+
+
 def test_apgd_schedule_and_targeted_dlr_by_hand():
     """APGD's step-size checks (Croce & Hein 2020: after 22 % of the budget, then 3 % less each time, at least 6 %)
     and the targeted DLR ratio on hand-computed logits."""

@@ -72,6 +72,12 @@ def test_holds_here_aggregates_every_model_and_seed():
     assert R.holds(["partially (ours higher)"] * 3) == "near miss (3 of 3 models; ours higher)"
     near = R.holds(["no (ours lower)", "partially (ours lower)"])
     assert near == "mixed (near miss on 1, does not hold on 1 of 2 models)"
+    # an adversarially trained twin is not a model the seeds' claims were made for: it is not counted
+    with_at = pd.concat([two, _table((0.2, 0.1, 0.3), (0.5, 0.4, 0.6), model="cnn-at2")])
+    again = R.report(with_at).set_index("claim")
+    assert again.loc["clean accuracy on chest X-ray 85.9–88.9 %", "holds here?"] == rep.loc[
+        "clean accuracy on chest X-ray 85.9–88.9 %", "holds here?"]
+    assert "of 2 models" in again.loc[again.index.str.startswith("DeepFool has the strongest")].iloc[0]["holds here?"]
 
 
 def test_reproduction_ranking_says_no_when_another_attack_is_clearly_stronger():

@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from .narrative import NOT_RUN, collapsed, compare, fmt, fmt_n, has_ci, md_table
+from .robustbench import k255 as _k255
+from .robustbench import robustbench_md  # noqa: F401 (the chapter's table too)
 
 ENSEMBLE = "autoattack-nofab"
 _AT = re.compile(r"^(?P<arch>.+)-at(?P<eps>[\d.]+)$")
@@ -25,24 +27,6 @@ def standard_of(model: str) -> str | None:
 def _span(values, spec: str) -> str:
     lo, hi = format(min(values), spec), format(max(values), spec)
     return lo if lo == hi else f"{lo}–{hi}"
-
-
-def _k255(eps: float) -> str:
-    return f"{eps * 255:.3g}/255"
-
-
-def robustbench_md(df: pd.DataFrame) -> str:
-    """RobustBench's leaderboard columns, one row per (dataset, model, attack, ε), collapsed under one sentence."""
-    rb = df[df.stage == "robust"]
-    if rb.empty:
-        return NOT_RUN
-    clean = {(r.dataset, r.model): fmt_n(r) for r in rb[rb.metric == "clean_accuracy"].itertuples()}
-    rows = [{"dataset": r.dataset, "model": r.model, "clean accuracy": clean.get((r.dataset, r.model), "—"),
-             "attack": r.attack, "ε": _k255(r.eps), "robust accuracy": fmt(r), "threat model": "L∞", "n": int(r.n)}
-            for r in rb[rb.metric == "robust_accuracy"].sort_values(["dataset", "model", "attack", "eps"]).itertuples()]
-    n = rb.groupby(["dataset", "model"]).ngroups
-    return (f"Accuracy under attack of {n} model{'s' * (n > 1)} on a class-balanced sample of each test split, "
-            f"in RobustBench's columns:\n\n" + collapsed(f"robust accuracy, {len(rows)} rows", md_table(rows)))
 
 
 def pairs(df: pd.DataFrame) -> pd.DataFrame:

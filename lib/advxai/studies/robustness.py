@@ -30,8 +30,9 @@ def robust_rows(net, x, y, attack_params: dict[str, dict], eps: list[float], see
     for name, params in attack_params.items():
         x_adv, broken = x.copy(), np.zeros(len(x), bool)  # broken: correct before, fooled at a smaller ε
         for e in sorted(eps):
-            idx = np.flatnonzero(~broken)
-            x_adv[idx], secs = robust_generate(net, x[idx], y[idx], name, e, params, seed=seed)
+            idx, secs = np.flatnonzero(~broken), 0.0
+            if len(idx):  # every image fooled at a smaller ε: nothing left to attack
+                x_adv[idx], secs = robust_generate(net, x[idx], y[idx], name, e, params, seed=seed)
             robust[name, e] = (train.predict_logits(net, x_adv).argmax(1) == y) & ok  # wrong before: not robust
             broken = ok & ~robust[name, e]
             advs[name, e] = x_adv.copy()
