@@ -4,6 +4,8 @@
 AutoAttack's standard ensemble without FAB-T, run member by member as AutoAttack runs it), in pixel
 space on logits models, ε checked and projected; its names are this package's API (``attacks.generate``,
 ``attacks.sweep``). ``compiled``: the same attacks as compiled TensorFlow functions, tested equal to ART's.
+``autoattack``: AutoAttack's members (APGD-CE, APGD-T with the DLR loss, Square) and PGD with restarts as compiled
+ports of the published algorithms, the robustness stage's attacks (``robust_generate``), tested against ART's.
 
 May import: ``advxai.errors``, ``advxai.registry``, ``advxai.data``, ``advxai.models``."""
 
