@@ -8,7 +8,8 @@ Variants: ``reference`` (Keras' batch normalisation and the dataset's ``-legacy`
 batch size and learning rate, 64 and 0.003: the training of commit 3829bec), ``ours`` (fused batch normalisation,
 the current augmentation, the dataset's recipe as configured), ``ours-b64`` (the same at batch 64, lr 0.003),
 ``ours-b128`` and ``ours-b256`` (at batch 128 and 256, the learning rate scaled by the square root of the batch
-ratio), ``ours-b256-lr1`` (batch 256 at lr 0.003). Each (variant, seed) trains
+ratio), ``ours-b256-lr1`` (batch 256 at lr 0.003), ``fused-bn-only`` (the fused batch norm with the legacy
+augmentation at the dataset's recipe: separates the two changes). Each (variant, seed) trains
 the full recipe of the config (epochs, schedule, class weights) on the whole training split and is evaluated on
 the official test split; results are saved under ``--out`` one JSON per run, so an interrupted bench resumes. The
 table gives per variant the median seconds of an epoch's training steps (validation excluded), images per second,
@@ -29,13 +30,13 @@ from advxai import data, models
 from advxai.models import train
 from advxai.runner.config import load_config
 
-# variant -> (the legacy training: Keras' batch norm and the dataset's ``-legacy`` augmentation?, batch size and
-# learning rate: "config" (the dataset's recipe), or (batch, factor): that batch at the global learning rate × factor,
-# √(batch / 64) being the square-root scaling rule for Adam). The global recipe (batch 64, lr 0.003) was ISIC's
-# up to commit 3829bec.
-VARIANTS = {"reference": (True, (64, 1.0)), "ours": (False, "config"), "ours-b64": (False, (64, 1.0)),
-            "ours-b128": (False, (128, 2 ** 0.5)), "ours-b256": (False, (256, 2.0)),
-            "ours-b256-lr1": (False, (256, 1.0))}
+# variant -> (Keras' batch norm?, the dataset's ``-legacy`` augmentation?, batch size and learning rate: "config"
+# (the dataset's recipe), or (batch, factor): that batch at the global learning rate × factor, √(batch / 64) being
+# the square-root scaling rule for Adam). The global recipe (batch 64, lr 0.003) was ISIC's up to commit 3829bec.
+VARIANTS = {"reference": (True, True, (64, 1.0)), "ours": (False, False, "config"),
+            "ours-b64": (False, False, (64, 1.0)), "ours-b128": (False, False, (128, 2 ** 0.5)),
+            "ours-b256": (False, False, (256, 2.0)), "ours-b256-lr1": (False, False, (256, 1.0)),
+            "fused-bn-only": (False, True, "config")}
 
 
 def settings_of(cfg: dict, dataset: str, model: str | None) -> tuple[dict, dict, dict]:
@@ -53,16 +54,16 @@ def settings_of(cfg: dict, dataset: str, model: str | None) -> tuple[dict, dict,
 
 
 def run_one(ds, entry: dict, settings: dict, glob: dict, model: dict, variant: str, seed: int) -> dict:
-    legacy, recipe = VARIANTS[variant]
+    keras_bn, legacy_aug, recipe = VARIANTS[variant]
     s = dict(settings)
     if recipe != "config":
         s.update(batch_size=recipe[0], lr=glob["lr"] * recipe[1])
     s["augment"] = train.augmentation_for(ds.name, s.get("augment", True))
-    if legacy and s["augment"]:
+    if legacy_aug and s["augment"]:
         s["augment"] = f"{s['augment']}-legacy"
     params = {**model.get("params", {}), **entry.get("model_params", {}).get(model["name"], {})}
     net = models.build(model["name"], ds.input_shape, ds.n_classes, seed=seed, **params)
-    if legacy:
+    if keras_bn:
         from train_speed import keras_batchnorm  # the bench's own helper (same folder)
         net = keras_batchnorm(net)
     hist = train.fit(net, *ds.split("train"), *ds.split("val"), seed=seed, verbose=0, **s)
