@@ -59,11 +59,13 @@ def peak_flops(n: int = 2048, repeats: int = 5) -> float:
 
 
 def keras_batchnorm(net: keras.Model) -> keras.Model:
-    """``net`` with Keras' own batch normalisation in place of the fused one (same configuration)."""
+    """``net`` with Keras' own batch normalisation in place of the fused one (same configuration and weights)."""
     def swap(layer):
         cls = keras.layers.BatchNormalization if isinstance(layer, BatchNormalization) else type(layer)
         return cls.from_config(layer.get_config())
-    return keras.models.clone_model(net, clone_function=swap)
+    clone = keras.models.clone_model(net, clone_function=swap)
+    clone.set_weights(net.get_weights())  # the seed's initial weights, not a fresh draw
+    return clone
 
 
 def epoch_rate(ds, model: str, params: dict, n: int, batch_size: int, augment, keras_bn: bool, jit: bool = False,

@@ -31,6 +31,7 @@ def test_fused_batchnorm_equals_keras_and_the_formula_in_training_and_inference(
         layer.build(feats.shape)
         layer.set_weights([w.astype("float32") for w in weights])
     x = tf.constant(feats)
+    assert ours._fused(x, True, None)  # the fused kernel runs (else this would test Keras against itself)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         y_ours, y_ref = ours(x, training=True), ref(x, training=True)
@@ -47,6 +48,9 @@ def test_fused_batchnorm_equals_keras_and_the_formula_in_training_and_inference(
                     tape.gradient(loss_ref, [x, *ref.trainable_weights]), strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-3 * float(np.abs(b).max()))
     np.testing.assert_allclose(ours(x, training=False).numpy(), ref(x, training=False).numpy(), atol=1e-5)
+    ours.trainable = False  # a frozen layer normalises with its moving statistics, as Keras'
+    assert not ours._fused(x, True, None)
+    np.testing.assert_allclose(ours(x, training=True).numpy(), ref(x, training=False).numpy(), atol=1e-5)
 
 
 def keras_chain(x, p):
@@ -58,7 +62,6 @@ def keras_chain(x, p):
     x = keras.layers.RandomFlip("horizontal").transform_images(x, {"flips": per_image(p["flip_h"]),
                                                                    "input_shape": shape})
     x = keras.layers.RandomFlip("vertical").transform_images(x, {"flips": per_image(p["flip_v"]), "input_shape": shape})
-    x = augment.RandomTranspose().call(x, training=False)  # identity; the swap is drawn below
     x = tf.where(per_image(p["transpose"]), tf.transpose(x, [0, 2, 1, 3]), x)
     zoom = tf.reshape(p["zoom"], (-1, 1))
     x = keras.layers.RandomZoom(0.1, fill_mode="reflect").transform_images(
@@ -72,6 +75,11 @@ def keras_chain(x, p):
 
 def test_dermoscopy_equals_keras_layers_on_the_same_draws(isic_batch):
     layer = augment.Dermoscopy(seed=3)
+    p = {k: np.asarray(v) for k, v in layer.draw(4096).items()}  # the draws span the documented ranges
+    for key, lo, hi in [("zoom", 0.9, 1.1), ("delta", -0.1, 0.1), ("contrast", 0.85, 1.15),
+                        ("saturation", 0.4 / 0.6, 0.6 / 0.4)]:
+        assert lo - 1e-6 <= p[key].min() < lo + 0.01 and hi - 0.01 < p[key].max() <= hi + 1e-6, key
+    assert all(0.45 < p[k].mean() < 0.55 for k in ("flip_h", "flip_v", "transpose"))
     p = layer.draw(len(isic_batch))
     ours = layer.apply(tf.constant(isic_batch), p).numpy()
     np.testing.assert_allclose(ours, keras_chain(tf.constant(isic_batch), p).numpy(), atol=1e-5)

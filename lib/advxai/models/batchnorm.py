@@ -17,11 +17,13 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     Same statistics as Keras: the batch is normalised by its biased variance, and the moving variance is updated
     with the biased variance too (the fused kernel returns the unbiased one, n/(n-1) larger; it is rescaled).
-    Inference, frozen layers, masks, renormalisation, other shapes or dtypes and other backends use Keras' own code.
+    Inference, frozen layers, masks, renormalisation, cross-replica statistics, other shapes or dtypes and other
+    backends use Keras' own code.
     """
 
     def _fused(self, inputs, training, mask) -> bool:
-        return (training and self.trainable and not self.renorm and mask is None and len(inputs.shape) == 4
+        return (training and self.trainable and not self.renorm and not self.synchronized and mask is None
+                and len(inputs.shape) == 4
                 and self.axis in (-1, 3) and self.center and self.scale and inputs.dtype == tf.float32
                 and keras.backend.backend() == "tensorflow")
 

@@ -89,7 +89,9 @@ class AdversarialTrainer(keras.Model):
         super().__init__()
         self.net, self.augment, self.eps, self.steps = net, augment, float(eps), int(steps)
         self.alpha = 2.5 * self.eps / self.steps
-        self.noise = keras.random.SeedGenerator(seed)
+        # seeded apart from the augmentation's generators (seeded ``seed``, ``seed + 1``, ...): generators seeded
+        # alike draw the same numbers
+        self.noise = keras.random.SeedGenerator(seed + 10_007)
 
     def call(self, x, training=False):
         return self.net(x, training=training)
