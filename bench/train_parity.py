@@ -11,7 +11,8 @@ the current augmentation, the dataset's recipe as configured), ``ours-b64`` (the
 ratio), ``ours-b256-lr1`` (batch 256 at lr 0.003), ``fused-bn-only`` (the fused batch norm with the legacy
 augmentation at the dataset's recipe: separates the two changes). Each (variant, seed) trains
 the full recipe of the config (epochs, schedule, class weights) on the whole training split and is evaluated on
-the official test split; results are saved under ``--out`` one JSON per run, so an interrupted bench resumes. The
+the official test split; results are saved under ``--out`` one JSON per run with its settings, so an interrupted
+bench resumes (a run whose recipe changed since is trained again; a change of code is not seen: clear ``--out``). The
 table gives per variant the median seconds of an epoch's training steps (validation excluded), images per second,
 the speed-up over the reference (the median over seeds of the paired ratio: each seed's runs follow each other),
 and test accuracy / balanced accuracy / macro AUC as mean ± s.d. over the seeds.
@@ -53,14 +54,21 @@ def settings_of(cfg: dict, dataset: str, model: str | None) -> tuple[dict, dict,
     raise SystemExit(f"dataset {dataset!r} (model {model or 'any'}) is not in the config; datasets: {', '.join(names)}")
 
 
-def run_one(ds, entry: dict, settings: dict, glob: dict, model: dict, variant: str, seed: int) -> dict:
-    keras_bn, legacy_aug, recipe = VARIANTS[variant]
+def recipe_of(ds, settings: dict, glob: dict, variant: str) -> dict:
+    """The training settings of ``variant``: the dataset's recipe with its batch size, learning rate and
+    augmentation as the variant says."""
+    _, legacy_aug, recipe = VARIANTS[variant]
     s = dict(settings)
     if recipe != "config":
         s.update(batch_size=recipe[0], lr=glob["lr"] * recipe[1])
     s["augment"] = train.augmentation_for(ds.name, s.get("augment", True))
     if legacy_aug and s["augment"]:
         s["augment"] = f"{s['augment']}-legacy"
+    return s
+
+
+def run_one(ds, entry: dict, s: dict, model: dict, variant: str, seed: int) -> dict:
+    keras_bn = VARIANTS[variant][0]
     params = {**model.get("params", {}), **entry.get("model_params", {}).get(model["name"], {})}
     net = models.build(model["name"], ds.input_shape, ds.n_classes, seed=seed, **params)
     if keras_bn:
@@ -69,7 +77,8 @@ def run_one(ds, entry: dict, settings: dict, glob: dict, model: dict, variant: s
     hist = train.fit(net, *ds.split("train"), *ds.split("val"), seed=seed, verbose=0, **s)
     m = train.evaluate(net, *ds.split("test"))
     n = len(ds.split("train")[1])
-    return {"variant": variant, "seed": seed, "batch_size": s["batch_size"], "lr": s["lr"], "augment": s["augment"],
+    return {"variant": variant, "seed": seed, "settings": s, "batch_size": s["batch_size"], "lr": s["lr"],
+            "augment": s["augment"],
             "epoch_seconds": float(np.median(hist["train_seconds"])), "seconds": hist["seconds"],
             "images_per_s": n / float(np.median(hist["train_seconds"])),
             **{k: m[k] for k in ("accuracy", "balanced_accuracy", "auc")}}
@@ -103,9 +112,11 @@ def main() -> None:
     for seed in args.seeds:
         for variant in args.variants:
             path = out / f"{args.dataset}-{model['name']}-{variant}-s{seed}.json"
-            if not path.exists():
+            s = recipe_of(ds, settings, cfg["train"], variant)
+            # a saved run is reused only for the same settings (a changed recipe trains again)
+            if not path.exists() or json.loads(path.read_text()).get("settings") != s:
                 tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(run_one(ds, entry, settings, cfg["train"], model, variant, seed)))
+                tmp.write_text(json.dumps(run_one(ds, entry, s, model, variant, seed)))
                 tmp.replace(path)
             rows.append(json.loads(path.read_text()))
             r = rows[-1]
