@@ -74,9 +74,10 @@ def run_one(ds, entry: dict, s: dict, model: dict, variant: str, seed: int) -> d
     if keras_bn:
         from train_speed import keras_batchnorm  # the bench's own helper (same folder)
         net = keras_batchnorm(net)
-    hist = train.fit(net, *ds.split("train"), *ds.split("val"), seed=seed, verbose=0, **s)
+    x, y = ds.split("train")
+    hist = train.fit(net, x, y, *ds.split("val"), seed=seed, verbose=0, **s)
     m = train.evaluate(net, *ds.split("test"))
-    n = len(ds.split("train")[1])
+    n = len(y)
     return {"variant": variant, "seed": seed, "settings": s, "batch_size": s["batch_size"], "lr": s["lr"],
             "augment": s["augment"],
             "epoch_seconds": float(np.median(hist["train_seconds"])), "seconds": hist["seconds"],
@@ -125,19 +126,19 @@ def main() -> None:
     print(f"\n{args.dataset}, {model['name']}, seeds {args.seeds}; epochs {settings['epochs']}")
     print(f"{'variant':>13} {'batch':>6} {'lr':>7} {'s/epoch':>8} {'images/s':>9} {'speed-up':>9} "
           f"{'accuracy':>14} {'balanced acc':>14} {'macro AUC':>14}")
+    base = [r for r in rows if r["variant"] == "reference"]
+    ref_of = {r["seed"]: r["epoch_seconds"] for r in base}
     for variant in args.variants:
         rs = [r for r in rows if r["variant"] == variant]
         sec = float(np.median([r["epoch_seconds"] for r in rs]))
         rate = float(np.median([r["images_per_s"] for r in rs]))
         # paired: each seed's reference epoch over this variant's, run one after the other (drifts cancel)
-        ref_of = {r["seed"]: r["epoch_seconds"] for r in rows if r["variant"] == "reference"}
         paired = [ref_of[r["seed"]] / r["epoch_seconds"] for r in rs if r["seed"] in ref_of]
         speedup = float(np.median(paired)) if paired else float("nan")
         cells = [f"{np.mean([r[k] for r in rs]):.3f} ± {np.std([r[k] for r in rs], ddof=1) if len(rs) > 1 else 0:.3f}"
                  for k in ("accuracy", "balanced_accuracy", "auc")]
         print(f"{variant:>13} {rs[0]['batch_size']:>6} {rs[0]['lr']:>7.4f} {sec:>8.1f} {rate:>9.0f} {speedup:>8.2f}× "
               f"{cells[0]:>14} {cells[1]:>14} {cells[2]:>14}")
-    base = [r for r in rows if r["variant"] == "reference"]
     if len(base) > 1:
         print("\ndifference of means from the reference, Welch 95 % interval (t with Welch-Satterthwaite df)")
         for variant in [v for v in args.variants if v != "reference"]:

@@ -11,8 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from .narrative import NOT_RUN, collapsed, compare, fmt, fmt_n, has_ci, md_table
-from .robustbench import k255 as _k255
-from .robustbench import robustbench_md  # noqa: F401 (the chapter's table too)
+from .robustbench import k255, robustbench_md
 
 ENSEMBLE = "autoattack-nofab"
 _AT = re.compile(r"^(?P<arch>.+)-at(?P<eps>[\d.]+)$")
@@ -62,7 +61,7 @@ def pairs_md(df: pd.DataFrame) -> str:
     rows = []
     for r in p.itertuples():
         a, s = _test_accuracy(df, r.dataset, r.model), _test_accuracy(df, r.dataset, r.standard)
-        rows.append({"dataset": r.dataset, "models": f"{r.model} vs {r.standard}", "ε": _k255(r.eps),
+        rows.append({"dataset": r.dataset, "models": f"{r.model} vs {r.standard}", "ε": k255(r.eps),
                      "robust accuracy, AT": fmt(r.at), "robust accuracy, standard": fmt(r.std),
                      "AT vs standard": r.word,
                      "test accuracy, AT / standard": f"{fmt(a) if a is not None else '—'} / "
@@ -120,7 +119,7 @@ def shift_md(df: pd.DataFrame) -> str:
         return ("*No Grad-CAM shift of an adversarially trained model and its standard twin in this build "
                 "(the study's robustness part measures it: `make study`).*")
     p = p.sort_values(["dataset", "model", "attack", "eps", "subset"])
-    rows = [{"dataset": r.dataset, "models": f"{r.model} vs {r.standard}", "attack": r.attack, "ε": _k255(r.eps),
+    rows = [{"dataset": r.dataset, "models": f"{r.model} vs {r.standard}", "attack": r.attack, "ε": k255(r.eps),
              "subset": r.subset.replace("_", " "), "IoU, AT": fmt(r.at), "IoU, standard": fmt(r.std),
              "AT vs standard": r.word} for r in p.itertuples()]
     counts = _tally(p)
@@ -188,7 +187,7 @@ def findings(df: pd.DataFrame) -> str:
     std = ens[ens.model.map(standard_of).isna()]
     if len(std):
         top = std[std.eps == std.eps.max()]
-        claims.append(f"At ε = {_k255(top.eps.iloc[0])}, the ensemble left {_span(top.value, '.2f')} of the sample "
+        claims.append(f"At ε = {k255(top.eps.iloc[0])}, the ensemble left {_span(top.value, '.2f')} of the sample "
                       f"correct on the {len(top)} standard model{'s' * (len(top) > 1)} "
                       f"(n = {_span(top.n, '.0f')} images each).")
     pgd = rb[rb.attack == "pgd"].set_index(["dataset", "model", "eps"])

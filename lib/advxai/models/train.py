@@ -12,7 +12,7 @@ import tensorflow as tf
 from ..errors import ParameterError
 from ..measure.metrics import classification_metrics, softmax
 from ..registry import check_params
-from .augment import AUGMENTATIONS, RandomTranspose, augmentation_for  # noqa: F401 (the recipe's names)
+from .augment import AUGMENTATIONS, augmentation_for
 
 SCHEDULES = ("plateau", "cosine")
 MONITORS = ("val_loss", "val_balanced_accuracy", "none")
