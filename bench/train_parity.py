@@ -16,12 +16,18 @@ bench resumes (a run whose recipe changed since is trained again; a change of co
 table gives per variant the median seconds of an epoch's training steps (validation excluded), images per second,
 the speed-up over the reference (the median over seeds of the paired ratio: each seed's runs follow each other),
 and test accuracy / balanced accuracy / macro AUC as mean ± s.d. over the seeds.
+
+``--jobs 2`` trains two seeds of a variant at once, each in a process of its own, as the book's grid runs its
+notebooks (two at a time on 2 cores): the reference's pair, then ours on the same seeds, and so on. Its runs go to
+``--out`` + ``-jobs2``; standalone and two-at-a-time timings are not mixed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +101,19 @@ def welch(a: list[float], b: list[float]) -> str:
     return f"{d:+.3f} [{d - half:+.3f}, {d + half:+.3f}]"
 
 
+def concurrent(args, out: Path) -> None:
+    """Train ``args.jobs`` seeds of each variant at once (this script per seed, one process each), the variants in
+    turn on the same seeds; each process saves its run, and the caller's loop below then only reads them."""
+    for i in range(0, len(args.seeds), args.jobs):
+        for variant in args.variants:
+            procs = [subprocess.Popen([sys.executable, __file__, "--config", args.config, "--dataset", args.dataset,
+                                       *(["--model", args.model] if args.model else []), "--seeds", str(seed),
+                                       "--variants", variant, "--out", str(out)], stdout=subprocess.DEVNULL)
+                     for seed in args.seeds[i:i + args.jobs]]
+            if any(p.wait() for p in procs):
+                raise SystemExit(f"a {variant} run failed (seeds {args.seeds[i:i + args.jobs]}); see its error above")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="configs/default.yaml")
@@ -103,12 +122,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--variants", nargs="+", default=["reference", "ours"], choices=list(VARIANTS))
     ap.add_argument("--out", default="bench/out/train_parity")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds of a variant trained at once (the grid runs two)")
     args = ap.parse_args()
     cfg = load_config(Path(args.config))
     entry, model, settings = settings_of(cfg, args.dataset, args.model)
     ds = data.load(entry["name"], entry["size"])
-    out = Path(args.out)
+    out = Path(args.out + (f"-jobs{args.jobs}" if args.jobs > 1 else ""))
     out.mkdir(parents=True, exist_ok=True)
+    if args.jobs > 1:
+        concurrent(args, out)
     rows = []
     for seed in args.seeds:
         for variant in args.variants:
