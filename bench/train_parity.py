@@ -83,12 +83,9 @@ def run_one(ds, entry: dict, s: dict, model: dict, variant: str, seed: int) -> d
     x, y = ds.split("train")
     hist = train.fit(net, x, y, *ds.split("val"), seed=seed, verbose=0, **s)
     m = train.evaluate(net, *ds.split("test"))
-    n = len(y)
-    return {"variant": variant, "seed": seed, "settings": s, "batch_size": s["batch_size"], "lr": s["lr"],
-            "augment": s["augment"],
-            "epoch_seconds": float(np.median(hist["train_seconds"])), "seconds": hist["seconds"],
-            "images_per_s": n / float(np.median(hist["train_seconds"])),
-            **{k: m[k] for k in ("accuracy", "balanced_accuracy", "auc")}}
+    epoch = float(np.median(hist["train_seconds"]))
+    return {"variant": variant, "seed": seed, "settings": s, "epoch_seconds": epoch, "seconds": hist["seconds"],
+            "images_per_s": len(y) / epoch, **{k: m[k] for k in ("accuracy", "balanced_accuracy", "auc")}}
 
 
 def welch(a: list[float], b: list[float]) -> str:
@@ -159,7 +156,8 @@ def main() -> None:
         speedup = float(np.median(paired)) if paired else float("nan")
         cells = [f"{np.mean([r[k] for r in rs]):.3f} ± {np.std([r[k] for r in rs], ddof=1) if len(rs) > 1 else 0:.3f}"
                  for k in ("accuracy", "balanced_accuracy", "auc")]
-        print(f"{variant:>13} {rs[0]['batch_size']:>6} {rs[0]['lr']:>7.4f} {sec:>8.1f} {rate:>9.0f} {speedup:>8.2f}× "
+        recipe = rs[0]["settings"]
+        print(f"{variant:>13} {recipe['batch_size']:>6} {recipe['lr']:>7.4f} {sec:>8.1f} {rate:>9.0f} {speedup:>8.2f}× "
               f"{cells[0]:>14} {cells[1]:>14} {cells[2]:>14}")
     if len(base) > 1:
         print("\ndifference of means from the reference, Welch 95 % interval (t with Welch-Satterthwaite df)")
