@@ -5,6 +5,7 @@ import pandas as pd
 
 from advxai.book import narrative as N
 from advxai.book import reproduction as R
+from advxai.book import style as S
 from advxai.measure.tables import row
 
 
@@ -14,13 +15,13 @@ def _r(value, lo, hi, n=100, **keys):
 
 def test_comparative_words_follow_the_intervals():
     a, b = _r(0.9, 0.85, 0.95), _r(0.6, 0.5, 0.7)
-    assert N.compare(a, b) == "higher than" and N.compare(b, a) == "lower than"
-    assert N.compare(a, _r(0.88, 0.8, 0.93)) == "indistinguishable from"
-    assert N.compare(a, _r(0.5, np.nan, np.nan, n=6)) == "not comparable with"
-    assert "too few images" in N.fmt(_r(0.5, np.nan, np.nan, n=6))
-    assert N.fmt(_r(0.999676, 0.998971, 0.999995)) == "1.000 [0.999, 1.000]"  # 2 digits read "[1.00, 1.00]"
-    assert N.fmt(_r(0.9997, 0.9995, 0.99996)) == "0.9997 [0.9995, 1.0000]"
-    assert N.fmt(_r(1.0, 1.0, 1.0)) == "1.00 [1.00, 1.00]"  # a true point interval stays as it is
+    assert S.compare(a, b) == "higher than" and S.compare(b, a) == "lower than"
+    assert S.compare(a, _r(0.88, 0.8, 0.93)) == "indistinguishable from"
+    assert S.compare(a, _r(0.5, np.nan, np.nan, n=6)) == "not comparable with"
+    assert "too few images" in S.fmt(_r(0.5, np.nan, np.nan, n=6))
+    assert S.fmt(_r(0.999676, 0.998971, 0.999995)) == "1.000 [0.999, 1.000]"  # 2 digits read "[1.00, 1.00]"
+    assert S.fmt(_r(0.9997, 0.9995, 0.99996)) == "0.9997 [0.9995, 1.0000]"
+    assert S.fmt(_r(1.0, 1.0, 1.0)) == "1.00 [1.00, 1.00]"  # a true point interval stays as it is
 
 
 def test_ranking_names_the_top_group():
@@ -237,3 +238,20 @@ def test_findings_are_claims_decided_by_the_intervals_of_every_model():
     assert "FGSM fooled fewer images at its largest ε than at a smaller one on 2 of 2 models" in text
     assert "moved more on the fooled images than on the not-fooled ones in 2 of 2 cells" in text
     assert all(len(sentence.split()) <= 60 for sentence in text.split(". "))
+
+
+def test_grid_md_gives_runs_that_differ_only_in_their_model_one_line():
+    q = {"dataset": "pneumoniamnist", "size": 28, "attacks": ["fgsm", "pgd"], "eps": [0.01, 0.05], "n_images": 100,
+         "seed": 0}
+    prov = {f"r{i}": {"stage": "attack", "label": m, "parameters": {**q, "model": m}}
+            for i, m in enumerate(["cnn", "cnn·s1", "resnet"])}
+    prov["other"] = {"stage": "attack", "label": "x", "parameters": {**q, "size": 64, "model": "cnn"}}
+    prov["train"] = {"stage": "train", "label": "cnn", "parameters": {}}
+    lines = N.grid_md(prov).split("\n\n")[0].splitlines()
+    assert lines == [
+        "- Grad-Attacks on **pneumoniamnist 28 px** · cnn, cnn·s1, resnet: fgsm, pgd at ε ∈ {0.01, 0.05} on 100 "
+        "class-balanced test images (sample and attack seed 0).",
+        "- Grad-Attacks on **pneumoniamnist 64 px** · cnn: fgsm, pgd at ε ∈ {0.01, 0.05} on 100 class-balanced "
+        "test images (sample and attack seed 0)."]
+    assert "another seed" in N.grid_md(prov)
+    assert N.grid_md({"t": prov["train"]}) == S.NOT_RUN

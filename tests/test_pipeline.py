@@ -189,6 +189,20 @@ def test_cache_key_hashes_only_the_modules_a_stage_uses(grid):
     assert prov["lock"] and "numpy" in prov["versions"] and "detect" not in prov["modules"]
 
 
+def test_run_notebooks_do_not_hash_the_chapters_prose():
+    """A stage's cache key covers the modules its notebook imports: a run notebook that imported the narrative or
+    the chapters' figures would rerun (the robust stage: about 20 minutes of the study) whenever prose changes."""
+    from advxai.runner import fingerprint
+
+    chapters = {"book.narrative", "book.figures", "book.findings", "book.aggregate", "book.robust",
+                "book.reproduction"}
+    stages = sorted((ROOT / "notebooks").glob("0[1-9]_*.ipynb"))
+    assert len(stages) == 9
+    for nb in stages:
+        assert not chapters & set(fingerprint.notebook_modules(nb)), nb.name
+    assert "book.narrative" in fingerprint.notebook_modules(stages[0].with_name("00_summary.ipynb"))
+
+
 def test_provenance_recorded_for_every_row(grid):
     results, _, _ = grid
     prov = json.loads((results / "tables" / "provenance.json").read_text())

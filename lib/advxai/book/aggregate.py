@@ -324,6 +324,7 @@ def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
     from IPython.display import HTML
 
     from . import narrative as N
+    from .style import NOT_RUN, html
 
     df = standard_detection(df)
     s = detection_settings(df, base_seed)
@@ -334,14 +335,14 @@ def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
 
     worked_df = one_setting(df)
     curves = adaptive_curves(worked_df)
-    return {"det-settings-md": N.html(settings_md(s)),
-            "det-adaptive-fig": curves if curves is not None else N.html(N.NOT_RUN),
-            "det-adaptive-md": N.html(N.adaptive_md(df)),
-            "det-family-md": N.html(family_md(fam, n)),
+    return {"det-settings-md": html(settings_md(s)),
+            "det-adaptive-fig": curves if curves is not None else html(NOT_RUN),
+            "det-adaptive-md": html(N.adaptive_md(df)),
+            "det-family-md": html(family_md(fam, n)),
             "det-family-table": HTML(fam.to_html(classes="dataframe") if len(fam) else ""),
-            "det-settings-fig": fig if fig is not None else N.html(N.NOT_RUN),
-            "det-md": N.html(N.detection_md(worked_df)),
-            "det-all-md": collapsed(N.html(N.detection_md(df)).data, "every setting's numbers")}
+            "det-settings-fig": fig if fig is not None else html(NOT_RUN),
+            "det-md": html(N.detection_md(worked_df)),
+            "det-all-md": collapsed(html(N.detection_md(df)).data, "every setting's numbers")}
 
 
 def worked_table(df: pd.DataFrame, detection_dirs: list, name: str) -> dict[str, pd.DataFrame]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .narrative import units
+from .style import units
 
 # --- the Results page's attack figures (notebooks/00_summary.ipynb) ---------------------------------------------
 
@@ -113,7 +113,7 @@ def mod_points(df: pd.DataFrame):
 
 def chapter_figures(df: pd.DataFrame) -> dict:
     """The figures the chapters paste from the Results page, by glue name (a sentence where a build has none)."""
-    from .narrative import NO_MASKS, NOT_RUN, html
+    from .style import NO_MASKS, NOT_RUN, html
 
     shown = {"ga-strength-fig": (mod_points(df), NOT_RUN), "rm-shift-fig": (shift_split(df), NOT_RUN),
              "rm-local-fig": (localisation(df), NO_MASKS)}
@@ -136,7 +136,7 @@ def _split_points(m: pd.DataFrame, keys: list[str], ylabel: str, title):
     """Fooled vs not-fooled points against ε (see :func:`mod_points`), one panel per ``keys`` group."""
     from matplotlib.lines import Line2D
 
-    from .narrative import SPLIT_MIN
+    from .style import SPLIT_MIN
 
     if not len(m):
         return None
@@ -200,67 +200,5 @@ def localisation(df: pd.DataFrame, target: str = "predicted"):
     extra = [Line2D([], [], color="black", ls=":", label="clean images"),
              Line2D([], [], color="grey", ls="--", label="mask area (uniform map)")]
     _legend(fig, colours, extra)
-    fig.tight_layout()
-    return fig
-
-
-# --- the robustness figures (notebooks/09_robust.ipynb and the Robust models chapter) -----------------------------
-
-ROBUST_STYLES = {"autoattack-nofab": "-", "pgd": "--"}  # line style per attack; colour per model
-
-
-def robust_accuracy(df: pd.DataFrame):
-    """Accuracy under attack against ε (in k/255), RobustBench's curve: a panel per dataset, a colour per model, a
-    line style per attack, each with its 95 % Wilson band; the clean accuracy (the same images) at ε = 0.
-    ``None`` without robustness rows."""
-    import seaborn as sns
-    from matplotlib.lines import Line2D
-
-    rb = df[(df.stage == "robust") & df.metric.isin(["robust_accuracy", "clean_accuracy"])]
-    if not len(rb):
-        return None
-    models = sorted(rb.model.unique())
-    colours = dict(zip(models, sns.color_palette("dark", len(models)), strict=True))
-    attacks = sorted(rb[rb.metric == "robust_accuracy"].attack.unique())
-    styles = {a: ROBUST_STYLES.get(a, ":") for a in attacks}
-    groups = list(rb.groupby("dataset"))
-    fig, axes = _panels(len(groups), width=3)
-    for ax, (d, g) in zip(axes, groups, strict=False):
-        for m, gm in g.groupby("model"):
-            clean = gm[gm.metric == "clean_accuracy"]
-            for a, dd in gm[gm.metric == "robust_accuracy"].groupby("attack"):
-                dd = pd.concat([clean.assign(eps=0.0), dd]).sort_values("eps")
-                ax.plot(dd.eps * 255, dd.value, marker="o", ms=3, ls=styles[a], color=colours[m], label=m)
-                ax.fill_between(dd.eps * 255, dd.ci_low, dd.ci_high, color=colours[m], alpha=0.12)
-        ax.set(ylim=(-0.02, 1.02), xlabel="ε (× 1/255, L∞)", ylabel="accuracy under attack (95 % Wilson)")
-        ax.set_title(str(d), fontsize=9)
-    handles = [Line2D([], [], color=c, marker="o", label=m) for m, c in colours.items()]
-    handles += [Line2D([], [], color="grey", ls=s, label=a) for a, s in styles.items()]
-    fig.legend(handles=handles, title="model · attack", loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False,
-               fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def saliency_grid(samples: dict):
-    """The same test images (rows) and, per model (columns after the image), the magnitude of the input gradient
-    ∇ₓ z_y summed over channels, each map scaled to its own maximum: robust models' maps are reported to follow
-    the image's structure. ``samples``: model -> {x, grads, labels} of one dataset (the same seeded images)."""
-    import matplotlib.pyplot as plt
-
-    first = next(iter(samples.values()))
-    n, cols = len(first["x"]), 1 + len(samples)
-    fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols, 1.9 * n), squeeze=False)
-    for i in range(n):
-        img = first["x"][i]
-        axes[i, 0].imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=1)
-        axes[i, 0].set_title(f"image ({first['labels'][i]})", fontsize=8)
-        for j, (m, s) in enumerate(samples.items(), start=1):
-            mag = np.abs(s["grads"][i]).sum(-1)
-            axes[i, j].imshow(mag / (mag.max() or 1.0), cmap="magma", vmin=0, vmax=1)
-            axes[i, j].set_title(f"|∇ₓ z_y| · {m}", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
     fig.tight_layout()
     return fig

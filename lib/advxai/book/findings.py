@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .narrative import NOT_RUN, SPLIT_MIN, has_ci
+from .style import NOT_RUN, SPLIT_MIN, has_ci
 
 
 def _models(g: pd.DataFrame) -> int:

@@ -3,7 +3,7 @@ their 95 % intervals, never typed by hand.
 
 Two numbers are called different only when their intervals do not overlap (a conservative test); otherwise
 the sentence says they cannot be told apart. Below ``tables.MIN_N`` images a number has no interval and is
-never ranked. The functions return Markdown; :func:`html` turns it into the HTML the book pastes.
+never ranked. The functions return Markdown; :func:`advxai.book.style.html` turns it into the HTML the book pastes.
 """
 
 from __future__ import annotations
@@ -12,42 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .detplots import ANCHORS, GOAL, explanation_based, group_of, worst_held_out
-
-NOT_RUN = "*Not run in this configuration.*"
-NO_MASKS = "*No RADAR-MIX run of this configuration had lesion masks (ISIC's validation lesions have them).*"
-
-
-def fmt(r, digits: int = 2) -> str:
-    """``0.83 [0.74, 0.89]``, or ``0.83 (n = 6: too few images for an interval)``. An interval whose ends round
-    to the same number gets more digits (up to four): 0.9997 [0.9990, 1.0000], never a false "[1.00, 1.00]"."""
-    if not np.isfinite(r.value):
-        return "—"
-    if np.isfinite(r.ci_low):
-        while digits < 4 and r.ci_low != r.ci_high and f"{r.ci_low:.{digits}f}" == f"{r.ci_high:.{digits}f}":
-            digits += 1
-        return f"{r.value:.{digits}f} [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]"
-    return f"{r.value:.{digits}f} (n = {int(r.n)}: too few images for an interval)"
-
-
-def fmt_n(r, digits: int = 2) -> str:
-    """:func:`fmt` with the image count (which ``fmt`` already gives when there is no interval)."""
-    return fmt(r, digits) + (f" (n = {int(r.n)})" if has_ci(r) else "")
-
-
-def has_ci(r) -> bool:
-    return bool(np.isfinite(r.ci_low) and np.isfinite(r.ci_high))
-
-
-def compare(a, b) -> str:
-    """How ``a`` relates to ``b``: "higher than", "lower than", "indistinguishable from" (intervals overlap),
-    or "not comparable with" (one of them has too few images for an interval)."""
-    if not (has_ci(a) and has_ci(b)):
-        return "not comparable with"
-    if a.ci_low > b.ci_high:
-        return "higher than"
-    if a.ci_high < b.ci_low:
-        return "lower than"
-    return "indistinguishable from"
+from .style import NOT_RUN, SPLIT_MIN, collapsed, compare, fmt, fmt_n, has_ci, md_table, units
 
 
 def top_group(rows: pd.DataFrame, label: str) -> tuple[list[str], list[str]]:
@@ -76,33 +41,10 @@ def ranking_sentence(rows: pd.DataFrame, label: str, what: str) -> str:
         f"; not ranked (too few images): {', '.join(map(str, unranked))}." if unranked else ".")
 
 
-def html(markdown: str):
-    """Markdown -> an IPython HTML object (cross-document glue pastes HTML, not Markdown)."""
-    from IPython.display import HTML
-    from markdown_it import MarkdownIt
-
-    return HTML(MarkdownIt("commonmark").enable("table").render(markdown))
-
-
 def _pick(df: pd.DataFrame, **sel) -> pd.DataFrame:
     for k, v in sel.items():
         df = df[np.isclose(df[k], v)] if k == "eps" else df[df[k] == v]
     return df
-
-
-def md_table(rows: list[dict]) -> str:
-    """A Markdown table from dicts (the keys of the first are the columns)."""
-    if not rows:
-        return ""
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]).replace("|", "/") for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def collapsed(summary: str, table: str) -> str:
-    """A table under a closed ``<details>``: the numbers one opens, beneath the sentences one reads."""
-    return f"<details><summary>{summary}</summary>\n\n{table}\n\n</details>" if table else ""
 
 
 def clean_md(df: pd.DataFrame) -> str:
@@ -153,11 +95,6 @@ def _tops(groups, label: str) -> str:
     return ", ".join(f"{k} on {v} model{'s' * (v > 1)}" for k, v in counts.items())
 
 
-def units(attack) -> str:
-    """The ε units of an attack's rows: ``pixel``, or what follows ``@`` (``pgd@sigma``: the seed's σ units)."""
-    return str(attack).partition("@")[2] or "pixel"
-
-
 def _grouped(df: pd.DataFrame, keys: list[str]):
     """Groups by ``keys`` and ε units: pixel and σ-unit grids have different ε, so "the largest ε" is per unit."""
     return df.assign(units=df.attack.map(units)).groupby([*keys, "units"])
@@ -186,9 +123,6 @@ def fooling_md(df: pd.DataFrame, stage: str = "attack") -> str:
             f"images, as the seeds counted (flip rate): {_tops(fl_groups, 'attack')}. "
             f"The {len(rows)} rows of {n} model{'s' * (n > 1)}, each with its interval and n:\n\n"
             + collapsed(f"fooling and flip rates, {len(rows)} rows", md_table(rows)))
-
-
-SPLIT_MIN = 30  # a fooled / not-fooled comparison on fewer images per side is flagged (issue 21: "or says so")
 
 
 def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: str = "predicted") -> str:
@@ -403,19 +337,28 @@ def adaptive_md(df: pd.DataFrame) -> str:
 
 
 def grid_md(provenance: dict[str, dict]) -> str:
-    """What was run, from the runs' recorded parameters: datasets, sizes, models, attacks, ε, images."""
-    lines = []
+    """What was run, from the runs' recorded parameters: datasets, sizes, models, attacks, ε, images. Runs that
+    differ only in their model (an architecture, or its ``·s1``-style training seed) share a line."""
+    lines: dict[tuple[str, str], list[str]] = {}
     for p in sorted(provenance.values(), key=lambda p: (p["stage"], p["label"])):
         q = p["parameters"]
+        grid = f"{', '.join(q.get('attacks', []))} at ε ∈ {{{', '.join(f'{e:g}' for e in q.get('eps', []))}}}"
+        if q.get("eps_units", "pixel") != "pixel":
+            grid += f" (in {q['eps_units']} units)"
         if p["stage"] == "attack":
-            lines.append(f"- Grad-Attacks on **{q['dataset']} {q['size']} px · {q['model']}**: "
-                         f"{', '.join(q['attacks'])} at ε ∈ {{{', '.join(f'{e:g}' for e in q['eps'])}}} on "
-                         f"{q['n_images']} class-balanced test images (seed {q['seed']}).")
+            what = (f"Grad-Attacks on **{q['dataset']} {q['size']} px**",
+                    f"{grid} on {q['n_images']} class-balanced test images (sample and attack seed {q['seed']})")
         elif p["stage"] == "radarmix":
             costly = ", ".join(f"{k} on {v}" for k, v in q["n_explain"].items())
-            lines.append(f"- RADAR-MIX on **{q['dataset']} {q['size']} px · {q['model']}**: "
-                         f"{', '.join(q['attacks'])} at ε ∈ {{{', '.join(f'{e:g}' for e in q['eps'])}}} on "
-                         f"{q['n_images']} class-balanced `{q['split']}` images; explainers "
-                         f"{', '.join(q['explainers'])}" + (f" ({costly} images)" if costly else "")
-                         + f"; targets {', '.join(q['targets'])}; top-k share {q['topk']:g}.")
-    return "\n".join(lines) if lines else NOT_RUN
+            what = (f"RADAR-MIX on **{q['dataset']} {q['size']} px**",
+                    f"{grid} on {q['n_images']} class-balanced `{q['split']}` images; explainers "
+                    f"{', '.join(q['explainers'])}" + (f" ({costly} images)" if costly else "")
+                    + f"; targets {', '.join(q['targets'])}; top-k share {q['topk']:g}")
+        else:
+            continue
+        lines.setdefault(what, []).append(q["model"])
+    if not lines:
+        return NOT_RUN
+    seeds = any("·s" in m for models in lines.values() for m in models)
+    return "\n".join(f"- {head} · {', '.join(models)}: {rest}." for (head, rest), models in lines.items()) + (
+        "\n\n·s1, ·s2: the same architecture trained from another seed." if seeds else "")

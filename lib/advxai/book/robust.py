@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .narrative import NOT_RUN, collapsed, compare, fmt, fmt_n, has_ci, md_table
-from .robustbench import k255, robustbench_md
+from .robustplots import k255, robustbench_md
+from .style import NOT_RUN, collapsed, compare, fmt, fmt_n, has_ci, md_table
 
 ENSEMBLE = "autoattack-nofab"
 _AT = re.compile(r"^(?P<arch>.+)-at(?P<eps>[\d.]+)$")
@@ -217,7 +217,7 @@ def saliency_figure(robust_dirs: list):
     from IPython.display import HTML
 
     from .. import artefacts
-    from .figures import saliency_grid
+    from .robustplots import saliency_grid
 
     by_dataset: dict[str, dict] = {}
     for d in map(Path, robust_dirs):
@@ -259,8 +259,8 @@ def budgets_md(robust_dirs: list, defaults: dict) -> str:
 
 def glue_items(df: pd.DataFrame, robust_dirs: list, defaults: dict) -> dict:
     """The chapter's pasted parts by glue name: findings, RobustBench rows, AT vs standard, alignment, figures."""
-    from .figures import robust_accuracy
-    from .narrative import html
+    from .robustplots import robust_accuracy
+    from .style import html
 
     fig = robust_accuracy(df)
     return {"rb-findings": html(findings(df)), "rb-table-md": html(robustbench_md(df)),
