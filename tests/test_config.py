@@ -47,3 +47,17 @@ def test_the_checked_keys_still_accept_what_is_right(tmp_path):
     cfg.write_text(f"extends: {TINY}\nmodels: [{{name: cnn, params: {{width: 8, stem_stride: 1}}}}]\n"
                    "attack: {names: [fgsm], eps: [0, 0.05, 1], n_images: 12}\n")
     assert load_config(cfg)["models"][0]["params"] == {"width": 8, "stem_stride": 1}
+
+
+def test_every_grid_the_book_and_readme_show_is_a_valid_config(tmp_path):
+    """A reader copies these: the rerun page's grid once carried a key the loader no longer knows."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    blocks = [(md.name, b) for md in [*sorted((root / "book").glob("*.md")), root / "README.md"]
+              for b in re.findall(r"```yaml\n(.*?)```", md.read_text(), re.S)]
+    assert any(name == "rerun.md" for name, _ in blocks)
+    for i, (name, text) in enumerate(blocks):
+        path = tmp_path / f"{i}.yaml"
+        path.write_text(text)
+        assert load_config(path)["datasets"], name
