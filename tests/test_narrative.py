@@ -253,5 +253,5 @@ def test_grid_md_gives_runs_that_differ_only_in_their_model_one_line():
         "class-balanced test images (sample and attack seed 0).",
         "- Grad-Attacks on **pneumoniamnist 64 px** · cnn: fgsm, pgd at ε ∈ {0.01, 0.05} on 100 class-balanced "
         "test images (sample and attack seed 0)."]
-    assert "another seed" in N.grid_md(prov)
+    assert "trained from seed" in N.grid_md(prov)
     assert N.grid_md({"t": prov["train"]}) == S.NOT_RUN

@@ -1,5 +1,6 @@
 """Figures of the Results page that chapters paste (``glue``): drawn from the result table alone, so a chapter
-shows whatever grid was run. The detection figures are in :mod:`advxai.book.detplots`."""
+shows whatever grid was run. The detection figures are in :mod:`advxai.book.detplots`, the robust stage's in
+:mod:`advxai.book.robustplots`."""
 
 from __future__ import annotations
 

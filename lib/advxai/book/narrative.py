@@ -338,27 +338,27 @@ def adaptive_md(df: pd.DataFrame) -> str:
 
 def grid_md(provenance: dict[str, dict]) -> str:
     """What was run, from the runs' recorded parameters: datasets, sizes, models, attacks, ε, images. Runs that
-    differ only in their model (an architecture, or its ``·s1``-style training seed) share a line."""
-    lines: dict[tuple[str, str], list[str]] = {}
+    differ only in their model (an architecture, or its ``·sN`` training seed) share a line."""
+    lines: dict[tuple[str, str], dict[str, None]] = {}
     for p in sorted(provenance.values(), key=lambda p: (p["stage"], p["label"])):
+        if p["stage"] not in ("attack", "radarmix"):
+            continue
         q = p["parameters"]
-        grid = f"{', '.join(q.get('attacks', []))} at ε ∈ {{{', '.join(f'{e:g}' for e in q.get('eps', []))}}}"
+        grid = f"{', '.join(q['attacks'])} at ε ∈ {{{', '.join(f'{e:g}' for e in q['eps'])}}}"
         if q.get("eps_units", "pixel") != "pixel":
             grid += f" (in {q['eps_units']} units)"
         if p["stage"] == "attack":
             what = (f"Grad-Attacks on **{q['dataset']} {q['size']} px**",
                     f"{grid} on {q['n_images']} class-balanced test images (sample and attack seed {q['seed']})")
-        elif p["stage"] == "radarmix":
+        else:
             costly = ", ".join(f"{k} on {v}" for k, v in q["n_explain"].items())
             what = (f"RADAR-MIX on **{q['dataset']} {q['size']} px**",
                     f"{grid} on {q['n_images']} class-balanced `{q['split']}` images; explainers "
                     f"{', '.join(q['explainers'])}" + (f" ({costly} images)" if costly else "")
                     + f"; targets {', '.join(q['targets'])}; top-k share {q['topk']:g}")
-        else:
-            continue
-        lines.setdefault(what, []).append(q["model"])
+        lines.setdefault(what, {})[q["model"]] = None  # a dict: each model once, in order
     if not lines:
         return NOT_RUN
     seeds = any("·s" in m for models in lines.values() for m in models)
     return "\n".join(f"- {head} · {', '.join(models)}: {rest}." for (head, rest), models in lines.items()) + (
-        "\n\n·s1, ·s2: the same architecture trained from another seed." if seeds else "")
+        "\n\n·s*N*: the same architecture trained from seed *N*." if seeds else "")

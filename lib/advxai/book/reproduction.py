@@ -9,7 +9,8 @@ arbitrarily. Verdicts:
 
 * ``yes`` — the seed's value (or range) lies in our interval; ``partially`` — it misses by ≤ ``tolerance``;
   ``no (ours higher|lower)`` — further;
-* *holds here?* aggregates the models' verdicts: ``holds`` (every model *yes*), ``does not hold`` (none),
+* *holds here?* aggregates the models' verdicts (:func:`holds`): ``holds`` (every model *yes*), ``near miss``
+  (every model *partially*), ``does not hold`` (every model *no*), ``undecided`` (no model's interval decides),
   ``mixed``; a setting that differs from the seed's is said in *same setting?*, never instead of a verdict;
 * ``not run`` — the configuration has no such cell.
 
