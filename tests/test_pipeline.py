@@ -429,3 +429,27 @@ def test_localisation_draws_each_attack_against_eps_with_the_clean_and_uniform_r
     refs = {ln.get_linestyle(): ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_label().startswith("_")}
     assert refs == {":": 0.6, "--": 0.3}
     assert figures.localisation(df[df.metric != "mask_energy"]) is None
+
+
+def test_results_csv_keeps_each_number_once_across_pixel_and_sigma_twins(tmp_path):
+    """The study runs RADAR-MIX twice per model, in pixel and in σ units, on the same images: the σ run's clean-image
+    rows repeat the pixel run's and are left out of results.csv (the rerun page promises one row per key)."""
+    from types import SimpleNamespace
+
+    from advxai.measure import tables
+
+    def run(name, units, attacks):
+        d = tmp_path / name
+        d.mkdir()
+        rows = [tables.row("accuracy", 0.9, stage="radarmix", dataset="isic2018_28", model="cnn", attack=a,
+                           eps=0.0 if a == "none" else 0.01, subset="attacked", n=40) for a in attacks]
+        tables.write_csv(tables.frame(rows), d / "metrics.csv")
+        (d / "provenance.json").write_text(json.dumps({"stage": "radarmix", "parameters": {"eps_units": units}}))
+        return SimpleNamespace(out_dir=d)
+
+    runs = [run("isic2018_28-cnn-aaaa", "pixel", ["none", "pgd"]),
+            run("isic2018_28-cnn-sigma-bbbb", "sigma", ["none", "pgd@sigma"])]
+    (tmp_path / "tables").mkdir()
+    pipeline.combine(runs, tmp_path)
+    df = pd.read_csv(tmp_path / "tables" / "results.csv")
+    assert sorted(df.attack) == ["none", "pgd", "pgd@sigma"] and tables.duplicates(df).empty

@@ -23,9 +23,21 @@ def arch_seed(label: str, base_seed: int = 0) -> tuple[str, int]:
 
 def load(dirs: list) -> tuple[pd.DataFrame, dict]:
     """:func:`advxai.measure.tables.load_runs` for a build whose RADAR-MIX part runs the same model twice, in pixel
-    and in σ units (``radarmix`` as a list): the σ run's rows that are not about a σ-unit attack — the clean
-    images' classification and localisation, the explainers' seconds — measure the same images as the pixel run's
-    (same draw, same seed) and are left out, so that every number keeps one row. Rows shared otherwise still fail."""
+    and in σ units (``radarmix`` as a list): :func:`run_rows`, then rows that still share every key column fail."""
+    from ..measure import tables
+
+    df, prov = run_rows(dirs)
+    dup = tables.duplicates(df)
+    if not dup.empty:
+        raise AssertionError(f"{len(dup)} rows share all key columns:\n{dup.head()}")
+    return df, prov
+
+
+def run_rows(dirs: list) -> tuple[pd.DataFrame, dict]:
+    """The finished runs' rows and provenance. The σ-unit RADAR-MIX run's rows that are not about a σ-unit attack —
+    the clean images' classification and localisation, the explainers' seconds — measure the same images as the
+    pixel run's (same draw, same seed) and are left out, so that every number keeps one row (also in
+    ``results/tables/results.csv``, which the runner writes with this)."""
     import json
     from pathlib import Path
 
@@ -46,12 +58,8 @@ def load(dirs: list) -> tuple[pd.DataFrame, dict]:
         if u not in (None, "pixel") and d.name.rsplit("-", 2)[0] in pixel:  # <label>-<units>-<key>
             f = f[f.attack.astype(str).str.contains("@", regex=False)]
         frames.append(f)
-    df = pd.concat(frames, ignore_index=True)
-    dup = tables.duplicates(df)
-    if not dup.empty:
-        raise AssertionError(f"{len(dup)} rows share all key columns:\n{dup.head()}")
-    prov = {d.name: json.loads((d / "provenance.json").read_text()) for d in dirs}
-    return df, prov
+    df = pd.concat(frames, ignore_index=True) if frames else tables.frame([])
+    return df, {d.name: json.loads((d / "provenance.json").read_text()) for d in dirs}
 
 
 def base_rows(df: pd.DataFrame) -> pd.DataFrame:

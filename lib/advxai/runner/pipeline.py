@@ -99,13 +99,12 @@ def summary_table(records: list[dict]) -> str:
 
 
 def combine(runs: list[Run], results: Path) -> None:
-    """``results/tables/results.csv``: every finished run's rows; ``provenance.json``: run -> provenance."""
-    import pandas as pd
+    """``results/tables/results.csv``: every finished run's rows, each number once
+    (:func:`advxai.book.aggregate.run_rows`: a σ-unit RADAR-MIX run's clean-image rows repeat its pixel twin's);
+    ``provenance.json``: run -> provenance."""
+    from ..book.aggregate import run_rows
+    from ..measure.tables import write_csv
 
-    from ..measure.tables import frame, write_csv
-
-    parts = [pd.read_csv(r.out_dir / "metrics.csv") for r in runs if (r.out_dir / "metrics.csv").exists()]
-    df = pd.concat(parts, ignore_index=True) if parts else frame([])
-    write_csv(df, results / "tables" / "results.csv")
+    write_csv(run_rows([r.out_dir for r in runs])[0], results / "tables" / "results.csv")
     save_json(results / "tables" / "provenance.json",
               {r.out_dir.name: json.loads((r.out_dir / "provenance.json").read_text()) for r in runs})
