@@ -43,11 +43,13 @@ def run_rows(dirs: list) -> tuple[pd.DataFrame, dict]:
 
     from ..measure import tables
 
+    dirs = [Path(d) for d in dirs if (Path(d) / "provenance.json").exists()]
+    prov = {d.name: json.loads((d / "provenance.json").read_text()) for d in dirs}
+
     def units(d: Path) -> str | None:
-        p = json.loads((d / "provenance.json").read_text())
+        p = prov[d.name]
         return p["parameters"].get("eps_units") if p["stage"] == "radarmix" else None
 
-    dirs = [Path(d) for d in dirs if (Path(d) / "provenance.json").exists()]
     pixel = {d.name.rsplit("-", 1)[0] for d in dirs if units(d) == "pixel"}
     frames = []
     for d in dirs:
@@ -59,7 +61,7 @@ def run_rows(dirs: list) -> tuple[pd.DataFrame, dict]:
             f = f[f.attack.astype(str).str.contains("@", regex=False)]
         frames.append(f)
     df = pd.concat(frames, ignore_index=True) if frames else tables.frame([])
-    return df, {d.name: json.loads((d / "provenance.json").read_text()) for d in dirs}
+    return df, prov
 
 
 def base_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -319,20 +321,13 @@ def one_setting(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df.stage != "detection") | ((df.dataset == pick[0]) & (df.model == pick[1]))]
 
 
-def collapsed(html: str, summary: str):
-    """HTML under a closed ``<details>`` (long per-setting numbers a reader opens on demand)."""
-    from IPython.display import HTML
-
-    return HTML(f"<details><summary>{summary}</summary>{html}</details>")
-
-
 def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
     """What the detection chapter pastes, by glue name: the answer across settings (text and dot plot), the
     worked setting's text (:func:`one_setting`) and every setting's text collapsed."""
     from IPython.display import HTML
 
     from . import narrative as N
-    from .style import NOT_RUN, html
+    from .style import NOT_RUN, collapsed, html
 
     df = standard_detection(df)
     s = detection_settings(df, base_seed)
@@ -350,7 +345,7 @@ def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
             "det-family-table": HTML(fam.to_html(classes="dataframe") if len(fam) else ""),
             "det-settings-fig": fig if fig is not None else html(NOT_RUN),
             "det-md": html(N.detection_md(worked_df)),
-            "det-all-md": collapsed(html(N.detection_md(df)).data, "every setting's numbers")}
+            "det-all-md": html(collapsed("every setting's numbers", N.detection_md(df)))}
 
 
 def worked_table(df: pd.DataFrame, detection_dirs: list, name: str) -> dict[str, pd.DataFrame]:

@@ -11,7 +11,6 @@ on.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -105,6 +104,6 @@ def combine(runs: list[Run], results: Path) -> None:
     from ..book.aggregate import run_rows
     from ..measure.tables import write_csv
 
-    write_csv(run_rows([r.out_dir for r in runs])[0], results / "tables" / "results.csv")
-    save_json(results / "tables" / "provenance.json",
-              {r.out_dir.name: json.loads((r.out_dir / "provenance.json").read_text()) for r in runs})
+    df, prov = run_rows([r.out_dir for r in runs])
+    write_csv(df, results / "tables" / "results.csv")
+    save_json(results / "tables" / "provenance.json", prov)
