@@ -17,7 +17,7 @@ CONFIG ?= configs/default.yaml
 ADVXAI_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export ADVXAI_DATA
 
-.PHONY: book study pdf test lint bench clean env lock
+.PHONY: book study pdf test test-fast lint bench clean env lock
 env: $(VENV)/.installed
 
 # Locked pip/setuptools/wheel first; then the whole lock in one resolve (nothing unpinned: builds use the locked
@@ -62,9 +62,15 @@ study: env
 pdf: env
 	$(BIN)/advxai pdf
 
+# The whole suite (CI). `make test-fast`: every test but the end-to-end ones (grids, the book build, the browser,
+# the Dask cluster: marked `slow`), for a developer changing a formula, a registry, a config check or a key rule.
 test: $(VENV)/.tested
 	$(BIN)/ruff check lib tests bench
 	$(BIN)/python -m pytest -q --durations=15
+
+test-fast: $(VENV)/.tested
+	$(BIN)/ruff check lib tests bench
+	$(BIN)/python -m pytest -q -m "not slow" --durations=10
 
 bench: env
 	$(BIN)/python bench/stages.py

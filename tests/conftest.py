@@ -16,6 +16,17 @@ if "ADVXAI_DATA" not in os.environ and SHARED.exists():
     os.environ["ADVXAI_DATA"] = str(SHARED)
 
 
+# Fixtures that build a grid, the book or a cluster: a test that uses one is end to end, in the slow tier
+# (`make test-fast` runs the rest: every formula, registry, config check, key rule and the layout rule).
+SLOW_FIXTURES = {"tiny_grid", "grid", "built_book", "server", "cluster", "tiny"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     from advxai import data

@@ -65,6 +65,7 @@ def test_bad_names_shapes_and_params(trained, test_batch):
     ("apgd-square", {"apgd_iter": 10, "square_iter": 20}),
     ("square", {"max_iter": 200}),
 ])
+@pytest.mark.slow
 def test_radarmix_bounded_attacks(trained, pneumonia, test_batch, name, params):
     x, y = test_batch
     fit = attacks.fit_images(pneumonia, "test", 24, seed=1)
@@ -146,6 +147,7 @@ print(hashlib.sha256(x_adv.tobytes()).hexdigest())
 
 
 @pytest.mark.parametrize("name", ["uap", "apgd-square"])  # apgd-square runs ART's Square: the same seeding
+@pytest.mark.slow
 def test_stochastic_attacks_are_byte_identical_across_fresh_processes(data_root, name):
     digests = {subprocess.run([sys.executable, "-c", _FRESH, name, str(k)], capture_output=True, text=True,
                               check=True).stdout.strip() for k in (1, 2)}
@@ -179,6 +181,7 @@ def test_compiled_cw_equals_arts(trained, test_batch):
     np.testing.assert_allclose(ours, reference, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_autoattack_nofab_is_no_weaker_than_pgd_100(trained, test_batch):
     """On a real trained model at an ε where ART's PGD-100 fools some images and not all: the ensemble's robust
     accuracy is no higher than PGD's, every image it fools is attributed to the member that fooled it first, and
@@ -233,6 +236,7 @@ def test_first_success_keeps_each_images_first_fooling_member_and_targets_other_
     assert (x_adv[:5, 0, 0, 0] >= 100).all() and x_adv[5, 0, 0, 0] == 5
 
 
+@pytest.mark.slow
 def test_compiled_autoattack_is_no_weaker_than_art_pgd_100_nor_arts_ensemble(trained, test_batch):
     """The robustness stage's compiled ensemble (advxai.attacks.autoattack) on the same real model and ε as the ART
     test above: its robust accuracy is no higher than ART's PGD-100 or ART's own ensemble at the same budgets, and
@@ -254,6 +258,7 @@ def test_compiled_autoattack_is_no_weaker_than_art_pgd_100_nor_arts_ensemble(tra
     assert np.array_equal(clean, x) and secs == 0.0  # ε = 0 is the clean reference, as in attacks.generate
 
 
+@pytest.mark.slow
 def test_compiled_square_and_apgd_each_fool_where_arts_do(trained, pneumonia):
     """Each compiled member alone, against ART's member at the same budget on 60 real test images at an ε where
     neither fools every image: the authors' Square (per-image signs) fools at least as many images as ART's Square

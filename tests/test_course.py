@@ -12,6 +12,7 @@ from advxai.runner import cli
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_student_copy_strips_solutions_and_runs(tmp_path, capsys):
     assert cli.main(["student", str(ROOT / "book" / "course"), "--out", str(tmp_path / "student")]) == 0
     copy = tmp_path / "student" / "exercises.ipynb"

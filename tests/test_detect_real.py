@@ -24,6 +24,7 @@ def seen_pgd(trained, pneumonia):
     return x, y, advs, success, cv, av, secs, ref, detect.folds(y, 5, 0), ctx
 
 
+@pytest.mark.slow
 def test_every_detector_beats_chance_on_a_seen_pgd(seen_pgd):
     x, y, advs, success, cv, av, secs, ref, fold_of, ctx = seen_pgd
     assert sum(s.sum() for s in success.values()) >= 40
@@ -83,6 +84,7 @@ def test_the_ports_median_filter_and_grad_cam_are_arts_and_the_books(trained, te
                                gradcam(trained, x, t, progress=False), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_adaptive_attack_end_to_end_evades_the_real_detector(seen_pgd, trained):
     x, y, advs, success, cv, av, secs, ref, fold_of, ctx = seen_pgd
     cell = detect.Cell("pgd", 0.05)
@@ -135,6 +137,7 @@ def test_detection_figure_draws_the_grid_that_ran(tiny_grid):
     assert detplots.detection_roc({}) is None
 
 
+@pytest.mark.slow
 def test_every_default_detector_runs_on_the_residual_network(pneumonia):
     """The study's second architecture (ResNet-8, no dropout, residual stages): every detector of the default grid
     computes its views and scores (its first study build failed in the block-activation view)."""

@@ -108,6 +108,7 @@ def test_paper_net_gradcam_layer_is_spatial(paper_net):
     assert cam_map(paper_net) == (side, side)
 
 
+@pytest.mark.slow
 def test_paper_net_trains(paper_net, xrays):
     x, y = xrays
     # One eager SGD step on train.fit's loss: tracing train_on_batch took 25 s for DenseNet201, Adam's slots 4 s.
@@ -120,6 +121,7 @@ def test_paper_net_trains(paper_net, xrays):
     assert np.isfinite(float(loss)) and np.isfinite(float(tf.linalg.global_norm(grads)))
 
 
+@pytest.mark.slow
 def test_paper_net_fgsm(paper_net, xrays):
     x, y = xrays
     adv, _ = attacks.generate(paper_net, x, y, "fgsm", 0.01)
@@ -127,6 +129,7 @@ def test_paper_net_fgsm(paper_net, xrays):
     assert np.abs(adv - x).max() <= 0.01 * (1 + 1e-6)
 
 
+@pytest.mark.slow
 def test_paper_net_gradcam(paper_net, xrays):
     x, y = xrays
     maps = explain.explain("gradcam", paper_net, x, y, progress=False)

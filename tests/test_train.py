@@ -192,6 +192,7 @@ def test_study_config_plans_every_dataset_two_architectures_three_seeds_and_eigh
         assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_pgd_adversarial_training_buys_robust_accuracy_on_real_images(pneumonia, test_batch):
     """Madry's recipe on real PneumoniaMNIST: the same small CNN, seed and epochs, trained on clean batches and on
     PGD adversarials at ε = 8/255; under PGD at that ε (ART, 20 steps, a random start) the adversarially trained one

@@ -14,4 +14,4 @@ Layers, each a subpackage that imports only the ones listed before it (``tests/t
 Heavy modules (TensorFlow) are imported on use, so ``import advxai`` is cheap.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 
 from ..errors import ParameterError
+from ..explain.gradients import batched as _batched
+from ..explain.gradients import compiled_gradient, input_gradient
 from ..registry import Registry
 
 VIEWS: Registry = Registry("view")
@@ -47,13 +49,6 @@ def _compiled(model: keras.Model, key: str, build):
     from ..explain import compiled_for
 
     return compiled_for(model, f"views/{key}", build)
-
-
-def _batched(fn, x: np.ndarray, *more, batch_size: int = 256):
-    outs = [fn(x[i:i + batch_size], *(m[i:i + batch_size] for m in more)) for i in range(0, len(x), batch_size)]
-    if isinstance(outs[0], tuple | list):
-        return [np.concatenate([np.asarray(o[k]) for o in outs]) for k in range(len(outs[0]))]
-    return np.concatenate([np.asarray(o) for o in outs])
 
 
 @VIEWS.register("logits")
@@ -99,24 +94,6 @@ def mc_dropout(model, x, ctx):
     return softmax(z.reshape(-1, z.shape[-1])).reshape(*z.shape)
 
 
-def _input_gradient(model):
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def grad(xb, tb):
-        with tf.GradientTape() as tape:
-            tape.watch(xb)
-            score = tf.gather(model(xb, training=False), tb, axis=1, batch_dims=1)
-        return tape.gradient(score, xb)
-
-    return grad
-
-
-def input_gradient(model, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """∂z_c/∂x for each image's class c (signed, every channel): compiled once per model, in batches."""
-    return _batched(_compiled(model, "grad", lambda: _input_gradient(model)), x, np.asarray(targets, np.int32))
-
-
 def _targets(ctx, model, x):
     return ctx["targets"] if "targets" in ctx else logits(model, x, ctx).argmax(1).astype(np.int32)
 
@@ -137,7 +114,7 @@ def gradient_times_input(model, x, ctx):
 def integrated_gradients(model, x, ctx):
     """Integrated gradients from a black image, ``ig_steps`` midpoint Riemann steps (Sundararajan et al. 2017),
     summed over channels; signed."""
-    grad = _compiled(model, "grad", lambda: _input_gradient(model))
+    grad = compiled_gradient(model)
     t = _targets(ctx, model, x)
     steps = int(ctx.get("ig_steps", 8))
     total = np.zeros_like(x)

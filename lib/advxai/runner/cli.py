@@ -48,7 +48,15 @@ def _plan(args) -> int:
     """The runs a config makes, which are cached, which will run, and how long that is expected to take."""
     from .pipeline import plan_rows, plan_text
 
-    print(plan_text(plan_rows(args.config, args.results)))
+    print(plan_text(plan_rows(args.config, args.results, why=args.why)))
+    return 0
+
+
+def _keys(args) -> int:
+    """Which library modules each stage's cache key hashes (docs/cache-keys.md holds the same table)."""
+    from .runs import key_table
+
+    print(key_table())
     return 0
 
 
@@ -141,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         v = sub.add_parser(name, help=text)
         v.add_argument("config", type=Path)
         v.add_argument("--results", type=Path, default=Path("results"))
+        if name == "plan":
+            v.add_argument("--why", action="store_true",
+                           help="for each run that would rerun: what changed against its latest cached run")
         v.set_defaults(fn=fn)
+    sub.add_parser("keys", help="the library modules each stage's cache key hashes").set_defaults(fn=_keys)
     f = sub.add_parser("fetch", help="download (checked) and load a dataset: a MedMNIST flag, chest_xray, isic2018")
     f.add_argument("dataset")
     f.add_argument("--size", type=int, default=28)

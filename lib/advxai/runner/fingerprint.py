@@ -1,10 +1,20 @@
-"""What a run's cache key hashes besides its parameters: the library code the stage actually uses.
+"""What a run's cache key hashes besides its parameters: the *meaning* of the code that computes its numbers.
 
-A stage's notebook imports some ``advxai`` modules; those import others. Only that closure is hashed, so an
-edit to ``detect/protocol.py`` reruns the detection stage, not training. Importing ``advxai.a.b`` runs the
-package ``advxai.a``'s ``__init__`` too, so it is in the closure. Imports are read statically (``ast``) from
-the notebook's code cells and the modules' sources: nothing is executed. Modules are named by their dotted
-path under ``advxai`` (``detect.protocol``; a package by its own name, ``detect``; the root ``__init__``).
+Rules (README "Cache keys"; ``tests/test_keys.py`` holds them):
+
+* A module counts by its code with docstrings, comments and formatting removed (:func:`normalised`: the
+  ``ast.dump`` of its syntax tree, docstring nodes dropped). Rewording a docstring or a comment, or
+  reformatting, changes no key.
+* A stage notebook's cells have roles, given by cell tags (:func:`role`): ``parameters`` (papermill's), ``render``
+  (draws or words from the run's saved files: not in the key, re-executed when the page is re-rendered) and
+  untagged code (computes: in the key; ``setup`` marks the untagged cells a re-render runs first, to import and
+  load). Only computing cells count, by their normalised code; markdown, outputs and metadata never do.
+* Only the modules that computing cells import, transitively, are hashed; modules that cannot change a number are
+  left out (:data:`NOT_IN_KEYS`): downloading (the data's MD5 is in the key already) and the ``book`` package,
+  which only draws and words. Computing cells may not import ``book``: a test checks it.
+
+Imports are read statically (``ast``): nothing is executed. Modules are named by their dotted path under
+``advxai`` (``detect.protocol``; a package by its own name, ``detect``; the root package ``__init__``).
 """
 
 from __future__ import annotations
@@ -17,13 +27,63 @@ from pathlib import Path
 
 LIB = Path(__file__).resolve().parents[1]
 
+# module (or package: every module under it) -> why it cannot change a number
+NOT_IN_KEYS = {
+    "data.fetch": "downloads and unpacks; what it fetched enters the key as the data's MD5",
+    "book": "draws figures and writes sentences from saved results (re-rendered, never recomputed)",
+}
+ROLES = ("parameters", "setup", "compute", "render")
+
 
 def source(module: str) -> Path | None:
     """The file of ``advxai.<module>``: a module's ``.py`` or a package's ``__init__.py``; ``None`` if neither."""
+    if module == "__init__":
+        return LIB / "__init__.py"
     base = LIB.joinpath(*module.split("."))
     if base.with_suffix(".py").is_file():
         return base.with_suffix(".py")
     return base / "__init__.py" if (base / "__init__.py").is_file() else None
+
+
+def excluded(module: str) -> str | None:
+    """Why ``module`` is in no computing key (:data:`NOT_IN_KEYS`), or ``None`` when it is."""
+    for m, why in NOT_IN_KEYS.items():
+        if module == m or module.startswith(m + "."):
+            return why
+    return None
+
+
+def _parse(src: str) -> ast.Module:
+    """A cell's or module's syntax tree; IPython magics (``%time``) are turned into Python first."""
+    try:
+        return ast.parse(src)
+    except SyntaxError:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return ast.parse(TransformerManager().transform_cell(src))
+
+
+def normalised(src: str) -> str:
+    """The code's meaning: its syntax tree without docstrings, as text. Comments, blank lines, line breaks,
+    quoting and docstrings do not change it; any change to what the code does does."""
+    tree = _parse(src)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+@cache
+def module_hash(module: str) -> str:
+    """MD5 of a module's normalised code."""
+    return _md5(normalised(source(module).read_text()))
 
 
 def _imported(tree: ast.AST, package: str | None) -> set[str]:
@@ -52,12 +112,13 @@ def _imported(tree: ast.AST, package: str | None) -> set[str]:
 
 
 @cache
-def module_closure(module: str) -> frozenset[str]:
-    """The module and every ``advxai`` module it imports, transitively."""
+def module_closure(module: str, keyed: bool = False) -> frozenset[str]:
+    """The module and every ``advxai`` module it imports, transitively; ``keyed``: without the modules of
+    :data:`NOT_IN_KEYS` (their imports are not followed either: what they use counts where it is used)."""
     seen, todo = set(), [module]
     while todo:
         m = todo.pop()
-        if m in seen:
+        if m in seen or (keyed and excluded(m)):
             continue
         seen.add(m)
         path = source(m)
@@ -66,28 +127,59 @@ def module_closure(module: str) -> frozenset[str]:
     return frozenset(seen)
 
 
-def notebook_modules(notebook: Path) -> list[str]:
-    """The ``advxai`` modules a notebook uses (its imports' closure), plus the package ``__init__``."""
+def role(cell: dict) -> str | None:
+    """A code cell's role: ``parameters``, ``render``, ``setup`` or ``compute``; ``None`` for other cells."""
+    if cell["cell_type"] != "code":
+        return None
+    tags = cell.get("metadata", {}).get("tags", [])
+    return next((r for r in ("parameters", "render", "setup") if r in tags), "compute")
+
+
+def cells(notebook: Path, roles: tuple[str, ...]) -> list[str]:
+    """The source of a notebook's code cells with one of ``roles``, in order."""
     nb = json.loads(Path(notebook).read_text())
-    direct = set()
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            src = "".join(cell["source"])
-            try:
-                direct |= _imported(ast.parse(src), package=None)
-            except SyntaxError:  # IPython magics: read line by line
-                for line in src.splitlines():
-                    try:
-                        direct |= _imported(ast.parse(line.strip()), package=None)
-                    except SyntaxError:
-                        pass
-    closure = set().union(*(module_closure(m) for m in direct)) if direct else set()
+    return ["".join(c["source"]) for c in nb["cells"] if role(c) in roles]
+
+
+def _modules(sources: list[str], keyed: bool) -> list[str]:
+    direct = set().union(*(_imported(_parse(s), package=None) for s in sources)) if sources else set()
+    closure = set().union(*(module_closure(m, keyed) for m in direct)) if direct else set()
     return sorted(closure | {"__init__"})
 
 
+@cache
+def notebook_modules(notebook: Path) -> list[str]:
+    """The modules in a stage's key: what its computing cells (parameters, setup, compute) import, transitively,
+    without :data:`NOT_IN_KEYS`; and the package ``__init__``."""
+    return _modules(cells(notebook, ("parameters", "setup", "compute")), keyed=True)
+
+
+@cache
+def render_modules(notebook: Path) -> list[str]:
+    """Every module a stage's page uses, drawing included (its render fingerprint)."""
+    return _modules(cells(notebook, ROLES), keyed=False)
+
+
+@cache
+def key_parts(notebook: Path) -> dict:
+    """The code part of a run's key: the normalised computing cells (one hash each, so splitting a cell counts)
+    and each keyed module's hash, by name. Recorded in provenance so that a rerun can say what changed."""
+    code = [_md5(normalised(s)) for s in cells(notebook, ("parameters", "setup", "compute"))]
+    return {"notebook": _md5(json.dumps(code)), "modules": {m: module_hash(m) for m in notebook_modules(notebook)}}
+
+
 def code_fingerprint(notebook: Path) -> str:
-    """MD5 over the sources of the modules a notebook uses: a run is reused only with the same code."""
-    h = hashlib.md5()
-    for m in notebook_modules(notebook):
-        h.update(m.encode() + source(m).read_bytes())
-    return h.hexdigest()
+    """MD5 of :func:`key_parts`: a run is reused only with code of the same meaning."""
+    return _md5(json.dumps(key_parts(notebook), sort_keys=True))
+
+
+@cache
+def render_fingerprint(notebook: Path) -> str:
+    """MD5 of what a run's page shows besides its computed outputs: the rendering cells' normalised code, the
+    markdown cells' text and every module the notebook uses (drawing and wording included). A page whose
+    recorded fingerprint differs is re-rendered from the run's saved files, not recomputed."""
+    nb = json.loads(Path(notebook).read_text())
+    parts = [normalised("".join(c["source"])) if role(c) == "render" else "".join(c["source"])
+             for c in nb["cells"] if role(c) in ("render", None)]
+    parts += [f"{m}:{module_hash(m)}" for m in render_modules(notebook)]
+    return _md5(json.dumps(parts))

@@ -20,7 +20,9 @@ from ..artefacts import save_json
 from .config import dataset_names, load_config
 from .executors import EXECUTORS, execute, sweep_temporaries  # noqa: F401 - the runner's public API
 from .publish import publish
+from .render import rerender_all, stale
 from .runs import STAGES, Run, expected_seconds, plan  # noqa: F401 - the runner's public API
+from .runs import why as runs_why
 
 
 def run_grid(config: Path, results: Path = Path("results"), executor: str = "serial", book: Path | None = None,
@@ -46,17 +48,26 @@ def run_grid(config: Path, results: Path = Path("results"), executor: str = "ser
     combine(finished, results)
     save_json(results / "status.json", {"config": str(config), "records": records,
                                         "seconds": round(time.perf_counter() - t0, 1)})
+    drawn, t_draw = [], time.perf_counter()
     if book is not None:
+        drawn = rerender_all(finished, kernel, executor_options.get("workers"))
+        for rec in drawn:
+            if rec["status"] == "failed":
+                log(f"advxai: page not re-rendered: {rec['stage']} {rec['run']}: {rec['error']} (the page shows the "
+                    f"figures it was computed with)")
         publish(finished, Path(book))
         shutil.copy(results / "tables" / "results.csv", Path(book) / "results.csv")  # the Results page's download
-    log(summary_table(records) + f"\n{len(records)} runs in {time.perf_counter() - t0:.0f} s; tables: "
+    redrawn = f"; {len(drawn)} pages re-rendered in {time.perf_counter() - t_draw:.0f} s" if drawn else ""
+    log(summary_table(records) + f"\n{len(records)} runs in {time.perf_counter() - t0:.0f} s{redrawn}; tables: "
         f"{results / 'tables' / 'results.csv'}; kernel logs: {results / 'logs'}")
     return records
 
 
-def plan_rows(config: Path, results: Path = Path("results")) -> list[dict]:
+def plan_rows(config: Path, results: Path = Path("results"), why: bool = False) -> list[dict]:
     """What ``advxai run`` would do, without doing it: each run with its key, whether a finished run with that
-    key is cached, and its expected seconds (its last recorded duration, else the config's ``estimates``)."""
+    key is cached (and whether its page would be re-rendered: its drawing changed), its expected seconds (its last
+    recorded duration, else the config's ``estimates``) and, with ``why``, what changed against the latest cached
+    run with its stage and label (:func:`advxai.runner.runs.why`)."""
     cfg = load_config(config)
     rows = []
     runs = plan(cfg, Path(results).resolve())
@@ -64,24 +75,29 @@ def plan_rows(config: Path, results: Path = Path("results")) -> list[dict]:
     for r in runs:
         last = expected[id(r)]
         secs = last if last is not None else cfg["estimates"].get(r.stage)
-        rows.append({"stage": r.stage, "run": r.label, "key": r.key, "state": "cached" if r.done else "will run",
+        state = ("re-render" if stale(r) else "cached") if r.done else "will run"
+        rows.append({"stage": r.stage, "run": r.label, "key": r.key, "state": state,
                      "seconds": secs, "from": "cache" if r.done else "last run" if last is not None else
-                     "config estimate" if secs is not None else "unknown"})
+                     "config estimate" if secs is not None else "unknown", **({"why": runs_why(r)} if why else {})})
     return rows
 
 
 def plan_text(rows: list[dict]) -> str:
-    """The plan as a table with the total time still to run (what is known of it)."""
+    """The plan as a table with the total time still to run (what is known of it), and each rerun's reasons
+    when the rows carry them."""
     lines = [f"{'stage':<11}{'run':<34}{'key':<14}{'state':<10}{'expected':>10}  from"]
     for r in rows:
         secs = "—" if r["seconds"] is None else f"{r['seconds']:.0f} s"
         lines.append(f"{r['stage']:<11}{r['run']:<34}{r['key']:<14}{r['state']:<10}{secs:>10}  {r['from']}")
+        lines += [f"{'':<11}  because {reason}" for reason in r.get("why", [])]
     todo = [r for r in rows if r["state"] == "will run"]
+    drawn = sum(r["state"] == "re-render" for r in rows)
     known = sum(r["seconds"] for r in todo if r["seconds"] is not None)
     unknown = sum(r["seconds"] is None for r in todo)
     lines.append(f"{len(rows)} runs: {len(rows) - len(todo)} cached, {len(todo)} to run, "
                  f"≈ {known / 60:.0f} min one at a time"
-                 + (f" + {unknown} runs with no recorded duration or estimate" if unknown else ""))
+                 + (f" + {unknown} runs with no recorded duration or estimate" if unknown else "")
+                 + (f"; {drawn} pages to re-render from saved files" if drawn else ""))
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ import time
 
 from .. import __version__
 from . import environment, fingerprint
-from .runs import ROOT, Run, code_fingerprint
+from .runs import ROOT, Run
 
 
 def git_commit() -> str:
@@ -28,8 +28,9 @@ def provenance(run: Run, seconds: float, started: float) -> dict:
             "dir": str(run.out_dir),
             "data_md5": run.params.get("data_md5"), "git_commit": git_commit(), "versions": environment.versions(),
             "lock": environment.lock_hash(), "lock_file": str(environment.lock_file() or ""),
-            "modules": fingerprint.notebook_modules(run.notebook),
-            "advxai": __version__, "code_md5": code_fingerprint(run.notebook), "platform": platform.platform(),
+            "modules": fingerprint.notebook_modules(run.notebook), "key_parts": run.key_parts, "render": run.render,
+            "advxai": __version__, "code_md5": fingerprint.code_fingerprint(run.notebook),
+            "platform": platform.platform(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), "seconds": round(seconds, 2),
             "upstream": [str(d.out_dir) for d in run.deps]}
 

@@ -1,5 +1,6 @@
-"""Publishing: executed run notebooks copied into the book with names that sort by dataset, model and stage,
-titled, code folded, each with its provenance block."""
+"""Publishing: each run's page (its executed notebook, re-rendered where only its drawing changed:
+:mod:`~advxai.runner.render`) copied into the book with names that sort by dataset, model and stage, titled, code
+folded, each with its provenance block."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from .provenance import provenance_markdown
+from .render import page
 from .runs import STAGES, Run
 
 
@@ -27,7 +29,7 @@ def publish(runs: list[Run], book: Path) -> None:
             name, *rest = r.label.split("-")
             target = dest / f"{name}-{order[r.stage]}{r.stage}-{'-'.join(rest)}.ipynb"
         prov = json.loads((r.out_dir / "provenance.json").read_text())
-        _publishable(r.out_dir / "notebook.ipynb", target, "" if r.stage == "summary" else r.label, prov)
+        _publishable(page(r), target, "" if r.stage == "summary" else r.label, prov)
 
 
 def _publishable(src: Path, dest: Path, label: str, prov: dict) -> None:

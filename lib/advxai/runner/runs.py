@@ -42,14 +42,25 @@ class Run:
         return NOTEBOOKS / STAGES[self.stage]
 
     @cached_property
+    def key_parts(self) -> dict:
+        """Everything that can change the run's numbers: its parameters, its upstream runs' keys, its notebook's
+        computing code and the library modules that code uses (by meaning: :mod:`advxai.runner.fingerprint`),
+        the versions of the numerical dependencies and the lock file of the environment. Recorded in the run's
+        provenance, so that a later plan can say which part changed (:func:`why`)."""
+        code = fingerprint.key_parts(self.notebook)
+        return {"stage": self.stage, "params": self.params, "deps": {f"{d.stage} {d.label}": d.key for d in self.deps},
+                "notebook": code["notebook"], "modules": code["modules"], "versions": _numerical_versions(),
+                "lock": environment.lock_hash()}
+
+    @cached_property
     def key(self) -> str:
-        """Hash of everything that can change the run's numbers: its parameters, its upstream runs, its
-        notebook, the library modules that notebook uses, the versions of the numerical dependencies and the
-        lock file of the environment. Computed once, in the runner: a Dask worker receives it with the run."""
-        blob = json.dumps({"stage": self.stage, "params": self.params, "deps": [d.key for d in self.deps],
-                           "notebook": _file_md5(self.notebook), "code": code_fingerprint(self.notebook),
-                           "versions": _numerical_versions(), "lock": environment.lock_hash()}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        """Hash of :attr:`key_parts`. Computed once, in the runner: a Dask worker receives it with the run."""
+        return hashlib.sha256(json.dumps(self.key_parts, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def render(self) -> str:
+        """Fingerprint of the run page's drawing and wording (:func:`fingerprint.render_fingerprint`)."""
+        return fingerprint.render_fingerprint(self.notebook)
 
     @property
     def out_dir(self) -> Path:
@@ -71,20 +82,27 @@ class Run:
         return p
 
 
-def _file_md5(path: Path) -> str:
-    return hashlib.md5(Path(path).read_bytes()).hexdigest() if Path(path).exists() else "missing"
-
-
-@cache
-def code_fingerprint(notebook: Path) -> str:
-    """MD5 over the library modules the stage's notebook uses (:mod:`advxai.runner.fingerprint`)."""
-    return fingerprint.code_fingerprint(notebook)
-
-
 @cache
 def _numerical_versions() -> dict[str, str]:
     v = environment.versions()
     return {k: v[k] for k in [*environment.NUMERICAL, "python"] if k in v}
+
+
+def key_table() -> str:
+    """Per stage, the library modules in its runs' keys (:func:`fingerprint.notebook_modules`), grouped by
+    package, and what every key leaves out: the table of ``docs/cache-keys.md`` (``advxai keys`` prints it)."""
+    lines = ["| stage | notebook | modules in its key |", "|---|---|---|"]
+    for stage, nb in STAGES.items():
+        groups: dict[str, list[str]] = {}
+        for m in fingerprint.notebook_modules(NOTEBOOKS / nb):
+            package, _, rest = m.partition(".")
+            groups.setdefault(package, []).append(rest or "__init__")
+        mods = "; ".join(f"`{p}`" if names == ["__init__"] else f"`{p}`: {', '.join(names)}"
+                         for p, names in groups.items())
+        lines.append(f"| {stage} | `{nb}` | {mods} |")
+    lines += ["", "Left out of every key (their imports are not followed either):", ""]
+    lines += [f"* `{m}`: {why}." for m, why in fingerprint.NOT_IN_KEYS.items()]
+    return "\n".join(lines)
 
 
 def model_label(model: str, seed: int, base_seed: int) -> str:
@@ -229,12 +247,64 @@ def _data_keys(d: dict) -> dict:
     return {"dataset": d["name"], "size": int(d["size"]), "data_md5": md5}
 
 
-def _expected_seconds(run: Run) -> float | None:
-    """How long this run took last time it ran with any key (its stage and label), from provenance."""
+def previous(run: Run) -> dict | None:
+    """The provenance of the latest finished run with the same stage and label, under any key (``None``: never
+    run into this results folder)."""
     prov = sorted((p for p in run.out_dir.parent.glob(f"{run.label}-*/provenance.json")
                    if len(p.parent.name) == len(run.label) + 13),  # <label>-<12-hex key>, not a longer label
                   key=lambda p: p.stat().st_mtime)
-    return json.loads(prov[-1].read_text())["seconds"] if prov else None
+    return json.loads(prov[-1].read_text()) if prov else None
+
+
+def _expected_seconds(run: Run) -> float | None:
+    """How long this run took last time it ran with any key (its stage and label), from provenance."""
+    prov = previous(run)
+    return prov["seconds"] if prov else None
+
+
+def _diff(old, new, path: str) -> list[str]:
+    """``path: old → new`` for each leaf that differs between two parameter trees."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for k in sorted(set(old) | set(new), key=str)
+                for line in _diff(old.get(k, "(absent)"), new.get(k, "(absent)"), f"{path}.{k}" if path else k)]
+    return [] if old == new else [f"{path}: {json.dumps(old)} → {json.dumps(new)}"]
+
+
+def why(run: Run) -> list[str]:
+    """Why ``run`` would run: each part of its key that differs from the latest cached run with its stage and
+    label (:attr:`Run.key_parts`, recorded in provenance): a parameter (old → new), an upstream run, the
+    notebook's computing code, a library module, the data, a version, the lock file. Empty when it is cached."""
+    if run.done:
+        return []
+    prov = previous(run)
+    if prov is None:
+        return ["new: no earlier run of this stage and label in this results folder"]
+    old = prov.get("key_parts")
+    if old is None:
+        return [f"the cached run {prov['key']} records no key parts (made by advxai before 0.2): rerun once"]
+    new = run.key_parts
+    out = []
+    data_keys = ("data_md5",)
+    for line in _diff({k: v for k, v in old["params"].items() if k not in data_keys},
+                      {k: v for k, v in new["params"].items() if k not in data_keys}, ""):
+        out.append(f"parameter {line}")
+    if old["params"].get("data_md5") != new["params"].get("data_md5"):
+        out.append(f"data: MD5 {old['params'].get('data_md5')} → {new['params'].get('data_md5')}")
+    for dep in sorted(set(old["deps"]) | set(new["deps"])):
+        if old["deps"].get(dep) != new["deps"].get(dep):
+            out.append(f"upstream {dep}: " + ("reruns" if dep in old["deps"] and dep in new["deps"]
+                                              else "added" if dep in new["deps"] else "removed"))
+    if old["notebook"] != new["notebook"]:
+        out.append(f"notebook {run.notebook.name}: its computing code")
+    for m in sorted(set(old["modules"]) | set(new["modules"])):
+        if old["modules"].get(m) != new["modules"].get(m):
+            what = "changed" if m in old["modules"] and m in new["modules"] else \
+                "now imported" if m in new["modules"] else "no longer imported"
+            out.append(f"module {m}: {what}")
+    out += [f"version {line}" for line in _diff(old["versions"], new["versions"], "")]
+    if old["lock"] != new["lock"]:
+        out.append("the lock file")
+    return out or ["the key's recipe itself (same parts, another hash): a newer advxai"]
 
 
 def expected_seconds(runs: list[Run]) -> dict[int, float | None]:

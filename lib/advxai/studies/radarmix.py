@@ -85,6 +85,24 @@ def explain_all(net, ds, x, y, advs: dict, logits: dict, eps: list[float], expla
     return maps, subs, rows
 
 
+def load_run(out: Path, explainers: list[str], targets: list[str]) -> tuple:
+    """What a finished run saved: ``(df, advs, logits, maps, subs)``, its rows and the rest as :func:`attack_all`
+    and :func:`explain_all` returned them (its page's figures are drawn from these files, not from memory)."""
+    import pandas as pd
+
+    saved = artefacts.load_npz(Path(out) / "adversarial.npz")
+    advs = {k: v for k, v in saved.items() if k not in ("x", "y", "idx", "eps")}
+    logits = {k: v for k, v in artefacts.load_npz(Path(out) / "logits.npz").items() if k != "eps"}
+    maps, subs = {}, {}
+    for name in explainers:
+        for t in targets:
+            m = artefacts.load_npz(Path(out) / f"maps_{name.replace('+', 'p')}_{t}.npz")
+            subs[name] = m["sub"]
+            maps.setdefault(name, {})[t] = {k: v for k, v in m.items()
+                                            if k not in ("sub", "eps", "explainer", "target")}
+    return pd.read_csv(Path(out) / "metrics.csv"), advs, logits, maps, subs
+
+
 def _map_rows(mt: dict, y, preds: dict, sub, attacks: list[str], eps: list[float], topk: float, faithful: bool, masks,
               seed: int, n_boot: int, base: dict) -> list[dict]:
     """Shift rows of every (attack, ε), then localisation rows (clean, then every attacked version) where masks

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..attacks.autoattack import robust_generate
-from ..detect.views import input_gradient
+from ..explain.gradients import input_gradient
 from ..measure import tables
 from ..models import train
 
@@ -73,6 +73,6 @@ def alignment(grads: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def alignment_rows(net, x, y, n_boot: int, seed: int, base: dict) -> tuple[list[dict], np.ndarray]:
     """The mean alignment over the sample with its bootstrap interval; returns the rows and the gradients."""
-    grads = input_gradient(net, x, y)  # ∇ₓ z_y: the true class's logit (the detection views' compiled gradient)
+    grads = input_gradient(net, x, y)  # ∇ₓ z_y: the true class's logit (compiled once per model)
     return [tables.mean_row("gradient_alignment", alignment(grads, x), n_boot, seed, subset="attacked", **base)], grads
 
