@@ -54,7 +54,7 @@ $(UV_VENV)/bin/uv:
 book: env
 	$(BIN)/advxai book $(CONFIG) --results results --book book
 
-# The study (configs/study.yaml): what the published book shows; ≤ 120 min on 2 cores, resumable (README "The study").
+# The study (configs/study.yaml): what the published book shows; ≤ 120 min on 2 cores, resumable (bench/RESULTS.md).
 study: env
 	$(BIN)/advxai book configs/study.yaml --results results --book book
 

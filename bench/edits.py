@@ -7,7 +7,7 @@ of ``--config`` is computed there and in an unedited copy, in fresh processes. A
 a cached run's page is re-rendered when only its drawing or wording differs (render fingerprint). With
 ``--results`` (a built grid), the counts are also read from ``advxai plan`` over that folder (``will run`` and
 ``re-render``), which must agree: the grid's runs are the unedited keys. ``--markdown`` prints the table for the
-README. Expected (README "Cache keys"): docstring, comment, markdown cell, figure colour, chapter sentence -> 0
+README. Expected (docs/cache-keys.md): docstring, comment, markdown cell, figure colour, chapter sentence -> 0
 runs; a detector's score -> the detection runs and the summary; a training hyperparameter of one dataset -> that
 dataset's runs and the summary.
 """

@@ -5,7 +5,7 @@ test metrics, side by side.
     python bench/train_parity.py [--config configs/default.yaml --dataset isic2018 --seeds 0 1 2 --variants ...]
 
 Variants: ``reference`` (Keras' batch normalisation and the dataset's ``-legacy`` augmentation at the global
-batch size and learning rate, 64 and 0.003: the training of commit 3829bec), ``ours`` (fused batch normalisation,
+batch size and learning rate, 64 and 0.003: the legacy training, CHANGELOG 0.1.0), ``ours`` (fused batch normalisation,
 the current augmentation, the dataset's recipe as configured), ``ours-b64`` (the same at batch 64, lr 0.003),
 ``ours-b128`` and ``ours-b256`` (at batch 128 and 256, the learning rate scaled by the square root of the batch
 ratio), ``ours-b256-lr1`` (batch 256 at lr 0.003), ``fused-bn-only`` (the fused batch norm with the legacy
@@ -39,7 +39,7 @@ from advxai.runner.config import load_config
 
 # variant -> (Keras' batch norm?, the dataset's ``-legacy`` augmentation?, batch size and learning rate: "config"
 # (the dataset's recipe), or (batch, factor): that batch at the global learning rate × factor, √(batch / 64) being
-# the square-root scaling rule for Adam). The global recipe (batch 64, lr 0.003) was ISIC's up to commit 3829bec.
+# the square-root scaling rule for Adam). The global recipe (batch 64, lr 0.003) was ISIC's in the legacy training.
 VARIANTS = {"reference": (True, True, (64, 1.0)), "ours": (False, False, "config"),
             "ours-b64": (False, False, (64, 1.0)), "ours-b128": (False, False, (128, 2 ** 0.5)),
             "ours-b256": (False, False, (256, 2.0)), "ours-b256-lr1": (False, False, (256, 1.0)),

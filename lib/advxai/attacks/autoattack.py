@@ -3,7 +3,7 @@ robustness stage's attacks, which run on every test image at four ε for every m
 
 ART's versions (the registry's ``autoattack-nofab`` and ``pgd`` entries, the references the tests hold these
 against) compute each loss and gradient eagerly and, in Square, three forward passes over every image per query;
-on 2 CPU cores one 500-image AutoAttack run took 20–30 min per model (README "The study"). Here:
+on 2 CPU cores one 500-image AutoAttack run took 20–30 min per model (docs/design.md, "Robust models"). Here:
 
 * **APGD** (Croce & Hein 2020, Algorithm 1, with the reference code's step-size schedule): momentum 0.75, first
   step 2ε, the step halved at each checkpoint where the loss rose on fewer than ρ = 0.75 of the steps since the last

@@ -100,7 +100,7 @@ def tier_md(config: str, df: pd.DataFrame) -> str:
     return (f"This is {tier}: {what}. The published book is the study — three datasets, two architectures, three "
             "training seeds, detection on 18 settings, RADAR-MIX on 300 lesions, robust accuracy of standard and "
             "adversarially trained models — built by `make study` "
-            "(README \"The study\" gives its measured time).")
+            "(the repository's bench/RESULTS.md gives its measured time).")
 
 
 def seeds_table(df: pd.DataFrame, base_seed: int = 0, subset: str = "test") -> pd.DataFrame:

@@ -39,7 +39,7 @@ def anatomical(seed: int) -> keras.Sequential:
 
 @AUGMENTATIONS.register("anatomical-legacy")
 def anatomical_legacy(seed: int) -> keras.Sequential:
-    """The X-ray augmentation as trained up to commit 3829bec: every layer seeded with ``seed``, so their draws
+    """The X-ray augmentation of the legacy training (CHANGELOG 0.1.0): every layer seeded with ``seed``, so their draws
     coincide (see :func:`anatomical`). Kept to rerun those models."""
     return anatomical_layers([seed] * 5)
 
@@ -60,7 +60,7 @@ class RandomTranspose(keras.layers.Layer):
 
 @AUGMENTATIONS.register("dermoscopy-legacy")
 def dermoscopy_legacy(seed: int) -> keras.Sequential:
-    """The dermoscopy augmentation from Keras' preprocessing layers, as trained up to commit 3829bec; kept to rerun
+    """The dermoscopy augmentation from Keras' preprocessing layers, of the legacy training (CHANGELOG 0.1.0); kept to rerun
     those models and as the reference :class:`Dermoscopy` is tested against. It did not draw what it meant to:
     Keras' ``RandomFlip("horizontal_and_vertical")`` flips both axes on one draw (a half turn or nothing), and the
     layers, all seeded with ``seed``, draw the same numbers — the flip and the transpose coincide (2 of the square's

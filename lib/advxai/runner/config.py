@@ -15,7 +15,7 @@ DEFAULTS = {
     "seed": 0,
     "seeds": [],  # extra training seeds: each model is retrained with them for its training-seed variance
     "per_seed": [],  # the parts that also run on every extra seed's model: gradattacks, radarmix, detection
-    # the recipe of advxai.models.train (README "Training recipe"); patience applies when monitor is not "none"
+    # the recipe of advxai.models.train (docs/design.md, "Training recipe"); patience applies when monitor is not "none"
     "train": {"epochs": 15, "batch_size": 64, "lr": 3e-3, "patience": 4, "augment": True, "balance": True,
               "schedule": "cosine", "warmup": 1, "weight_decay": 1e-4, "label_smoothing": 0.1, "monitor": "none",
               "adversarial": None},  # {eps, steps}: PGD adversarial training (advxai.models.train)

@@ -1,6 +1,6 @@
 """What a run's cache key hashes besides its parameters: the *meaning* of the code that computes its numbers.
 
-Rules (README "Cache keys"; ``tests/test_keys.py`` holds them):
+Rules (docs/cache-keys.md; ``tests/test_keys.py`` holds them):
 
 * A module counts by its code with docstrings, comments and formatting removed (:func:`normalised`: the
   ``ast.dump`` of its syntax tree, docstring nodes dropped). Rewording a docstring or a comment, or
