@@ -4,6 +4,8 @@ of the book layer: the run pages' modules (:mod:`advxai.book.robustplots`) impor
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 NOT_RUN = "*Not run in this configuration.*"
@@ -44,12 +46,25 @@ def compare(a, b) -> str:
     return "indistinguishable from"
 
 
+# A collapsed block's wrapper as markdown-it writes it with raw HTML off: the one piece of HTML put back.
+_DETAILS_OPEN = re.compile(r"<p>&lt;details&gt;&lt;summary&gt;(.*?)&lt;/summary&gt;</p>")
+_DETAILS_CLOSE = "<p>&lt;/details&gt;</p>"
+
+
 def html(markdown: str):
-    """Markdown -> an IPython HTML object (cross-document glue pastes HTML, not Markdown)."""
+    """Markdown -> an IPython HTML object (cross-document glue pastes HTML, not Markdown). Raw HTML is off, so
+    text from a config (a label, a name) is shown, never run; only :func:`collapsed`'s wrapper is put back."""
     from IPython.display import HTML
+
+    return HTML(render_markdown(markdown))
+
+
+def render_markdown(markdown: str) -> str:
+    """The HTML of a generated Markdown text: CommonMark with tables, raw HTML escaped, collapsed blocks kept."""
     from markdown_it import MarkdownIt
 
-    return HTML(MarkdownIt("commonmark").enable("table").render(markdown))
+    out = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    return _DETAILS_OPEN.sub(r"<details><summary>\1</summary>", out).replace(_DETAILS_CLOSE, "</details>")
 
 
 def md_table(rows: list[dict]) -> str:

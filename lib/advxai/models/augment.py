@@ -60,11 +60,11 @@ class RandomTranspose(keras.layers.Layer):
 
 @AUGMENTATIONS.register("dermoscopy-legacy")
 def dermoscopy_legacy(seed: int) -> keras.Sequential:
-    """The dermoscopy augmentation from Keras' preprocessing layers, of the legacy training (CHANGELOG 0.1.0); kept to rerun
-    those models and as the reference :class:`Dermoscopy` is tested against. It did not draw what it meant to:
-    Keras' ``RandomFlip("horizontal_and_vertical")`` flips both axes on one draw (a half turn or nothing), and the
-    layers, all seeded with ``seed``, draw the same numbers — the flip and the transpose coincide (2 of the square's
-    8 symmetries: none, or the anti-diagonal reflection) and zoom, brightness, contrast and saturation move
+    """The dermoscopy augmentation from Keras' preprocessing layers, of the legacy training (CHANGELOG 0.1.0); kept
+    to rerun those models and as the reference :class:`Dermoscopy` is tested against. It did not draw what it meant
+    to: Keras' ``RandomFlip("horizontal_and_vertical")`` flips both axes on one draw (a half turn or nothing), and
+    the layers, all seeded with ``seed``, draw the same numbers — the flip and the transpose coincide (2 of the
+    square's 8 symmetries: none, or the anti-diagonal reflection) and zoom, brightness, contrast and saturation move
     together."""
     return keras.Sequential([
         keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),

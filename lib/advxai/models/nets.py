@@ -74,8 +74,8 @@ def cifar_resnet(input_shape, n_classes: int, weights=None, depth: int = 8, widt
 
     ``depth=20`` is their ResNet-20; the default ``depth=8`` (n = 1) is the smallest of the family, the residual
     net of the MLPerf Tiny image-classification benchmark (Banbury et al. 2021), chosen because it reaches every
-    dataset's bar at about the compact CNN's cost per epoch on 2 cores (docs/design.md, "The study's grid"). The Grad-CAM layer
-    is the last block's output: 7×7 at 28 px, 8×8 at 64 px with ``stem_stride=2``.
+    dataset's bar at about the compact CNN's cost per epoch on 2 cores (docs/design.md, "The study's grid"). The
+    Grad-CAM layer is the last block's output: 7×7 at 28 px, 8×8 at 64 px with ``stem_stride=2``.
     """
     if weights is not None:
         raise ParameterError("model 'resnet' has no pretrained weights; use weights: null")

@@ -11,9 +11,48 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import AdvXAIError, DataError
+from ..errors import AdvXAIError, DataError, ParameterError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+NEEDS_TENSORFLOW = {"run", "validate", "plan", "fetch", "book"}
+WRITES_RESULTS = {"run", "book"}
+SYSTEM = tuple(Path(p) for p in ("/proc", "/sys", "/dev"))
+
+
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow with file descriptor 2 on /dev/null: its C++ start-up lines (absl, oneDNN) are written
+    before any Python logging setting applies, and would precede our one-line errors. Kernels keep their logs."""
+    if "tensorflow" in sys.modules:
+        return
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _check_paths(args) -> None:
+    """Folders given on the command line, refused in one line before any work: --results must be a directory (or
+    not exist yet) that a build can write, outside the system's virtual file systems; --book must lie under
+    --root, where jupyter-book looks for it."""
+    results = getattr(args, "results", None)
+    if results is not None:
+        where = Path(results).resolve()
+        if any(where.is_relative_to(s) for s in SYSTEM):
+            raise ParameterError(f"--results {results} is under {where.parts[1] and '/' + where.parts[1]}; "
+                                 "give a folder of your own")
+        if where.exists() and not where.is_dir():
+            raise ParameterError(f"--results {results} is a file, not a folder; give a folder (it is created)")
+        if args.cmd in WRITES_RESULTS:
+            existing = next(p for p in (where, *where.parents) if p.exists())
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise ParameterError(f"--results {results}: {existing} is not writable; give a folder you can write")
+    if args.cmd == "book" and not Path(args.book).resolve().is_relative_to(Path(args.root).resolve()):
+        raise ParameterError(f"--book {args.book} is outside --root {args.root}; jupyter-book builds only what "
+                             "lies under the root: give a folder inside it")
 
 
 def _run(args) -> int:
@@ -178,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(fn=_student)
     args = p.parse_args(argv)
     try:
+        _check_paths(args)
+        if args.cmd in NEEDS_TENSORFLOW:
+            _quiet_tensorflow()
         return args.fn(args)
     except AdvXAIError as exc:
         print(f"advxai: error: {exc}", file=sys.stderr)

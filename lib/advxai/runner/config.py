@@ -4,6 +4,7 @@ knows, ε outside [0, 1], sizes a dataset lacks and multi-label sets fail here, 
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import yaml
@@ -75,6 +76,7 @@ def load_config(path: Path) -> dict:
     path = Path(path)
     raw = _read(path)
     _known_keys(raw, path)
+    _safe_names(raw, path)
     cfg = _merged(DEFAULTS, raw)
     cfg["name"] = raw.get("name", path.stem)
     cfg["datasets"], cfg["models"] = raw.get("datasets", []), raw.get("models", ["cnn"])
@@ -274,6 +276,32 @@ def _known_keys(raw: dict, path: Path) -> None:
                 check(r[name] or {}, allowed, f"{part}.{name}")
         entries(r.get("datasets"), DATASET_KEYS, f"{part}.datasets[]")
         entries(r.get("models"), MODEL_KEYS, f"{part}.models[]")
+
+# What a config's own name and a model's label may hold: they become folder names under --results and text in the
+# book, so no path separator, no leading dot and nothing HTML or a shell reads specially ("·" joins seed labels).
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+·-]{0,63}")
+
+
+def _safe_names(raw: dict, path: Path) -> None:
+    """The config's ``name`` and every ``label`` (at any depth) match :data:`SAFE_NAME`, else one line naming it."""
+
+    def walk(node, where: str):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = f"{where}.{key}" if where else str(key)
+                if key in ("label", "name") and (key == "label" or not where):
+                    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+                        raise ParameterError(
+                            f"config {path}: {here} {value!r} must be 1–64 letters, digits or _ . + · - (starting "
+                            "with a letter, digit or _; set `name:` or rename the file): it names folders under "
+                            "--results and text in the book")
+                walk(value, here)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{where}[{i}]")
+
+    walk(raw, "")
+
 
 def _merged(defaults: dict, raw: dict) -> dict:
     """Defaults updated by a YAML section, one level deep (a nested dict keeps the defaults it does not set)."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..artefacts import save_json
 from .config import dataset_names, load_config
 from .executors import EXECUTORS, execute, sweep_temporaries  # noqa: F401 - the runner's public API
+from .lock import results_lock
 from .publish import publish
 from .render import rerender_all, stale
 from .runs import STAGES, Run, expected_seconds, plan  # noqa: F401 - the runner's public API
@@ -37,6 +38,14 @@ def run_grid(config: Path, results: Path = Path("results"), executor: str = "ser
     # hold freed memory in many arenas. Two arenas per kernel: the same numbers with less resident memory.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     cfg = load_config(config)
+    with results_lock(results):
+        return _run_locked(cfg, config, results, executor, book, kernel, log, verbose, **executor_options)
+
+
+def _run_locked(cfg: dict, config: Path, results: Path, executor: str, book: Path | None, kernel: str, log,
+                verbose: bool, **executor_options) -> list[dict]:
+    from .. import data
+
     data.fetch_missing(dataset_names(cfg), log=log)  # a fresh machine with a network gets the raw sets here
     runs = plan(cfg, results)
     t0 = time.perf_counter()

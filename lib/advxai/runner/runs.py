@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
-from ..errors import AdvXAIError
+from ..errors import AdvXAIError, ParameterError
 from . import environment, fingerprint
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository (lib/advxai/runner/ -> ..)
@@ -224,6 +224,10 @@ def plan(cfg: dict, results: Path) -> list[Run]:
     runs += seeds_runs.values()  # last before the summary: the study's own results come first
     others = [r for r in runs if r.stage != "strength"]
     runs.append(Run("summary", "summary", {"config": cfg["name"], "seed": seed}, [*others, *strength_runs], results))
+    root = Path(results).resolve()
+    for r in runs:  # labels are checked by the config; this holds for any label a future part may build
+        if not r.out_dir.resolve().is_relative_to(root / "runs"):
+            raise ParameterError(f"run {r.stage} {r.label!r} would write outside {root / 'runs'}; rename its label")
     return runs
 
 

@@ -1,0 +1,105 @@
+"""Names that become paths or HTML are safe, one build holds a results folder, and the command line refuses bad
+folders in one line before any work (with no TensorFlow start-up lines before it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from advxai.book.style import collapsed, md_table, render_markdown
+from advxai.errors import ParameterError
+from advxai.runner.config import load_config
+from advxai.runner.lock import results_lock
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.yaml"
+
+
+@pytest.mark.parametrize("yaml, where", [
+    ('models: [{name: cnn, label: "../../../../elsewhere/x"}]', "models[0].label"),
+    ('models: [{name: cnn, label: "/abs/path"}]', "models[0].label"),
+    ('models: [{name: cnn, label: "x<img src=y onerror=alert(1)>"}]', "models[0].label"),
+    ('name: "<script>alert(1)</script>"', "name"),
+    ("name: .hidden", "name"),
+    ("name: 12", "name"),
+    ('detection: {datasets: [pneumoniamnist], models: [{name: cnn, label: "a/b"}]}', "detection.models[0].label"),
+])
+def test_names_that_become_paths_or_html_are_refused_in_one_line(tmp_path, yaml, where):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(f"extends: {TINY}\n{yaml}\n")
+    with pytest.raises(ParameterError, match=re.escape(where) + " .* must be 1–64") as err:
+        load_config(cfg)
+    assert "\n" not in str(err.value)
+
+
+def test_safe_names_keep_todays_labels(tmp_path):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(f"extends: {TINY}\nname: my_grid-2.b\nmodels: [{{name: cnn, label: cnn·s1-at2}}]\n")
+    assert load_config(cfg)["name"] == "my_grid-2.b"
+
+
+def test_generated_markdown_shows_html_as_text_and_keeps_collapsed_blocks():
+    md = "a label <script>alert(1)</script> <img src=x onerror=alert(1)>\n\n" + collapsed(
+        "rows <b>x</b>", md_table([{"model": "<script>", "n": 2}]))
+    out = render_markdown(md)
+    assert "<script" not in out and "<img" not in out and "<b>" not in out
+    assert out.count("&lt;script&gt;") == 2 and "&lt;img src=x onerror=alert(1)&gt;" in out
+    assert "<details><summary>rows &lt;b&gt;x&lt;/b&gt;</summary>" in out and out.rstrip().endswith("</details>")
+    assert "<table>" in out
+
+
+def test_a_second_build_on_one_results_folder_stops_at_once_naming_the_first(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); from advxai.runner.lock import results_lock\n"
+        "with results_lock(sys.argv[2]):\n    print('held', flush=True); time.sleep(60)"),
+        str(ROOT / "lib"), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ParameterError, match=rf"in use by another advxai build \(PID {holder.pid}\)"):
+            with results_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with results_lock(tmp_path):  # the kernel released the killed holder's lock: no stale lock is left
+        assert (tmp_path / ".lock").read_text() == str(os.getpid())
+
+
+def test_run_grid_takes_the_lock_before_any_work(tmp_path):
+    from advxai.runner.pipeline import run_grid
+
+    with results_lock(tmp_path):
+        with pytest.raises(ParameterError, match="in use by another advxai build"):
+            run_grid(TINY, tmp_path)
+    assert not (tmp_path / "runs").exists()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "lib"))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return subprocess.run([sys.executable, "-m", "advxai.runner.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "configs/tiny.yaml", "--results", "README.md"], "is a file, not a folder"),
+    (["run", "configs/tiny.yaml", "--results", "/proc/advxai"], "is under /proc"),
+    (["book", "configs/tiny.yaml", "--book", "/tmp/elsewhere"], "is outside --root"),
+])
+def test_bad_folders_are_refused_in_one_line_before_any_work(args, message):
+    out = _cli(*args)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("advxai: error: ") and message in out.stderr
+
+
+def test_an_error_after_tensorflow_is_imported_is_still_one_line(tmp_path):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(f"extends: {TINY}\nmodels: [{{name: cnn, params: {{widht: 8}}}}]\n")
+    out = _cli("validate", str(cfg))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines() == [out.stderr.strip()] and "did you mean 'width'" in out.stderr
