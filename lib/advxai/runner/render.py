@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..artefacts import load_json, save_json
@@ -57,8 +58,10 @@ def rerender(run: Run, kernel: str = "python3") -> dict:
     work.mkdir()
     try:
         (work / "script.ipynb").write_text(json.dumps(script))
-        pm.execute_notebook(str(work / "script.ipynb"), str(work / "drawn.ipynb"), parameters=run.notebook_parameters(),
-                            kernel_name=kernel, progress_bar=False, cwd=str(run.out_dir), log_output=False)
+        with _stderr_to(run.results / "logs" / f"{run.stage}-{run.label}.render.log"):
+            pm.execute_notebook(str(work / "script.ipynb"), str(work / "drawn.ipynb"),
+                                parameters=run.notebook_parameters(), kernel_name=kernel, progress_bar=False,
+                                cwd=str(run.out_dir), log_output=False)
         drawn = json.loads((work / "drawn.ipynb").read_text())
         nb = _splice(src, executed, drawn)
         (work / PAGE).write_text(json.dumps(nb, indent=1))
@@ -72,6 +75,21 @@ def rerender(run: Run, kernel: str = "python3") -> dict:
                 "error": f"{name}: {value[0] if value else ''}"}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def _stderr_to(log: Path):
+    """File descriptor 2 on ``log`` meanwhile: the kernel inherits it, so its TensorFlow start-up lines go to the
+    run's log as a run's do, not to the terminal."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    saved, fd = os.dup(2), os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
 
 
 def _splice(src: dict, executed: dict, drawn: dict) -> dict:
