@@ -79,8 +79,8 @@ def test_run_grid_takes_the_lock_before_any_work(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "lib"))
+def _cli(*args: str, **env_vars: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "lib"), **env_vars)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     return subprocess.run([sys.executable, "-m", "advxai.runner.cli", *args], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=300)
@@ -103,3 +103,18 @@ def test_an_error_after_tensorflow_is_imported_is_still_one_line(tmp_path):
     out = _cli("validate", str(cfg))
     assert out.returncode == 2, out.stderr
     assert out.stderr.splitlines() == [out.stderr.strip()] and "did you mean 'width'" in out.stderr
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
+def test_a_damaged_data_file_is_one_md5_line_during_validate(tmp_path, data_root, damage):
+    official = (Path(data_root) / "medmnist" / "pneumoniamnist.npz").read_bytes()
+    bad = bytearray(official[: len(official) // 2] if damage == "truncated" else official)
+    if damage == "bit-flipped":
+        bad[len(bad) // 2] ^= 0xFF
+    (tmp_path / "data" / "medmnist").mkdir(parents=True)
+    (tmp_path / "data" / "medmnist" / "pneumoniamnist.npz").write_bytes(bytes(bad))
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text("datasets: [{name: pneumoniamnist, size: 28}]\nattack: {names: [fgsm], eps: [0.01], n_images: 10}\n")
+    out = _cli("validate", str(cfg), ADVXAI_DATA=str(tmp_path / "data"), ADVXAI_OFFLINE="1")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "MD5" in out.stderr and "!= official 28209eda62fecd6e6a2d98b1501bb15f" in out.stderr
