@@ -112,7 +112,7 @@ def load_config(path: Path) -> dict:
 def _robustness(raw: dict, path: Path) -> dict:
     """The ``robustness`` section with defaults, checked: known attacks and their parameters, ε in (0, 1], a sample
     the test split can give."""
-    from .. import attacks, data
+    from .. import attacks
 
     r = _merged(ROBUSTNESS, raw)
     if not r["datasets"]:
@@ -120,8 +120,7 @@ def _robustness(raw: dict, path: Path) -> dict:
     r["datasets"] = [x if isinstance(x, dict) else {"name": x} for x in r["datasets"]]
     r["models"] = [m if isinstance(m, dict) else {"name": m} for m in r["models"]]
     for x in r["datasets"]:
-        data.check(x["name"], x.setdefault("size", 28))
-        data.check_sample(x["name"], x["size"], ["test"], int(r["n_images"]), "robustness.n_images")
+        _check_data(x["name"], x.setdefault("size", 28), ["test"], int(r["n_images"]), "robustness.n_images")
     _check_models(r["datasets"], r["models"])
     if not r["attacks"]:
         raise ParameterError("robustness.attacks lists no attack; e.g. {autoattack-nofab: {}}")
@@ -174,13 +173,12 @@ def _detection(raw: dict, path: Path) -> dict:
         raise ParameterError(f"config {path}: section detection lists no datasets")
     a = d["attack"]
     a["eps"] = {n: [float(e) for e in _as_list(a["eps"].get(n, [0.05]))] for n in a["names"]}
-    from .. import attacks, data
+    from .. import attacks
 
     d["datasets"] = [x if isinstance(x, dict) else {"name": x} for x in d["datasets"]]
     d["models"] = [m if isinstance(m, dict) else {"name": m} for m in d["models"]]
     for x in d["datasets"]:
-        data.check(x["name"], x.setdefault("size", 28))
-        data.check_sample(x["name"], x["size"], list(d["splits"]), int(d["n_images"]), "detection.n_images")
+        _check_data(x["name"], x.setdefault("size", 28), list(d["splits"]), int(d["n_images"]), "detection.n_images")
     _check_models(d["datasets"], d["models"])
     for n in a["names"]:
         attacks.params_for(n, a["params"].get(n))
@@ -311,17 +309,16 @@ def _merged(defaults: dict, raw: dict) -> dict:
 def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> None:
     """Normalise the section's dataset/model entries (a bare name becomes ``{name: ...}``); unknown
     dataset/model/attack/explainer names and ε outside [0, 1] fail before any work."""
-    from .. import attacks, data, explain
+    from .. import attacks, explain
 
     section["datasets"] = [d if isinstance(d, dict) else {"name": d} for d in section["datasets"]]
     section["models"] = [m if isinstance(m, dict) else {"name": m} for m in section["models"]]
     from ..models.train import check_settings
 
     for d in section["datasets"]:
-        data.check(d["name"], d.setdefault("size", 28))  # unknown name, size the set lacks, multi-label flag
         check_settings({**DEFAULTS["train"], **section.get("train", {}), **d.get("train", {})})
         split = d.get("split", section.get("split", "test"))  # Grad-Attacks: test; RADAR-MIX: its own
-        data.check_sample(d["name"], d["size"], [split], int(attack["n_images"]), "attack.n_images")
+        _check_data(d["name"], d.setdefault("size", 28), [split], int(attack["n_images"]), "attack.n_images")
     _check_models(section["datasets"], section["models"])
     for a in attack["names"]:
         attacks.params_for(a, attack["params"].get(a))
@@ -334,6 +331,19 @@ def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> No
         explain.TARGETS[t]
     if int(attack["n_images"]) < 2:
         raise ParameterError("attack.n_images must be ≥ 2")
+
+
+def _check_data(name: str, size: int, splits: list[str], n: int, key: str) -> None:
+    """A dataset entry before any work: a known name at a size the set has (not multi-label); a MedMNIST file
+    already on disk is the official one (its MD5: a truncated or altered file is one line, not a traceback when
+    its splits are counted); a sample of ``n`` images (config key ``key``) its splits can give."""
+    from .. import data
+    from ..data.medmnist import MEDMNIST, fetch_medmnist, medmnist_filename
+
+    data.check(name, size)
+    if name in MEDMNIST and (data.data_dir() / "medmnist" / medmnist_filename(name, size)).exists():
+        fetch_medmnist(name, size)
+    data.check_sample(name, size, splits, n, key)
 
 
 def _check_models(datasets: list[dict], model_entries: list[dict]) -> None:
