@@ -118,3 +118,50 @@ def test_a_damaged_data_file_is_one_md5_line_during_validate(tmp_path, data_root
     out = _cli("validate", str(cfg), ADVXAI_DATA=str(tmp_path / "data"), ADVXAI_OFFLINE="1")
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "MD5" in out.stderr and "!= official 28209eda62fecd6e6a2d98b1501bb15f" in out.stderr
+
+
+@pytest.mark.parametrize("yaml, message", [
+    ("attack: {names: [fgsm], eps: [0.05], n_images: [100]}", r"attack.n_images must be an integer, got \[100\]"),
+    ('train: {epochs: "12"}', r"train.epochs must be an integer, got '12'"),
+    ("train: {lr: fast}", r"train.lr must be a number, got 'fast'"),
+    ("train: null", r"train must be a mapping, got None"),
+    ("attack: null", r"attack must be a mapping, got None"),
+    ("seed: zero", r"seed must be an integer, got 'zero'"),
+    ('gpu: "no"', r"gpu must be true or false, got 'no'"),
+    ('attack: {names: [fgsm], eps: [0.05], n_images: 12, split: "no"}', r"attack.split must be true or false"),
+    ("attack: {names: [fgsm], eps: [0.05], n_images: 99.7}", r"attack.n_images must be an integer, got 99.7"),
+    ("attack: {names: [pgd], eps: [0.05], n_images: 12, params: {pgd: {max_iter: -10}}}",
+     r"attack.params.pgd.max_iter must be at least 1, got -10"),
+    ("attack: {names: [], eps: [0.05], n_images: 12}", r"attack.names is empty"),
+    ("n_boot: -1", r"n_boot must be at least 1, got -1"),
+    ("estimates: fast", r"estimates must be a mapping, got 'fast'"),
+    ("models: cnn", r"models must be a list, got 'cnn'"),
+    ("datasets: pneumoniamnist", r"datasets must be a list, got 'pneumoniamnist'"),
+    ('datasets: [{name: pneumoniamnist, size: "28"}]', r"datasets\[0\].size must be an integer, got '28'"),
+    ("detection: {datasets: [pneumoniamnist], folds: five}", r"detection.folds must be an integer, got 'five'"),
+    ("detection: {datasets: [pneumoniamnist], n_images: -5}", r"detection.n_images must not be negative"),
+    ("radarmix: {datasets: [isic2018], explain: {n_explain: {shap: -2}}}", r"n_explain.shap must not be negative"),
+    ("attack: {names: [fgsm]}\nattack: {names: [pgd]}", r"key 'attack' appears twice \(line 3\)"),
+])
+def test_types_ranges_and_duplicate_keys_are_one_line_before_any_work(tmp_path, yaml, message):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(f"extends: {TINY}\n{yaml}\n")
+    with pytest.raises(ParameterError, match=message) as err:
+        load_config(cfg)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/tmp"])
+def test_extends_must_name_a_small_regular_file(tmp_path, target):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(f"extends: {target}\n")
+    with pytest.raises(ParameterError, match="must be a YAML file of at most 1024 KiB"):
+        load_config(cfg)
+
+
+def test_yaml_merge_keys_may_still_override_what_they_merge(tmp_path):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(f"extends: {TINY}\ndetection:\n  - &d {{datasets: [pneumoniamnist], n_images: 40, folds: 5}}\n"
+                   "  - {<<: *d, folds: 6}\n")
+    first, second = load_config(cfg)["detection"]
+    assert (first["folds"], second["folds"]) == (5, 6) and second["n_images"] == 40

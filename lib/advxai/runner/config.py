@@ -77,6 +77,7 @@ def load_config(path: Path) -> dict:
     raw = _read(path)
     _known_keys(raw, path)
     _safe_names(raw, path)
+    _typed(raw, path)
     cfg = _merged(DEFAULTS, raw)
     cfg["name"] = raw.get("name", path.stem)
     cfg["datasets"], cfg["models"] = raw.get("datasets", []), raw.get("models", ["cnn"])
@@ -204,13 +205,36 @@ def _detection(raw: dict, path: Path) -> dict:
     return d
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``safe_load`` that refuses a key given twice in one mapping (YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:  # the mapping's own keys: a merged (<<: *anchor) key may be overridden
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = key_node.value
+            if key in keys:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (line {key_node.start_mark.line + 1}); keep one",
+                    key_node.start_mark)
+            keys.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read(path: Path, seen: tuple = ()) -> dict:
     """The YAML of ``path``; ``extends: other.yaml`` (relative to it) starts from that config and overrides it
     section by section (a section named here replaces the base's, one level deep for mappings)."""
     if not path.exists():
         raise ParameterError(f"config {path} not found; see configs/ for examples")
+    if not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ParameterError(f"config {path} must be a YAML file of at most {MAX_CONFIG_BYTES // 1024} KiB "
+                             "(a directory, a device or a larger file is not a config)")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         raise ParameterError(f"config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):
@@ -274,6 +298,84 @@ def _known_keys(raw: dict, path: Path) -> None:
                 check(r[name] or {}, allowed, f"{part}.{name}")
         entries(r.get("datasets"), DATASET_KEYS, f"{part}.datasets[]")
         entries(r.get("models"), MODEL_KEYS, f"{part}.models[]")
+
+# Types come from the defaults (a key whose default is a bool takes only true/false, an int only an integer, a
+# float a number, a mapping a mapping, a list a list); these keys also take one value for a one-element list.
+SCALAR_OR_LIST = {"eps", "target", "splits"}
+BOOL_OR_NAME = {"augment", "balance"}  # true/false or a name (an augmentation, "sqrt"): the recipe checks the name
+OWN_CHECK = {"seeds", "per_seed"}  # checked in load_config with the list of what they may hold
+AT_LEAST_1 = {"epochs", "batch_size", "n_boot", "n_reference", "mc_samples", "ig_steps", "folds", "max_iter",
+              "n_background", "nb_grads", "num_random_init", "square_iter", "apgd_iter", "steps"}
+AT_LEAST_0 = {"n_images", "warmup", "patience", "weight_decay", "label_smoothing", "n_explain", "lr"}
+
+
+def _kind(default) -> tuple[type | tuple, str] | None:
+    if isinstance(default, bool):
+        return bool, "true or false"
+    if isinstance(default, int):
+        return int, "an integer"
+    if isinstance(default, float):
+        return (int, float), "a number"
+    if isinstance(default, dict):
+        return dict, "a mapping"
+    if isinstance(default, list):
+        return list, "a list"
+    return None  # strings and nulls: names, checked by the registries
+
+
+def _typed(raw: dict, path: Path) -> None:
+    """Every value of the YAML has its default's type (a bool is not a number here, ``"no"`` is not false) and
+    every count its range; values under free-form maps (an attack's or explainer's parameters) get the ranges."""
+
+    def value_ok(key, value, default, where):
+        kind = _kind(default)
+        if (key in BOOL_OR_NAME and isinstance(value, str)) or key in OWN_CHECK:
+            kind = None
+        if kind and not (key in SCALAR_OR_LIST and kind[0] is list) and (
+                not isinstance(value, kind[0]) or (kind[0] is not bool and isinstance(value, bool))):
+            raise ParameterError(f"config {path}: {where} must be {kind[1]}, got {value!r}")
+        ranges(key, value, where)
+
+    def ranges(key, value, where):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, dict):
+                for k, v in value.items():  # n_explain maps explainers to counts
+                    ranges(key if key == "n_explain" else k, v, f"{where}.{k}")
+            return
+        if key in AT_LEAST_1 and value < 1:
+            raise ParameterError(f"config {path}: {where} must be at least 1, got {value!r}")
+        if key in AT_LEAST_0 and value < 0:
+            raise ParameterError(f"config {path}: {where} must not be negative, got {value!r}")
+
+    def nonempty(key, value, where):
+        if key == "names" and isinstance(value, list) and not value:
+            raise ParameterError(f"config {path}: {where} is empty; name at least one, or leave the key out")
+
+    def section(values: dict, defaults: dict, where: str):
+        for key, value in values.items():
+            here = f"{where}.{key}" if where else str(key)
+            if key == "train" and isinstance(value, dict):
+                section(value, DEFAULTS["train"], here)  # a part's or an entry's training overrides the top's
+            elif key in defaults:
+                value_ok(key, value, defaults[key], here)
+                nonempty(key, value, here)
+                if isinstance(value, dict) and isinstance(defaults[key], dict) and defaults[key]:
+                    section(value, defaults[key], here)
+            else:
+                ranges(key, value, here)
+            if key in ("datasets", "models") and isinstance(value, list):
+                for i, entry in enumerate(value):
+                    if isinstance(entry, dict):
+                        section(entry, {"size": 28} if key == "datasets" else {}, f"{here}[{i}]")
+
+    section(raw, {**DEFAULTS, "datasets": [], "models": []}, "")
+    for part, defaults in (("radarmix", RADARMIX), ("detection", DETECTION), ("robustness", ROBUSTNESS)):
+        for i, r in enumerate(_as_list(raw[part]) if part in raw else []):
+            where = part if not isinstance(raw[part], list) else f"{part}[{i}]"
+            if not isinstance(r, dict):
+                raise ParameterError(f"config {path}: {where} must be a mapping, got {r!r}")
+            section(r, defaults, where)
+
 
 # What a config's own name and a model's label may hold: they become folder names under --results and text in the
 # book, so no path separator, no leading dot and nothing HTML or a shell reads specially ("·" joins seed labels).
