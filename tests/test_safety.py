@@ -124,6 +124,7 @@ def test_a_damaged_data_file_is_one_md5_line_during_validate(tmp_path, data_root
     ("attack: {names: [fgsm], eps: [0.05], n_images: [100]}", r"attack.n_images must be an integer, got \[100\]"),
     ('train: {epochs: "12"}', r"train.epochs must be an integer, got '12'"),
     ("train: {lr: fast}", r"train.lr must be a number, got 'fast'"),
+    ("train: {lr: 3e-3}", r"train.lr must be a number, got '3e-3' \(YAML reads 3e-3 as text: write it with a dot"),
     ("train: null", r"train must be a mapping, got None"),
     ("attack: null", r"attack must be a mapping, got None"),
     ("seed: zero", r"seed must be an integer, got 'zero'"),

@@ -323,6 +323,17 @@ def _kind(default) -> tuple[type | tuple, str] | None:
     return None  # strings and nulls: names, checked by the registries
 
 
+def _yaml_hint(value) -> str:
+    """Why a number may have arrived as text: YAML 1.1 reads ``3e-3`` (no dot) as a string."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    return f" (YAML reads {value} as text: write it with a dot, e.g. {number:.1e})"
+
+
 def _typed(raw: dict, path: Path) -> None:
     """Every value of the YAML has its default's type (a bool is not a number here, ``"no"`` is not false) and
     every count its range; values under free-form maps (an attack's or explainer's parameters) get the ranges."""
@@ -333,7 +344,7 @@ def _typed(raw: dict, path: Path) -> None:
             kind = None
         if kind and not (key in SCALAR_OR_LIST and kind[0] is list) and (
                 not isinstance(value, kind[0]) or (kind[0] is not bool and isinstance(value, bool))):
-            raise ParameterError(f"config {path}: {where} must be {kind[1]}, got {value!r}")
+            raise ParameterError(f"config {path}: {where} must be {kind[1]}, got {value!r}" + _yaml_hint(value))
         ranges(key, value, where)
 
     def ranges(key, value, where):
