@@ -142,6 +142,7 @@ def test_a_damaged_data_file_is_one_md5_line_during_validate(tmp_path, data_root
     ("detection: {datasets: [pneumoniamnist], folds: five}", r"detection.folds must be an integer, got 'five'"),
     ("detection: {datasets: [pneumoniamnist], n_images: -5}", r"detection.n_images must not be negative"),
     ("radarmix: {datasets: [isic2018], explain: {n_explain: {shap: -2}}}", r"n_explain.shap must not be negative"),
+    ("datasets: [{name: chest_xray, size: 100000}]", r"chest_xray: size 100000 px is above the 512 px"),
     ("attack: {names: [fgsm]}\nattack: {names: [pgd]}", r"key 'attack' appears twice \(line 3\)"),
 ])
 def test_types_ranges_and_duplicate_keys_are_one_line_before_any_work(tmp_path, yaml, message):

@@ -446,6 +446,9 @@ def _check(section: dict, attack: dict, explainers: list[str], path: Path) -> No
         raise ParameterError("attack.n_images must be ≥ 2")
 
 
+MAX_FOLDER_SIZE = 512
+
+
 def _check_data(name: str, size: int, splits: list[str], n: int, key: str) -> None:
     """A dataset entry before any work: a known name at a size the set has (not multi-label); a MedMNIST file
     already on disk is the official one (its MD5: a truncated or altered file is one line, not a traceback when
@@ -454,6 +457,10 @@ def _check_data(name: str, size: int, splits: list[str], n: int, key: str) -> No
     from ..data.medmnist import MEDMNIST, fetch_medmnist, medmnist_filename
 
     data.check(name, size)
+    if name not in MEDMNIST and size > MAX_FOLDER_SIZE:
+        raise ParameterError(f"{name}: size {size} px is above the {MAX_FOLDER_SIZE} px this project allows for image "
+                             "folders (the source images are 224 px or smaller: a larger size only up-samples); "
+                             "lower size")
     if name in MEDMNIST and (data.data_dir() / "medmnist" / medmnist_filename(name, size)).exists():
         fetch_medmnist(name, size)
     data.check_sample(name, size, splits, n, key)
