@@ -91,12 +91,14 @@ def _cli(*args: str, **env_vars: str) -> subprocess.CompletedProcess:
     (["run", "configs/tiny.yaml", "--results", "/proc/advxai"], "is under /proc"),
     (["book", "configs/tiny.yaml", "--book", "/tmp/elsewhere"], "is outside --root"),
 ])
+@pytest.mark.slow  # a fresh process importing TensorFlow, as a user's command does
 def test_bad_folders_are_refused_in_one_line_before_any_work(args, message):
     out = _cli(*args)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("advxai: error: ") and message in out.stderr
 
 
+@pytest.mark.slow  # a fresh process importing TensorFlow, as a user's command does
 def test_an_error_after_tensorflow_is_imported_is_still_one_line(tmp_path):
     cfg = tmp_path / "mine.yaml"
     cfg.write_text(f"extends: {TINY}\nmodels: [{{name: cnn, params: {{widht: 8}}}}]\n")
@@ -106,6 +108,7 @@ def test_an_error_after_tensorflow_is_imported_is_still_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
+@pytest.mark.slow  # a fresh process importing TensorFlow, as a user's command does
 def test_a_damaged_data_file_is_one_md5_line_during_validate(tmp_path, data_root, damage):
     official = (Path(data_root) / "medmnist" / "pneumoniamnist.npz").read_bytes()
     bad = bytearray(official[: len(official) // 2] if damage == "truncated" else official)
