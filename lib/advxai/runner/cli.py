@@ -20,18 +20,14 @@ SYSTEM = tuple(Path(p) for p in ("/proc", "/sys", "/dev"))
 
 
 def _quiet_tensorflow() -> None:
-    """Import TensorFlow with file descriptor 2 on /dev/null: its C++ start-up lines (absl, oneDNN) are written
+    """Import TensorFlow with file descriptors 1 and 2 on /dev/null: its C++ start-up lines (absl, oneDNN) are written
     before any Python logging setting applies, and would precede our one-line errors. Kernels keep their logs."""
+    from .executors import quiet_output
+
     if "tensorflow" in sys.modules:
         return
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
+    with quiet_output(Path(os.devnull)):
         import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
 
 
 def _check_paths(args) -> None:

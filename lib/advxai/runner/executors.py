@@ -74,7 +74,7 @@ EXECUTORS: Registry = Registry("executor")
 
 
 @contextmanager
-def _quiet(log_file: Path | None):
+def quiet_output(log_file: Path | None):
     """Send this process's and its children's stdout and stderr (the kernel's TensorFlow, absl, oneDNN and
     Jupyter lines) to ``log_file`` for the duration; ``None`` leaves them on the terminal."""
     if log_file is None:
@@ -114,7 +114,7 @@ def critical_path(runs: list[Run], last: dict[int, float | None], estimates: dic
 
 def _execute_quietly(run: Run, kernel: str, log_file: Path | None) -> dict:
     """One run with its kernel's output sent to ``log_file`` (in a worker process: the redirection is its own)."""
-    with _quiet(log_file):
+    with quiet_output(log_file):
         return execute(run, kernel)
 
 

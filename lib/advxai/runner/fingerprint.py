@@ -33,6 +33,7 @@ NOT_IN_KEYS = {
     "book": "draws figures and writes sentences from saved results (re-rendered, never recomputed)",
 }
 ROLES = ("parameters", "setup", "compute", "render")
+COMPUTING = ROLES[:3]  # the roles whose code is in the key
 
 
 def source(module: str) -> Path | None:
@@ -151,7 +152,7 @@ def _modules(sources: list[str], keyed: bool) -> list[str]:
 def notebook_modules(notebook: Path) -> list[str]:
     """The modules in a stage's key: what its computing cells (parameters, setup, compute) import, transitively,
     without :data:`NOT_IN_KEYS`; and the package ``__init__``."""
-    return _modules(cells(notebook, ("parameters", "setup", "compute")), keyed=True)
+    return _modules(cells(notebook, COMPUTING), keyed=True)
 
 
 @cache
@@ -164,7 +165,7 @@ def render_modules(notebook: Path) -> list[str]:
 def key_parts(notebook: Path) -> dict:
     """The code part of a run's key: the normalised computing cells (one hash each, so splitting a cell counts)
     and each keyed module's hash, by name. Recorded in provenance so that a rerun can say what changed."""
-    code = [_md5(normalised(s)) for s in cells(notebook, ("parameters", "setup", "compute"))]
+    code = [_md5(normalised(s)) for s in cells(notebook, COMPUTING)]
     return {"notebook": _md5(json.dumps(code)), "modules": {m: module_hash(m) for m in notebook_modules(notebook)}}
 
 

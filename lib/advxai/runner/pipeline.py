@@ -38,37 +38,30 @@ def run_grid(config: Path, results: Path = Path("results"), executor: str = "ser
     # hold freed memory in many arenas. Two arenas per kernel: the same numbers with less resident memory.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     cfg = load_config(config)
-    with results_lock(results):
-        return _run_locked(cfg, config, results, executor, book, kernel, log, verbose, **executor_options)
-
-
-def _run_locked(cfg: dict, config: Path, results: Path, executor: str, book: Path | None, kernel: str, log,
-                verbose: bool, **executor_options) -> list[dict]:
-    from .. import data
-
-    data.fetch_missing(dataset_names(cfg), log=log)  # a fresh machine with a network gets the raw sets here
-    runs = plan(cfg, results)
-    t0 = time.perf_counter()
-    if executor in ("serial", "parallel"):
-        executor_options.update(verbose=verbose, estimates=cfg["estimates"])
-    records = EXECUTORS[executor](runs, kernel=kernel, log=log, gpu=bool(cfg.get("gpu")), **executor_options)
-    sweep_temporaries(results)  # nothing is in flight now: what is left was killed
-    finished = [r for r in runs if r.done]
-    combine(finished, results)
-    save_json(results / "status.json", {"config": str(config), "records": records,
-                                        "seconds": round(time.perf_counter() - t0, 1)})
-    drawn, t_draw = [], time.perf_counter()
-    if book is not None:
-        drawn = rerender_all(finished, kernel, executor_options.get("workers"))
-        for rec in drawn:
-            if rec["status"] == "failed":
-                log(f"advxai: page not re-rendered: {rec['stage']} {rec['run']}: {rec['error']} (the page shows the "
-                    f"figures it was computed with)")
-        publish(finished, Path(book))
-        shutil.copy(results / "tables" / "results.csv", Path(book) / "results.csv")  # the Results page's download
-    redrawn = f"; {len(drawn)} pages re-rendered in {time.perf_counter() - t_draw:.0f} s" if drawn else ""
-    log(summary_table(records) + f"\n{len(records)} runs in {time.perf_counter() - t0:.0f} s{redrawn}; tables: "
-        f"{results / 'tables' / 'results.csv'}; kernel logs: {results / 'logs'}")
+    with results_lock(results):  # one build per results folder, held until its tables and pages are written
+        data.fetch_missing(dataset_names(cfg), log=log)  # a fresh machine with a network gets the raw sets here
+        runs = plan(cfg, results)
+        t0 = time.perf_counter()
+        if executor in ("serial", "parallel"):
+            executor_options.update(verbose=verbose, estimates=cfg["estimates"])
+        records = EXECUTORS[executor](runs, kernel=kernel, log=log, gpu=bool(cfg.get("gpu")), **executor_options)
+        sweep_temporaries(results)  # nothing is in flight now: what is left was killed
+        finished = [r for r in runs if r.done]
+        combine(finished, results)
+        save_json(results / "status.json", {"config": str(config), "records": records,
+                                            "seconds": round(time.perf_counter() - t0, 1)})
+        drawn, t_draw = [], time.perf_counter()
+        if book is not None:
+            drawn = rerender_all(finished, kernel, executor_options.get("workers"))
+            for rec in drawn:
+                if rec["status"] == "failed":
+                    log(f"advxai: page not re-rendered: {rec['stage']} {rec['run']}: {rec['error']} (the page "
+                        f"shows the figures it was computed with)")
+            publish(finished, Path(book))
+            shutil.copy(results / "tables" / "results.csv", Path(book) / "results.csv")  # the Results page's download
+        redrawn = f"; {len(drawn)} pages re-rendered in {time.perf_counter() - t_draw:.0f} s" if drawn else ""
+        log(summary_table(records) + f"\n{len(records)} runs in {time.perf_counter() - t0:.0f} s{redrawn}; tables: "
+            f"{results / 'tables' / 'results.csv'}; kernel logs: {results / 'logs'}")
     return records
 
 

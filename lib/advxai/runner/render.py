@@ -16,10 +16,10 @@ import json
 import os
 import shutil
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..artefacts import load_json, save_json
+from .executors import quiet_output
 from .fingerprint import role
 from .runs import Run
 
@@ -31,20 +31,26 @@ def _role(cell: dict) -> str | None:
     return "injected" if "injected-parameters" in cell.get("metadata", {}).get("tags", []) else role(cell)
 
 
+def _current(run: Run) -> Path | None:
+    """The finished run's page drawn with the current drawing and wording: its executed notebook, its re-rendered
+    page, or ``None`` when neither is (the page is stale)."""
+    if load_json(run.out_dir / "provenance.json").get("render") == run.render:
+        return run.out_dir / "notebook.ipynb"
+    meta = run.out_dir / PAGE_META
+    if meta.exists() and load_json(meta)["render"] == run.render and (run.out_dir / PAGE).exists():
+        return run.out_dir / PAGE
+    return None
+
+
 def stale(run: Run) -> bool:
     """Whether a finished run's page shows other drawing or wording than the current code would."""
-    if load_json(run.out_dir / "provenance.json").get("render") == run.render:
-        return False
-    meta = run.out_dir / PAGE_META
-    return not (meta.exists() and load_json(meta)["render"] == run.render and (run.out_dir / PAGE).exists())
+    return _current(run) is None
 
 
 def page(run: Run) -> Path:
-    """The notebook to publish for a finished run: its executed notebook, or its re-rendered page when the
-    drawing changed since it ran (call :func:`rerender` first for a stale one)."""
-    if load_json(run.out_dir / "provenance.json").get("render") == run.render:
-        return run.out_dir / "notebook.ipynb"
-    return run.out_dir / PAGE if not stale(run) else run.out_dir / "notebook.ipynb"
+    """The notebook to publish for a finished run: the page drawn with the current code, else (a stale page whose
+    re-render failed) its executed notebook, drawn with the code it ran with."""
+    return _current(run) or run.out_dir / "notebook.ipynb"
 
 
 def rerender(run: Run, kernel: str = "python3") -> dict:
@@ -58,7 +64,7 @@ def rerender(run: Run, kernel: str = "python3") -> dict:
     work.mkdir()
     try:
         (work / "script.ipynb").write_text(json.dumps(script))
-        with _stderr_to(run.results / "logs" / f"{run.stage}-{run.label}.render.log"):
+        with quiet_output(run.results / "logs" / f"{run.stage}-{run.label}.render.log"):  # the kernel's lines too
             pm.execute_notebook(str(work / "script.ipynb"), str(work / "drawn.ipynb"),
                                 parameters=run.notebook_parameters(), kernel_name=kernel, progress_bar=False,
                                 cwd=str(run.out_dir), log_output=False)
@@ -75,21 +81,6 @@ def rerender(run: Run, kernel: str = "python3") -> dict:
                 "error": f"{name}: {value[0] if value else ''}"}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-@contextmanager
-def _stderr_to(log: Path):
-    """File descriptor 2 on ``log`` meanwhile: the kernel inherits it, so its TensorFlow start-up lines go to the
-    run's log as a run's do, not to the terminal."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    saved, fd = os.dup(2), os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(fd)
 
 
 def _splice(src: dict, executed: dict, drawn: dict) -> dict:
