@@ -20,8 +20,10 @@ RADARMIX = """radarmix:
 
 @pytest.mark.parametrize("yaml, message", [
     ("models: [{name: cnn, params: {widht: 8}}]", r"^model 'cnn' has no parameter 'widht'; did you mean 'width'\?$"),
-    ('attack: {names: [fgsm], eps: ["0.1x"], n_images: 12}', r"^ε must be a number in \[0, 1\].*got '0.1x'"),
-    ("attack: {names: [fgsm], eps: [true], n_images: 12}", r"^ε must be a number in \[0, 1\]"),
+    ('attack: {names: [fgsm], eps: ["0.1x"], n_images: 12}',
+     r"attack.eps\[0\] must be a number in \[0, 1\], got '0.1x'$"),
+    ("attack: {names: [fgsm], eps: [true], n_images: 12}",
+     r"attack.eps\[0\] must be a number in \[0, 1\], got True$"),
     ("datasets: [{name: pneumoniamnist, size: 28, model_params: {cnn: {stem_stride: 4}}}]",
      r"^cnn at 28 px with stem_stride 4 leaves a Grad-CAM map smaller than 2×2"),
     ("datasets: [{name: chest_xray, size: 32}]\nmodels: [resnet50]", r"^resnet50 at 32 px leaves a Grad-CAM map"),

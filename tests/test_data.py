@@ -426,7 +426,8 @@ def test_fetch_raw_unpacks_a_verified_archive_the_loader_reads(tmp_path, http_ro
     assert lines[0].startswith(f"chest_xray: 1 file(s) to fetch into {base}: about 1.2 GB to download")
     sha = hashlib.sha256(chest_zip.read_bytes()).hexdigest()
     assert f"ChestXRay2017.zip: SHA-256 {sha} (none recorded in data.RAW yet" in lines[1]
-    assert [p.name for p in (root / "raw").iterdir()] == ["chest_xray"]  # no archive, .part or temporary folder
+    assert sorted(p.name for p in (root / "raw").iterdir()) == ["SHA256SUMS", "chest_xray"]  # no archive, .part, tmp
+    assert (root / "raw" / "SHA256SUMS").read_text() == f"{sha}  ChestXRay2017.zip\n"  # `sha256sum -c` reads it
     assert not list(base.rglob(".*")) and not list(base.rglob("__MACOSX"))  # the Mac clutter stayed in the zip
     ds = data.load("chest_xray", 28, root=root, val_fraction=0.5)
     assert ds.counts()["test"] == {"NORMAL": 4, "PNEUMONIA": 4} and ds.split("test")[0].shape == (8, 28, 28, 1)
@@ -470,7 +471,7 @@ def test_archive_put_by_hand_is_verified_without_downloading(tmp_path, chest_zip
     _chest_registry(monkeypatch, counts=data.RAW["chest_xray"]["archives"][0].counts | {"train/NORMAL": 1349})
     with pytest.raises(DataError, match=r"not the expected release \(train/NORMAL has 4 images, expected 1349\)"):
         data.fetch_raw("chest_xray", root=tmp_path / "root", log=_quiet)
-    assert list(raw.iterdir()) == []
+    assert [p.name for p in raw.iterdir()] == ["SHA256SUMS"]  # the first fetch's record; no archive, no set
 
 
 def test_partial_download_restarts_when_the_server_cannot_resume(tmp_path, http_root, chest_zip):
@@ -532,14 +533,29 @@ def test_known_sha256_is_enforced(tmp_path, http_root, chest_zip, monkeypatch):
     served, url = http_root
     shutil.copy(chest_zip, served / "ChestXRay2017.zip")
     _chest_registry(monkeypatch, sha256="0" * 64)
-    with pytest.raises(DataError, match=r"^ChestXRay2017.zip: SHA-256 [0-9a-f]{64} != expected 0{64}; the download "
-                                        r"was corrupt and is deleted: run `advxai fetch chest_xray` again$"):
+    with pytest.raises(DataError, match=r"^ChestXRay2017.zip: SHA-256 [0-9a-f]{64} != expected 0{64} \(data.RAW\); the "
+                                        r"download was corrupt or the source changed, and it is deleted: run "
+                                        r"`advxai fetch chest_xray` again$"):
         data.fetch_raw("chest_xray", root=tmp_path / "a", base_url=url, log=_quiet)
     assert list((tmp_path / "a" / "raw").iterdir()) == []
     _chest_registry(monkeypatch, sha256=hashlib.sha256(chest_zip.read_bytes()).hexdigest())
     lines = []
     data.fetch_raw("chest_xray", root=tmp_path / "b", base_url=url, log=lines.append)
     assert not any("SHA-256" in line for line in lines) and (tmp_path / "b" / "raw" / "chest_xray" / "test").is_dir()
+
+
+def test_the_first_downloads_sha256_is_recorded_and_a_changed_source_is_refused(tmp_path, http_root, chest_zip):
+    """No pin in the catalog: the first download is recorded, and once the set is deleted, a download that differs
+    from it is one line before anything is unpacked."""
+    served, url = http_root
+    shutil.copy(chest_zip, served / "ChestXRay2017.zip")
+    root = tmp_path / "root"
+    data.fetch_raw("chest_xray", root=root, base_url=url, log=_quiet)
+    shutil.rmtree(root / "raw" / "chest_xray")
+    (served / "ChestXRay2017.zip").write_bytes(chest_zip.read_bytes() + b"\0")  # the same zip, one byte longer
+    with pytest.raises(DataError, match=r"!= expected [0-9a-f]{64} \(.*SHA256SUMS\); the download was corrupt or "):
+        data.fetch_raw("chest_xray", root=root, base_url=url, log=_quiet)
+    assert sorted(p.name for p in (root / "raw").iterdir()) == ["SHA256SUMS"]  # nothing unpacked, archive deleted
 
 
 def test_cli_fetch_error_is_one_line_naming_the_fix(tmp_path, monkeypatch, capsys):
@@ -598,7 +614,7 @@ def test_fetch_isic2018_unpacks_images_and_csvs_and_converts_the_masks(tmp_path,
 
     root = tmp_path / "root"
     base = data.fetch_raw("isic2018", root=root, base_url=url, log=_quiet)
-    assert [p.name for p in (root / "raw").iterdir()] == ["ISIC2018"]
+    assert sorted(p.name for p in (root / "raw").iterdir()) == ["ISIC2018", "SHA256SUMS"]
     assert sorted(p.name for p in base.iterdir()) == sorted(["HAM10000_metadata.csv", "ISIC2018_Task3_Test_Input",
         "HAM10000_segmentations_lesion_200x150.npz", "ISIC2018_Task3_Test_GroundTruth", tin,
         "ISIC2018_Task3_Training_GroundTruth"])  # fmt: skip

@@ -259,7 +259,7 @@ def test_bad_detection_config_fails_in_one_line(tmp_path):
     assert load({})["detection"][0]["folds"] == 5
     for section, message in [({"foldz": 5}, "did you mean 'folds'"), ({"detectors": ["lidd"]}, "unknown detector"),
                              ({"folds": 3}, "must be ≥ 5"), ({"attack": {"eps": {"cw2": [0.1]}}}, "not in the grid"),
-                             ({"attack": {"names": ["fgsm"], "eps": {"fgsm": [2.0]}}}, "ε must lie"),
+                             ({"attack": {"names": ["fgsm"], "eps": {"fgsm": [2.0]}}}, "fgsm.0. must be at most 1"),
                              ({"adaptive": {"weigths": [1]}}, "did you mean 'weights'")]:
         with pytest.raises(AdvXAIError, match=message) as err:
             load(section)

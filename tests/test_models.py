@@ -66,9 +66,11 @@ def test_cifar_resnet_has_he_et_al_s_shape_and_refuses_bad_depths_before_buildin
     assert len(convs) + 1 == 20  # 19 weighted 3×3 layers + the classifier
     assert cam_map(models.build("resnet", (28, 28, 1), 2)) == (7, 7)
     assert cam_map(models.build("resnet", (64, 64, 1), 2, stem_stride=2)) == (8, 8)
-    for bad in (9, 4, "8"):
+    for bad in (9, 4):
         with pytest.raises(ParameterError, match="resnet depth must be 6n \\+ 2"):
             models.check("resnet", 28, {"depth": bad})
+    with pytest.raises(ParameterError, match="^model 'resnet': depth must be an integer"):
+        models.check("resnet", 28, {"depth": "8"})
     with pytest.raises(ParameterError, match="^resnet at 16 px with stem_stride 4"):
         models.check("resnet", 16, {"stem_stride": 4})
 

@@ -89,6 +89,7 @@ def _cli(*args: str, **env_vars: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args, message", [
     (["run", "configs/tiny.yaml", "--results", "README.md"], "is a file, not a folder"),
     (["run", "configs/tiny.yaml", "--results", "/proc/advxai"], "is under /proc"),
+    (["validate", "configs/tiny.yaml", "--results", "/etc/advxai"], "is under /etc"),
     (["book", "configs/tiny.yaml", "--book", "/tmp/elsewhere"], "is outside --root"),
 ])
 @pytest.mark.slow  # a fresh process importing TensorFlow, as a user's command does
@@ -164,9 +165,85 @@ def test_extends_must_name_a_small_regular_file(tmp_path, target):
         load_config(cfg)
 
 
+def test_a_config_of_binary_bytes_is_one_line(tmp_path):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_bytes(b"\xff\xfe\x00datasets")
+    with pytest.raises(ParameterError, match="is not UTF-8 text; save it as a UTF-8 YAML file"):
+        load_config(cfg)
+
+
 def test_yaml_merge_keys_may_still_override_what_they_merge(tmp_path):
     cfg = tmp_path / "mine.yaml"
     cfg.write_text(f"extends: {TINY}\ndetection:\n  - &d {{datasets: [pneumoniamnist], n_images: 40, folds: 5}}\n"
                    "  - {<<: *d, folds: 6}\n")
     first, second = load_config(cfg)["detection"]
     assert (first["folds"], second["folds"]) == (5, 6) and second["n_images"] == 40
+
+
+@pytest.mark.parametrize("yaml, message", [
+    ('attack: {names: [pgd], eps: [0.05], n_images: 12, params: {pgd: {max_iter: "5"}}}',
+     r"^attack 'pgd': max_iter must be an integer \(as its default 10\), got '5'$"),
+    ("attack: {names: [pgd], eps: [0.05], n_images: 12, params: {pgd: {step_ratio: 2}}}",
+     r"attack.params.pgd.step_ratio must be at most 1, got 2$"),
+    ("models: [{name: cnn, params: {dropout: yes}}]", r"^model 'cnn': dropout must be a number"),
+    ("models: [{name: cnn, params: {width: 0}}]", r"models\[0\].params.width must be at least 1, got 0$"),
+    ("radarmix: {datasets: [pneumoniamnist], explain: {params: {lime: {num_samples: 1.5}}}}",
+     r"^explainer 'lime': num_samples must be an integer"),
+    ("detection: [{datasets: [pneumoniamnist]}, {datasets: [pneumoniamnist], foldz: 5}]",
+     r"unknown key detection\[1\].'foldz'; did you mean 'folds'\?$"),
+    ("detection: {datasets: [pneumoniamnist], attack: {names: [fgsm], eps: {fgsm: [2]}}}",
+     r"detection.attack.eps.fgsm\[0\] must be at most 1, got 2$"),
+    ("estimates: {trian: 5}", r"unknown key estimates.'trian'; did you mean 'train'\?$"),
+    ("seeds: [1, 1]", r"seeds lists a value twice"),
+])
+def test_parameter_values_are_typed_by_the_builders_signature_and_ranged_by_the_schema(tmp_path, yaml, message):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(f"extends: {TINY}\n{yaml}\n")
+    with pytest.raises(ParameterError, match=message) as err:
+        load_config(cfg)
+    assert "\n" not in str(err.value)
+
+
+def test_the_schema_is_a_valid_json_schema_every_shipped_config_meets():
+    import jsonschema
+
+    from advxai.runner.config import _read
+    from advxai.runner.schema import Validator, build_schema
+
+    schema = build_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        assert not list(Validator(schema).iter_errors(_read(path))), path
+    assert not Validator(schema).is_valid({"seed": 1.0}) and not Validator(schema).is_valid({"gpu": "no"})
+
+
+@pytest.mark.slow  # a browser
+def test_text_from_a_config_or_a_results_table_is_shown_never_run_in_a_real_browser(tmp_path):
+    """A label cannot hold HTML (the schema refuses it, above); a results table built elsewhere still could. The
+    HTML the chapters paste for generated text (:func:`advxai.book.style.html`), opened in Chromium: the hostile
+    label is visible as text, no element of it exists and none of its code ran."""
+    import shutil
+
+    from advxai.book.style import collapsed, md_table
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("ADVXAI_REQUIRE_BROWSER"):
+            pytest.fail("chromium not found; install Debian's chromium package (apt-get install chromium)")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    label = "<script>window.pwned = 1</script><img src=x onerror='window.pwned = 2'>"
+    body = render_markdown(f"model {label}\n\n" + collapsed(f"rows {label}", md_table([{"model": label, "n": 2}])))
+    page_file = tmp_path / "page.html"
+    page_file.write_text(f"<!doctype html><html><body>{body}</body></html>")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto(page_file.as_uri(), wait_until="load")
+        found = page.evaluate("() => [document.querySelectorAll('body script, body img').length, window.pwned,"
+                              " document.body.textContent]")
+        browser.close()
+    elements, pwned, text = found
+    assert elements == 0 and pwned is None
+    assert text.count("<script>window.pwned = 1</script>") == 3  # the paragraph, the summary, the table cell

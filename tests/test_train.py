@@ -47,7 +47,7 @@ def test_augmentation_per_modality():
                                         ({"warmup": 15}, "warmup must be in"),
                                         ({"label_smoothing": 1.0}, "label_smoothing"),
                                         ({"augment": "flipz"}, "unknown augmentation"),
-                                        ({"adversarial": {"eps": 2}}, r"adversarial.eps must be in \(0, 1\]"),
+                                        ({"adversarial": {"eps": 2}}, r"adversarial.eps must be at most 1, got 2"),
                                         ({"adversarial": {"eps": 0.01, "stpes": 3}}, "did you mean 'steps'"),
                                         ({"adversarial": 0.01}, "adversarial must be a mapping")])
 def test_train_settings_fail_at_config_time(tmp_path, bad, match):
@@ -181,8 +181,9 @@ def test_study_config_plans_every_dataset_two_architectures_three_seeds_and_eigh
     assert all(r.params["n_images"] >= 300 and r.params["n_explain"] == {"shap": 60, "lime": 60} for r in rm)
     bad = tmp_path / "bad.yaml"
     (tmp_path / "default.yaml").write_text((root / "default.yaml").read_text())
-    for text, message in [("seeds: [1]\nper_seed: [detections]", "per_seed names unknown parts \\['detections'\\]"),
-                          ("seeds: [1]\nper_seed: detection", "per_seed must be a list of parts"),
+    for text, message in [("seeds: [1]\nper_seed: [detections]",
+                           "per_seed\\[0\\] must be one of gradattacks, radarmix, detection, got 'detections'"),
+                          ("seeds: [1]\nper_seed: detection", "per_seed must be a list, got 'detection'"),
                           ("per_seed: [detection]", "per_seed runs parts on every extra training seed, but seeds"),
                           ("seeds: [0, 1]", "each once and not the config's own seed 0"),
                           ("seeds: [1, 1]", "each once")]:

@@ -52,8 +52,9 @@ ISIC_S3 = "https://isic-challenge-data.s3.amazonaws.com/2018"
 
 # What `fetch_raw` downloads: name -> folder under raw/ and its files, in download order (the loader's files
 # first, so that an unverified extra that fails last leaves a loadable set). Sizes are approximate; no SHA-256 is
-# recorded yet. ChestXRay2017.zip is Mendeley v2, the paper's split: its train holds the 16 images (8 NORMAL,
-# 8 PNEUMONIA) that Kaggle later moved to a `val` folder, so train is 1349/3883, not Kaggle's 1341/3875.
+# pinned (the sources publish none): the first download's is recorded in raw/SHA256SUMS and enforced from then on.
+# ChestXRay2017.zip is Mendeley v2, the paper's split: its train holds the 16 images (8 NORMAL, 8 PNEUMONIA)
+# that Kaggle later moved to a `val` folder, so train is 1349/3883, not Kaggle's 1341/3875.
 RAW: dict[str, dict] = {
     "chest_xray": {"folder": "chest_xray", "archives": [
         Archive("ChestXRay2017.zip", "https://data.mendeley.com/public-files/datasets/rscbjbr9sj/files/"
@@ -105,8 +106,9 @@ def fetch_raw(name: str, root: Path | None = None, base_url: str | None = None, 
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 raise DataError(f"cannot download {a.file} from {url} ({exc}); run the fetch again to resume, or "
                                 f"get it by hand from {a.page}, put it at {archive} and run again") from None
-        _check_sha256(name, archive, a, log)
+        sha = _check_sha256(name, archive, a, log)
         _install(name, archive, a, base / a.dest)
+        _record(raw, a.file, sha)
         archive.unlink(missing_ok=True)
         log(f"{name}: {a.file} verified and unpacked to {base / a.dest}")
     return base
@@ -167,15 +169,39 @@ def _download_resumable(url: str, archive: Path, log) -> None:
     os.replace(part, archive)
 
 
-def _check_sha256(name: str, archive: Path, a: Archive, log) -> None:
+def _check_sha256(name: str, archive: Path, a: Archive, log) -> str:
+    """The archive's SHA-256, checked before anything is unpacked against the catalog's pin (``Archive.sha256``)
+    or, failing one, the first download's record in ``raw/SHA256SUMS`` (trust on first use: the sources publish
+    no checksum, so the first download is recorded and every later one must equal it)."""
     with open(archive, "rb") as f:
         got = hashlib.file_digest(f, "sha256").hexdigest()
-    if a.sha256 is None:
-        log(f"{a.file}: SHA-256 {got} (none recorded in data.RAW yet: record it once this download is trusted)")
-    elif got != a.sha256:
+    recorded = _recorded(archive.parent).get(a.file)
+    expected, source = (a.sha256, "data.RAW") if a.sha256 else (recorded, archive.parent / SUMS)
+    if expected is None:
+        log(f"{a.file}: SHA-256 {got} (none recorded in data.RAW yet; kept in {archive.parent / SUMS}, which every "
+            "later download of it must match)")
+    elif got != expected:
         archive.unlink()
-        raise DataError(f"{a.file}: SHA-256 {got} != expected {a.sha256}; the download was corrupt and is deleted: "
-                        f"run `advxai fetch {name}` again")
+        raise DataError(f"{a.file}: SHA-256 {got} != expected {expected} ({source}); the download was corrupt or "
+                        f"the source changed, and it is deleted: run `advxai fetch {name}` again")
+    return got
+
+
+SUMS = "SHA256SUMS"  # `sha256sum -c` format, in raw/: survives a set's folder being deleted and fetched again
+
+
+def _recorded(raw: Path) -> dict[str, str]:
+    path = raw / SUMS
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {file: sha for sha, file in (line.split(maxsplit=1) for line in lines if line.strip())}
+
+
+def _record(raw: Path, file: str, sha: str) -> None:
+    """Add a verified, unpacked archive's SHA-256 to raw/SHA256SUMS (written atomically)."""
+    sums = {**_recorded(raw), file: sha}
+    tmp = raw / f".{SUMS}.tmp"
+    tmp.write_text("".join(f"{v}  {k}\n" for k, v in sorted(sums.items())))
+    os.replace(tmp, raw / SUMS)
 
 
 def _install(name: str, archive: Path, a: Archive, target: Path) -> None:

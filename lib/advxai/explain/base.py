@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from ..errors import ParameterError
-from ..registry import Registry, keyword_names
+from ..registry import Registry, keyword_defaults
 from ..registry import check_params as check_kw
 
 EXPLAINERS: Registry = Registry("explainer")
@@ -40,7 +40,7 @@ def _normalise(maps: np.ndarray) -> np.ndarray:
 
 def check_params(name: str, params: dict) -> None:
     """Refuse, before any work, an unknown explainer or a parameter it does not take (closest name suggested)."""
-    check_kw(f"explainer {name!r}", params, keyword_names(EXPLAINERS[name], 3))
+    check_kw(f"explainer {name!r}", params, keyword_defaults(EXPLAINERS[name], 3))
 
 
 def explain(name: str, model: keras.Model, x: np.ndarray, targets: np.ndarray | None = None, **kw) -> np.ndarray:

@@ -13,7 +13,7 @@ import keras
 from keras import layers
 
 from ..errors import DataError, ParameterError
-from ..registry import Registry, check_params, keyword_names
+from ..registry import Registry, check_params, keyword_defaults
 from .batchnorm import BatchNormalization
 
 MODELS: Registry = Registry("model")
@@ -184,7 +184,7 @@ def check(name: str, size, params: dict | None = None) -> None:
     smaller than 2×2."""
     builder = MODELS[name]
     params = dict(params or {})
-    check_params(f"model {name!r}", params, keyword_names(builder, 2))
+    check_params(f"model {name!r}", params, keyword_defaults(builder, 2))
     refuse = getattr(builder, "refuse_size", None)
     if refuse is not None:
         refuse(int(size) if isinstance(size, int | float) else tuple(int(v) for v in size), **params)

@@ -15,8 +15,9 @@ from ..errors import AdvXAIError, DataError, ParameterError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 NEEDS_TENSORFLOW = {"run", "validate", "plan", "fetch", "book"}
-WRITES_RESULTS = {"run", "book"}
-SYSTEM = tuple(Path(p) for p in ("/proc", "/sys", "/dev"))
+WRITES_RESULTS = {"run", "book", "validate"}  # validate: would `run` on this folder work
+# the system's own folders: a results folder there is a slip (as root it would even be written)
+SYSTEM = tuple(Path(p) for p in ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot"))
 
 
 def _quiet_tensorflow() -> None:
@@ -32,7 +33,7 @@ def _quiet_tensorflow() -> None:
 
 def _check_paths(args) -> None:
     """Folders given on the command line, refused in one line before any work: --results must be a directory (or
-    not exist yet) that a build can write, outside the system's virtual file systems; --book must lie under
+    not exist yet) that a build can write, outside the system's own folders; --book must lie under
     --root, where jupyter-book looks for it."""
     results = getattr(args, "results", None)
     if results is not None:
@@ -153,6 +154,15 @@ def _pdf(args) -> int:
     return 0
 
 
+def _schema(args) -> int:
+    import json
+
+    from .schema import build_schema
+
+    print(json.dumps(build_schema(), indent=1, ensure_ascii=False))
+    return 0
+
+
 def _student(args) -> int:
     from ..book.course import student_copy
 
@@ -189,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                            help="for each run that would rerun: what changed against its latest cached run")
         v.set_defaults(fn=fn)
     sub.add_parser("keys", help="the library modules each stage's cache key hashes").set_defaults(fn=_keys)
+    sub.add_parser("schema", help="print the config's JSON Schema (for an editor's YAML plug-in)").set_defaults(
+        fn=_schema)
     f = sub.add_parser("fetch", help="download (checked) and load a dataset: a MedMNIST flag, chest_xray, isic2018")
     f.add_argument("dataset")
     f.add_argument("--size", type=int, default=28)

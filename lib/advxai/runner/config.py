@@ -3,14 +3,12 @@ knows, ε outside [0, 1], sizes a dataset lacks and multi-label sets fail here, 
 
 from __future__ import annotations
 
-import difflib
-import re
 from pathlib import Path
 
 import yaml
 
 from ..errors import ParameterError
-from .runs import STAGES
+from . import schema
 
 DEFAULTS = {
     "seed": 0,
@@ -75,28 +73,16 @@ def load_config(path: Path) -> dict:
     """Read a YAML grid and fill in defaults; unknown names and ε outside [0, 1] fail here, before any work."""
     path = Path(path)
     raw = _read(path)
-    _known_keys(raw, path)
-    _safe_names(raw, path)
-    _typed(raw, path)
+    schema.validate(raw, path)
     cfg = _merged(DEFAULTS, raw)
     cfg["name"] = raw.get("name", path.stem)
     cfg["datasets"], cfg["models"] = raw.get("datasets", []), raw.get("models", ["cnn"])
     if not cfg["datasets"] and "radarmix" not in raw and "detection" not in raw:
         raise ParameterError(f"config {path} lists no datasets")
     _check(cfg, cfg["attack"], cfg["explain"]["names"], path)
-    if not isinstance(cfg["seeds"], list) or not all(isinstance(x, int) for x in cfg["seeds"]):
-        raise ParameterError(f"config {path}: seeds must be a list of integers (extra training seeds), "
-                             f"got {cfg['seeds']!r}")
     if len(set(cfg["seeds"])) != len(cfg["seeds"]) or cfg["seed"] in cfg["seeds"]:
         raise ParameterError(f"config {path}: seeds lists extra training seeds, each once and not the config's own "
                              f"seed {cfg['seed']}; got {cfg['seeds']}")
-    if not isinstance(cfg["per_seed"], list):
-        raise ParameterError(f"config {path}: per_seed must be a list of parts ({', '.join(PARTS)}), "
-                             f"got {cfg['per_seed']!r}")
-    unknown = set(cfg["per_seed"]) - set(PARTS)
-    if unknown:
-        raise ParameterError(f"config {path}: per_seed names unknown parts {sorted(map(str, unknown))}; "
-                             f"known: {', '.join(PARTS)}")
     if cfg["per_seed"] and not cfg["seeds"]:
         raise ParameterError(f"config {path}: per_seed runs parts on every extra training seed, but seeds is empty; "
                              "add seeds: [1, 2] or drop per_seed")
@@ -235,6 +221,8 @@ def _read(path: Path, seen: tuple = ()) -> dict:
                              "(a directory, a device or a larger file is not a config)")
     try:
         raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+    except UnicodeDecodeError:
+        raise ParameterError(f"config {path} is not UTF-8 text; save it as a UTF-8 YAML file") from None
     except yaml.YAMLError as exc:
         raise ParameterError(f"config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):
@@ -251,167 +239,6 @@ def _read(path: Path, seen: tuple = ()) -> dict:
         merged[key] = {**merged[key], **value} if both else value
     merged["name"] = raw.get("name", path.stem)
     return merged
-
-
-# Keys a config may hold besides the defaults' own (a typo must fail, not silently fall back to a default).
-TOP_LEVEL = {"name", "datasets", "models", "radarmix", "detection", "robustness"}
-DATASET_KEYS = {"name", "size", "model_params", "train", "split"}
-MODEL_KEYS = {"name", "params", "train", "label"}  # train: this model's own training settings (e.g. adversarial)
-FREE_FORM = {"params", "n_explain", "model_params"}  # maps of registry names to parameters, checked by the registries
-
-
-def _known_keys(raw: dict, path: Path) -> None:
-    """Every key of the YAML is one the runner knows; an unknown one fails with the closest known key."""
-
-    def check(section: dict, allowed, where: str) -> None:
-        if not isinstance(section, dict):
-            raise ParameterError(f"config {path}: {where or 'the file'} must be a mapping, got {section!r}")
-        for key in section:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), list(allowed), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(allowed))}"
-                raise ParameterError(f"config {path}: unknown key {where + '.' if where else ''}{key!r}{hint}")
-
-    def entries(items, allowed, where):
-        for item in items or []:
-            if isinstance(item, dict):
-                check(item, allowed, where)
-                if isinstance(item.get("train"), dict):  # per-dataset training settings: the train section's keys
-                    check(item["train"], set(DEFAULTS["train"]), f"{where}.train")
-
-    check(raw, set(DEFAULTS) | TOP_LEVEL, "")
-    for name, default in DEFAULTS.items():
-        if isinstance(default, dict) and name in raw:
-            check(raw[name] or {}, set(STAGES) if name == "estimates" else set(default), name)
-    entries(raw.get("datasets"), DATASET_KEYS, "datasets[]")
-    entries(raw.get("models"), MODEL_KEYS, "models[]")
-    parts = [("radarmix", RADARMIX, r) for r in _as_list(raw.get("radarmix"))] + [
-        ("detection", DETECTION, r) for r in _as_list(raw.get("detection"))] + [
-        ("robustness", ROBUSTNESS, raw.get("robustness"))]
-    for part, defaults, r in parts:  # the optional parts, alike
-        if r is None:
-            continue
-        check(r, set(defaults), part)
-        for name, default in defaults.items():
-            if isinstance(default, dict) and name in r and name not in FREE_FORM | {"attacks"}:
-                allowed = set(DEFAULTS["train"]) if name == "train" else set(default)  # train overrides the top's
-                check(r[name] or {}, allowed, f"{part}.{name}")
-        entries(r.get("datasets"), DATASET_KEYS, f"{part}.datasets[]")
-        entries(r.get("models"), MODEL_KEYS, f"{part}.models[]")
-
-# Types come from the defaults (a key whose default is a bool takes only true/false, an int only an integer, a
-# float a number, a mapping a mapping, a list a list); these keys also take one value for a one-element list.
-SCALAR_OR_LIST = {"eps", "target", "splits"}
-BOOL_OR_NAME = {"augment", "balance"}  # true/false or a name (an augmentation, "sqrt"): the recipe checks the name
-OWN_CHECK = {"seeds", "per_seed"}  # checked in load_config with the list of what they may hold
-AT_LEAST_1 = {"epochs", "batch_size", "n_boot", "n_reference", "mc_samples", "ig_steps", "folds", "max_iter",
-              "n_background", "nb_grads", "num_random_init", "square_iter", "apgd_iter", "steps"}
-AT_LEAST_0 = {"n_images", "warmup", "patience", "weight_decay", "label_smoothing", "n_explain", "lr"}
-
-
-def _kind(default) -> tuple[type | tuple, str] | None:
-    if isinstance(default, bool):
-        return bool, "true or false"
-    if isinstance(default, int):
-        return int, "an integer"
-    if isinstance(default, float):
-        return (int, float), "a number"
-    if isinstance(default, dict):
-        return dict, "a mapping"
-    if isinstance(default, list):
-        return list, "a list"
-    return None  # strings and nulls: names, checked by the registries
-
-
-def _yaml_hint(value) -> str:
-    """Why a number may have arrived as text: YAML 1.1 reads ``3e-3`` (no dot) as a string."""
-    if not isinstance(value, str):
-        return ""
-    try:
-        number = float(value)
-    except ValueError:
-        return ""
-    return f" (YAML reads {value} as text: write it with a dot, e.g. {number:.1e})"
-
-
-def _typed(raw: dict, path: Path) -> None:
-    """Every value of the YAML has its default's type (a bool is not a number here, ``"no"`` is not false) and
-    every count its range; values under free-form maps (an attack's or explainer's parameters) get the ranges."""
-
-    def value_ok(key, value, default, where):
-        kind = _kind(default)
-        if (key in BOOL_OR_NAME and isinstance(value, str)) or key in OWN_CHECK:
-            kind = None
-        if kind and not (key in SCALAR_OR_LIST and kind[0] is list) and (
-                not isinstance(value, kind[0]) or (kind[0] is not bool and isinstance(value, bool))):
-            raise ParameterError(f"config {path}: {where} must be {kind[1]}, got {value!r}" + _yaml_hint(value))
-        ranges(key, value, where)
-
-    def ranges(key, value, where):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            if isinstance(value, dict):
-                for k, v in value.items():  # n_explain maps explainers to counts
-                    ranges(key if key == "n_explain" else k, v, f"{where}.{k}")
-            return
-        if key in AT_LEAST_1 and value < 1:
-            raise ParameterError(f"config {path}: {where} must be at least 1, got {value!r}")
-        if key in AT_LEAST_0 and value < 0:
-            raise ParameterError(f"config {path}: {where} must not be negative, got {value!r}")
-
-    def nonempty(key, value, where):
-        if key == "names" and isinstance(value, list) and not value:
-            raise ParameterError(f"config {path}: {where} is empty; name at least one, or leave the key out")
-
-    def section(values: dict, defaults: dict, where: str):
-        for key, value in values.items():
-            here = f"{where}.{key}" if where else str(key)
-            if key == "train" and isinstance(value, dict):
-                section(value, DEFAULTS["train"], here)  # a part's or an entry's training overrides the top's
-            elif key in defaults:
-                value_ok(key, value, defaults[key], here)
-                nonempty(key, value, here)
-                if isinstance(value, dict) and isinstance(defaults[key], dict) and defaults[key]:
-                    section(value, defaults[key], here)
-            else:
-                ranges(key, value, here)
-            if key in ("datasets", "models") and isinstance(value, list):
-                for i, entry in enumerate(value):
-                    if isinstance(entry, dict):
-                        section(entry, {"size": 28} if key == "datasets" else {}, f"{here}[{i}]")
-
-    section(raw, {**DEFAULTS, "datasets": [], "models": []}, "")
-    for part, defaults in (("radarmix", RADARMIX), ("detection", DETECTION), ("robustness", ROBUSTNESS)):
-        for i, r in enumerate(_as_list(raw[part]) if part in raw else []):
-            where = part if not isinstance(raw[part], list) else f"{part}[{i}]"
-            if not isinstance(r, dict):
-                raise ParameterError(f"config {path}: {where} must be a mapping, got {r!r}")
-            section(r, defaults, where)
-
-
-# What a config's own name and a model's label may hold: they become folder names under --results and text in the
-# book, so no path separator, no leading dot and nothing HTML or a shell reads specially ("·" joins seed labels).
-SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+·-]{0,63}")
-
-
-def _safe_names(raw: dict, path: Path) -> None:
-    """The config's ``name`` and every ``label`` (at any depth) match :data:`SAFE_NAME`, else one line naming it."""
-
-    def walk(node, where: str):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                here = f"{where}.{key}" if where else str(key)
-                if key in ("label", "name") and (key == "label" or not where):
-                    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
-                        raise ParameterError(
-                            f"config {path}: {here} {value!r} must be 1–64 letters, digits or _ . + · - (starting "
-                            "with a letter, digit or _; set `name:` or rename the file): it names folders under "
-                            "--results and text in the book")
-                walk(value, here)
-        elif isinstance(node, list):
-            for i, item in enumerate(node):
-                walk(item, f"{where}[{i}]")
-
-    walk(raw, "")
 
 
 def _merged(defaults: dict, raw: dict) -> dict:
