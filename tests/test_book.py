@@ -28,6 +28,7 @@ def built_book(tiny_grid, tmp_path_factory):
     root = tmp_path_factory.mktemp("bookroot")
     for name in ("_config.yml", "_toc.yml", "_toc_pdf.yml"):
         shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "_static", root / "_static")
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("runs", "results.ipynb"))
     shutil.copytree(book / "runs", root / "book" / "runs")
     shutil.copy(book / "results.ipynb", root / "book" / "results.ipynb")
@@ -82,15 +83,33 @@ def server(built_book):
     httpd.shutdown()
 
 
-# Figures and display formulas of a chapter that stick out of the main column, or (formulas) need a scroll bar to be
-# read: what a reader at 1,400 px would find cut off. Collapsed blocks are not laid out and are skipped.
+# Figures, tables, code and display formulas of a chapter that stick out of the text column, or (code, formulas) need
+# a scroll bar to be read: what a reader at 1,400 or 800 px would find cut off. Collapsed blocks are skipped.
 OVERFLOW_JS = """() => {
   const main = document.querySelector('main') || document.body;
-  const right = main.getBoundingClientRect().right + 1;
+  const column = document.querySelector('article.bd-article') || main;  // the text column, not the page
+  // a block the chapter marks full-width may use the margin too, never more than the page
+  const right = e => (e.closest('.full-width') ? main : column).getBoundingClientRect().right + 1;
   const shown = e => !e.closest('details:not([open])') && e.getBoundingClientRect().width > 0;
-  const out = [...main.querySelectorAll('img, mjx-container[display="true"]')].filter(shown)
-    .filter(e => e.getBoundingClientRect().right > right || e.scrollWidth > e.clientWidth + 1);
+  const out = [...main.querySelectorAll('img, table, pre, mjx-container[display="true"]')].filter(shown)
+    .filter(e => e.getBoundingClientRect().right > right(e)
+                 || (['PRE', 'MJX-CONTAINER'].includes(e.tagName) && e.scrollWidth > e.clientWidth + 1));
   return out.map(e => e.tagName + ' ' + (e.getAttribute('src') || e.textContent.slice(0, 60)));
+}"""
+
+# What a reader should never meet on a page: a Markdown table left as text (pipes and dashes), the same figure
+# twice, and a sentence under a figure that was not drawn (a caption that says "the figure above" right after the
+# "not run" line).
+RENDER_JS = """() => {
+  const main = document.querySelector('main') || document.body;
+  const prose = main.cloneNode(true);
+  prose.querySelectorAll('pre, code, script, style').forEach(e => e.remove());
+  const lines = prose.textContent.split('\\n').map(l => l.trim());
+  const raw = lines.filter(l => /\\|\\s*:?-{3,}:?\\s*\\|/.test(l));  // a table's |---| rule, as text
+  const srcs = [...main.querySelectorAll('img')].map(e => e.getAttribute('src'))
+    .filter(s => s && !s.startsWith('data:'));
+  const twice = srcs.filter((s, i) => srcs.indexOf(s) !== i);
+  return {raw: raw, twice: twice};
 }"""
 
 
@@ -110,7 +129,7 @@ def test_every_page_loads_in_a_real_browser(built_book, server):
                    if not p.relative_to(built_book).parts[0].startswith("_"))
     assert "index.html" in pages and any(p.startswith("book/runs/") for p in pages)
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    broken, failed, wide = [], [], []
+    broken, failed, wide, raw, twice = [], [], [], [], []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -136,15 +155,23 @@ def test_every_page_loads_in_a_real_browser(built_book, server):
                     target = target / "index.html"
                 if not target.exists():
                     broken.append(f"{rel}: link {url.path}")
-            if Path(rel).stem in CHAPTERS and rel.startswith("book/"):  # at 1,400 px: nothing wider than its column
+            found = page.evaluate(RENDER_JS)
+            raw += [f"{rel}: {line[:60]}" for line in found["raw"]]
+            twice += [f"{rel}: {src}" for src in found["twice"]]
+            if Path(rel).stem in CHAPTERS and rel.startswith("book/"):  # nothing wider than its column
                 page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
-                wide += [f"{rel}: {w}" for w in page.evaluate(OVERFLOW_JS)]
+                for width in (1400, 800):
+                    page.set_viewport_size({"width": width, "height": 900})
+                    wide += [f"{rel} at {width} px: {w}" for w in page.evaluate(OVERFLOW_JS)]
+                page.set_viewport_size({"width": 1400, "height": 900})
             if rel == "index.html" or rel == "book/results.html" or Path(rel).stem in CHAPTERS:
                 page.screenshot(path=str(OUTPUT / f"{Path(rel).stem}.png"), full_page=True)
         browser.close()
     assert not failed, f"pages that did not load: {failed}"
     assert not broken, f"broken figures or internal links: {broken[:10]}"
-    assert not wide, f"figures or formulas wider than their column at 1,400 px: {wide[:10]}"
+    assert not wide, f"figures, tables, code or formulas wider than their column: {wide[:10]}"
+    assert not raw, f"Markdown tables left as text: {raw[:10]}"
+    assert not twice, f"a figure shown twice on one page: {twice[:10]}"
     assert (OUTPUT / "index.png").stat().st_size > 10_000 and (OUTPUT / "results.png").stat().st_size > 10_000
 
 
@@ -219,3 +246,19 @@ def test_generated_prose_reads_as_a_person_would_write_it(built_book):
             assert all(len(c.split()) >= 8 for c in captions), f"{name}: a figure without its caption"
     OUTPUT.mkdir(parents=True, exist_ok=True)
     (OUTPUT / "prose.txt").write_text(f"longest sentence: {worst}\nmost repeated clause: {repeated}\n")
+
+
+def test_a_different_grid_rebuilds_every_page_so_no_sidebar_links_an_earlier_grids_run(tmp_path):
+    from advxai.runner.cli import _grid_changed
+
+    book, built = tmp_path / "book", tmp_path / "_build" / "html" / "book" / "runs"
+    (book / "runs").mkdir(parents=True)
+    assert not _grid_changed(tmp_path, book)  # nothing built yet: an ordinary build
+    built.mkdir(parents=True)
+    for name in ("pneumoniamnist-1train-cnn", "pneumoniamnist-2attack-cnn"):
+        (built / f"{name}.html").write_text("")
+        (book / "runs" / f"{name}.ipynb").write_text("{}")
+    assert not _grid_changed(tmp_path, book)  # the same grid: Sphinx's incremental build suffices
+    (book / "runs" / "pneumoniamnist-2attack-cnn.ipynb").unlink()
+    (book / "runs" / "chest_xray-1train-cnn.ipynb").write_text("{}")
+    assert _grid_changed(tmp_path, book)  # another grid: every page again (jupyter-book build --all)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .detplots import GOAL, GROUP_COLOURS, group_of, worst_held_out
+from .detplots import GOAL, group_of, worst_held_out
+from .grammar import CHANCE_STYLE, GOAL_STYLE, GROUP_COLOURS, group_colour
 
 TABLE2 = ["accuracy", "balanced_accuracy", "auc"]
 
@@ -231,22 +232,27 @@ def settings_figure(s: pd.DataFrame):
     markers = dict(zip(sorted(s.dataset.unique()), "osD^v", strict=False))
     fig, ax = plt.subplots(figsize=(10, 0.38 * len(y) + 1.6))
     jitter = np.random.default_rng(0).uniform(-0.22, 0.22, len(s))
+    n = s.groupby(["dataset", "model"]).ngroups
     for (d, grp), g in s.groupby(["dataset", "group"]):
         idx = g.index.map(s.index.get_loc)
-        ax.scatter(g.auroc, g.detector.map(y) + jitter[idx], marker=markers[d], s=22, alpha=0.75,
-                   color=GROUP_COLOURS.get(grp, "tab:grey"), edgecolor="none")
-    ax.scatter(summ["median"], [y[d] for d in summ.index], marker="|", s=400, color="black", zorder=3)
-    ax.axvline(GOAL["auroc"], color="tab:green", ls="--", lw=1)
-    ax.axvline(0.5, color="black", ls=":", lw=1)
+        yy = g.detector.map(y) + (jitter[idx] if n > 1 else 0)
+        ax.errorbar(g.auroc, yy, xerr=[g.auroc - g.ci_low, g.ci_high - g.auroc], fmt="none", lw=0.8,
+                    ecolor=group_colour(grp), alpha=0.5)  # each point's 95 % interval
+        ax.scatter(g.auroc, yy, marker=markers[d], s=22, alpha=0.85, color=group_colour(grp), edgecolor="none")
+    if n > 1:
+        ax.scatter(summ["median"], [y[d] for d in summ.index], marker="|", s=400, color="black", zorder=3)
+    ax.axvline(GOAL["auroc"], **GOAL_STYLE)
+    ax.axvline(0.5, **CHANCE_STYLE)
     ax.set_yticks(list(y.values()), list(y))
-    ax.set(xlim=(0, 1.02), xlabel="worst held-out AUROC (one point per setting; bar: median)",
-           title=f"Detection across {s.groupby(['dataset', 'model']).ngroups} settings")
+    what = "one point per setting, 95 % interval; bar: median" if n > 1 else "95 % interval"
+    ax.set(xlim=(0, 1.02), xlabel=f"worst held-out AUROC ({what})",
+           title=f"Detection on attacks never seen, {n} setting{'s' * (n > 1)}")
     from matplotlib.lines import Line2D
 
     handles = ([Line2D([], [], ls="", marker="o", color=c, label=grp) for grp, c in GROUP_COLOURS.items()
                 if grp in set(s.group)]
-               + [Line2D([], [], ls="", marker=mk, color="grey", label=d) for d, mk in markers.items()]
-               + [Line2D([], [], color="tab:green", ls="--", label=f"goal {GOAL['auroc']:.2f}"),
+               + [Line2D([], [], ls="", marker=mk, color="black", mfc="white", label=d) for d, mk in markers.items()]
+               + [Line2D([], [], **GOAL_STYLE, label=f"goal {GOAL['auroc']:.2f}"),
                   Line2D([], [], color="black", ls=":", label="chance")])
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     fig.tight_layout()

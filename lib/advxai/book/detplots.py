@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-GROUP_COLOURS = {"outputs": "tab:blue", "deep features": "tab:purple", "explanation maps": "tab:orange",
-                 "combinations": "tab:green", "other": "tab:grey"}
+from .grammar import ADVERSARIAL_COLOUR, CHANCE_STYLE, CLEAN_COLOUR, GOAL_STYLE, GROUP_COLOURS, group_colour, rate_axis
+
 GOAL = {"auroc": 0.98, "tpr_at_5fpr": 0.90}  # issue 12: held-out AUROC and TPR at 5 % FPR of an explanation detector
 ANCHORS = {"Ma et al. 2021 (seen attacks, deep features)": ("auroc", 0.98),
            "Watson & Al Moubayed 2020 (SHAP, detection accuracy)": ("accuracy", 0.88)}
@@ -56,19 +56,23 @@ def detection(df: pd.DataFrame):
     for row, ((dataset, model), g) in zip(grid.reshape(len(groups), 4), groups, strict=True):
         worst = worst_held_out(g, "auroc").sort_values("value")
         family = worst.explainer.map(lambda n: "explanation-map" if explanation_based(n) else "baseline")
-        colours = family.map({"explanation-map": "tab:orange", "baseline": "tab:blue"})
+        colours = worst.explainer.map(lambda n: group_colour(group_of(n)))
         y = np.arange(len(worst))
         row[0].errorbar(worst.value, y, xerr=[worst.value - worst.ci_low, worst.ci_high - worst.value], fmt="none",
                         ecolor="grey", lw=1)
         row[0].scatter(worst.value, y, c=list(colours), zorder=3)
         row[0].set_yticks(y, [f"{e} ({a})" for e, a in zip(worst.explainer, worst.attack, strict=True)])
-        row[0].axvline(GOAL["auroc"], color="tab:green", ls="--", lw=1,
+        row[0].axvline(GOAL["auroc"], **GOAL_STYLE,
                        label=f"goal {GOAL['auroc']:.2f}; Ma et al. 2021: > 0.98 on seen attacks")
-        row[0].axvline(0.5, color="black", ls=":", lw=1, label="chance")
-        row[0].set(xlim=(0, 1.02), xlabel="worst held-out AUROC (95 % pair bootstrap)",
-                   title=f"(a) {dataset} · {model}: attacks never seen")
-        row[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False,
-                      title="orange: explanation-map detectors", title_fontsize=8)  # below the axes, never on a point
+        rate_axis(row[0], "worst held-out AUROC (95 % pair bootstrap)", 0.5, axis="x")
+        row[0].set_title(f"(a) {dataset} · {model}: attacks never seen")
+        from matplotlib.lines import Line2D
+
+        groups = [Line2D([], [], ls="", marker="o", color=group_colour(g), label=g)
+                  for g in dict.fromkeys(worst.explainer.map(group_of))]
+        handles, _ = row[0].get_legend_handles_labels()
+        row[0].legend(handles=handles + groups, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8,
+                      frameon=False, title="what the detector reads", title_fontsize=8)  # below the axes
         expl = worst[family == "explanation-map"]
         best = expl.iloc[-1].explainer if len(expl) else worst.iloc[-1].explainer
         tr = g[g.target.str.startswith("from ") & (g.metric == "auroc") & (g.explainer == best)].copy()
@@ -81,7 +85,7 @@ def detection(df: pd.DataFrame):
         ad = g[g.target.isin(["plain", "adaptive"]) & g.metric.isin(["auroc", "evasion_rate"])]
         if len(ad):
             ad = ad.assign(what=ad.metric.map({"auroc": "AUROC", "evasion_rate": "evasion"}))
-            for i, (target, colour) in enumerate([("plain", "tab:blue"), ("adaptive", "tab:red")]):
+            for i, (target, colour) in enumerate([("plain", CLEAN_COLOUR), ("adaptive", ADVERSARIAL_COLOUR)]):
                 a = ad[ad.target == target].set_index("what").reindex(["AUROC", "evasion"])
                 x = np.arange(2) + (i - 0.5) * 0.35
                 row[2].bar(x, a.value, 0.35, color=colour, label=f"{target} {a.attack.iloc[0]}@{a.eps.iloc[0]:g}")
@@ -99,10 +103,12 @@ def detection(df: pd.DataFrame):
         for (det, attack), s in seen[seen.attack.isin(multi)].groupby(["explainer", "attack"]):
             s = s.sort_values("eps")
             row[3].errorbar(s.eps, s.value, yerr=[s.value - s.ci_low, s.ci_high - s.value], marker="o", capsize=2,
-                            ls="-" if explanation_based(det) else ":", label=f"{det} · {attack}")
+                            ls="-" if explanation_based(det) else ":", color=group_colour(group_of(det)),
+                            label=f"{det} ({group_of(det)}) · {attack}")
         if multi:
-            row[3].axhline(GOAL["auroc"], color="tab:green", ls="--", lw=1)
-            row[3].set(xlabel="ε", ylabel="seen AUROC", title="(d) AUROC against ε")
+            row[3].axhline(GOAL["auroc"], **GOAL_STYLE)
+            rate_axis(row[3], "seen AUROC", 0.5)
+            row[3].set(xlabel="ε", title="(d) AUROC against ε")
             row[3].legend(fontsize=7)
         else:
             row[3].set_axis_off()
@@ -135,9 +141,11 @@ def detection_roc(rocs: dict[str, pd.DataFrame]):
         return None
     fig, axes = _panel_grid(len(panels), 4.2, "true-positive rate", sharey=True)
     for ax, (label, cell, g) in zip(axes, panels, strict=True):
-        for det, d in g.groupby("detector", sort=False):
-            ax.plot(d.fpr.clip(lower=1e-4), d.tpr, label=f"{det} {d.auroc.iloc[0]:.3f}")
-        ax.plot([1e-4, 1], [1e-4, 1], ls=":", color="grey")
+        for (det, d), ls in zip(g.groupby("detector", sort=False), ["-", "--", "-.", ":"] * 3, strict=False):
+            ax.plot(d.fpr.clip(lower=1e-4), d.tpr, ls=ls, color=group_colour(group_of(det)),
+                    label=f"{det} ({group_of(det)}) {d.auroc.iloc[0]:.3f}")
+        ax.plot([1e-4, 1], [1e-4, 1], **CHANCE_STYLE)
+        ax.set_ylim(0, 1.02)
         ax.axvline(0.05, ls="--", color="grey", lw=0.8)
         ax.set(xscale="log", xlim=(1e-3, 1), xlabel="false-positive rate", title=f"{label}: held out {cell}")
         ax.title.set_fontsize(9)
@@ -160,7 +168,7 @@ def score_histograms(scores: dict[str, pd.DataFrame]):
     for ax, (label, grp, g) in zip(axes, panels, strict=True):
         lo, hi = np.nanpercentile(g.score, [1, 99])
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 31)
-        for kind, colour in (("clean", "tab:grey"), ("adversarial", "tab:red")):
+        for kind, colour in (("clean", CLEAN_COLOUR), ("adversarial", ADVERSARIAL_COLOUR)):
             v = g[g.label == kind].score.clip(bins[0], bins[-1])
             ax.hist(v, bins=bins, density=True, alpha=0.55, color=colour, label=f"{kind} (n = {len(v)})")
         r = g.iloc[0]
@@ -190,7 +198,7 @@ def adaptive_curves(df: pd.DataFrame):
     for row, ((dataset, model), g) in zip(axes, settings, strict=True):
         dets = sorted(g.explainer.unique(), key=group_of)
         for ax, det in zip(row, dets, strict=False):
-            d, colour = g[g.explainer == det], GROUP_COLOURS[group_of(det)]
+            d, colour = g[g.explainer == det], group_colour(group_of(det))
             for target, ls in (("best λ", "-"), ("λ=0", ":")):
                 c = d[d.target == target].sort_values("eps")
                 ax.plot(c.eps, c.value, ls=ls, marker="o", ms=3, color=colour)

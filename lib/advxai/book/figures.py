@@ -7,28 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .grammar import ATTACK_ORDER, CHANCE_STYLE, MINIMAL, attack_colours, attack_name, closed, rate_axis  # noqa: F401
 from .style import units
+
+TOPK = 0.1  # RADAR-MIX's top-k share (config radarmix.topk): two unrelated maps' expected IoU is k / (2 − k)
 
 # --- the Results page's attack figures (notebooks/00_summary.ipynb) ---------------------------------------------
 
-# One colour per attack in every figure of the book, whatever subset of attacks a panel holds.
-ATTACK_ORDER = ["fgsm", "bim", "pgd", "deepfool", "cw", "uap", "square"]
-
-
-def attack_colours(attacks) -> dict[str, tuple]:
-    """Attack -> its colour (the colour-blind palette, in the fixed order of :data:`ATTACK_ORDER`; an attack in σ
-    units, ``pgd@sigma``, shares its attack's colour, others follow in name order)."""
-    import seaborn as sns
-
-    names = list(dict.fromkeys(ATTACK_ORDER + sorted({str(a).split("@")[0] for a in attacks} - set(ATTACK_ORDER))))
-    palette = dict(zip(names, sns.color_palette("colorblind", len(names)), strict=True))
-    ordered = sorted(set(attacks), key=lambda a: (names.index(str(a).split("@")[0]), str(a)))
-    return {a: palette[str(a).split("@")[0]] for a in ordered}
-
-
-def attack_name(attack) -> str:
-    """An attack's name without its ε units (``pgd@sigma`` -> ``pgd``): what its legend entry says."""
-    return str(attack).split("@")[0]
+# One colour per attack in every figure of the book (advxai.book.grammar).
 
 
 def _legend(fig, colours: dict, extra: list | None = None, title: str = "attack") -> None:
@@ -68,7 +54,7 @@ def accuracy_vs_eps(df: pd.DataFrame):
             dd = pd.concat([base.assign(attack=a), dd]).drop_duplicates("eps").sort_values("eps")
             ax.plot(dd.eps, dd.value, "o-", ms=3, color=colours[a], label=attack_name(a))
             ax.fill_between(dd.eps, dd.ci_low, dd.ci_high, color=colours[a], alpha=0.15)
-        ax.set(ylim=(-0.02, 1.02), ylabel="accuracy under attack",
+        ax.set(ylim=(0, 1.02), ylabel="accuracy under attack",
                xlabel="ε (pixel scale; overshoot for DeepFool)" if u == "pixel" else f"ε ({u} units)")
         ax.set_title(f"{d} · {m}" + ("" if u == "pixel" else f"\nε in {u} units"), fontsize=9)
     _legend(fig, colours)
@@ -109,7 +95,7 @@ def mod_points(df: pd.DataFrame):
     never pooled. ``None`` without strength rows."""
     m = df[(df.stage == "strength") & (df.metric == "mod") & df.subset.isin(["fooled", "not_fooled"])]
     return _split_points(m, ["dataset", "model", "explainer", "target"], "MOD (0 = unchanged)",
-                         lambda d, mdl, x, t: f"{d} · {mdl}\n{x}, target {t}")
+                         lambda d, mdl, x, t: f"{d} · {mdl}\n{x}, target {t}", 0.5, "unrelated maps (≈ 0.5)")
 
 
 def chapter_figures(df: pd.DataFrame) -> dict:
@@ -118,7 +104,8 @@ def chapter_figures(df: pd.DataFrame) -> dict:
 
     shown = {"ga-strength-fig": (mod_points(df), NOT_RUN), "rm-shift-fig": (shift_split(df), NOT_RUN),
              "rm-local-fig": (localisation(df), NO_MASKS)}
-    return {name: fig if fig is not None else html(none) for name, (fig, none) in shown.items()}
+    return {name: closed(fig) if fig is not None else html(none) for name, (fig, none) in shown.items()}
+
 
 
 def shift_split(df: pd.DataFrame, target: str = "predicted"):
@@ -129,19 +116,26 @@ def shift_split(df: pd.DataFrame, target: str = "predicted"):
     s = df[(df.stage == "radarmix") & (df.metric == "iou") & (df.target == target)
            & df.subset.isin(["fooled", "not_fooled"]) & (df.attack != "none")]
     s = s.assign(units=s.attack.map(units))
+    k = float(s.k.dropna().iloc[0]) if "k" in s and s.k.notna().any() else TOPK
     return _split_points(s, ["dataset", "model", "explainer", "units"], "top-k IoU (1 = unchanged)",
-                         lambda d, mdl, x, u: f"{d} · {mdl}\n{x}" + ("" if u == "pixel" else f", ε in {u} units"))
+                         lambda d, mdl, x, u: f"{d} · {mdl}\n{x}" + ("" if u == "pixel" else f", ε in {u} units"),
+                         k / (2 - k), f"unrelated maps (k/(2−k) = {k / (2 - k):.2f})")
 
 
-def _split_points(m: pd.DataFrame, keys: list[str], ylabel: str, title):
-    """Fooled vs not-fooled points against ε (see :func:`mod_points`), one panel per ``keys`` group."""
+def _split_points(m: pd.DataFrame, keys: list[str], ylabel: str, title, reference: float, reference_label: str):
+    """Fooled vs not-fooled points against ε (see :func:`mod_points`), one panel per ``keys`` group, on an axis
+    from 0 with the value two unrelated maps would score (``reference``). DeepFool and C&W, which have no ε
+    budget, are left to the tables."""
     from matplotlib.lines import Line2D
 
     from .style import SPLIT_MIN
 
     if not len(m):
         return None
+    m = m[~m.attack.map(attack_name).isin(MINIMAL)]  # no ε budget: not drawn on an ε axis (the tables hold them)
     groups = list(m.groupby(keys))
+    if not groups:
+        return None
     colours = attack_colours(m.attack.unique())
     fig, axes = _panels(len(groups), width=4)
     for ax, (key, g) in zip(axes, groups, strict=False):
@@ -158,11 +152,13 @@ def _split_points(m: pd.DataFrame, keys: list[str], ylabel: str, title):
             ax.plot(dd.eps[~full] + off, dd.value[~full], "o", alpha=0.35, ms=4, color=colours[a],
                     mfc=style["mfc"])
         u = units(g.attack.iloc[0])
-        ax.set(xlabel="ε" if u == "pixel" else f"ε ({u} units)", ylabel=ylabel)
+        ax.set(xlabel="ε" if u == "pixel" else f"ε ({u} units)")
+        rate_axis(ax, ylabel, reference, reference_label)
         ax.set_title(title(*key), fontsize=9)
     style = [Line2D([], [], color="grey", marker="o", ls="-", label="fooled"),
              Line2D([], [], color="grey", marker="o", mfc="white", ls=":", label="not fooled"),
-             Line2D([], [], color="grey", marker="o", ls="", alpha=0.35, label=f"under {SPLIT_MIN} images")]
+             Line2D([], [], color="grey", marker="o", ls="", alpha=0.35, label=f"under {SPLIT_MIN} images"),
+             Line2D([], [], **CHANCE_STYLE, label=reference_label)]
     _legend(fig, colours, style)
     fig.tight_layout()
     return fig

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .grammar import closed
 from .robustplots import k255, robustbench_md
 from .style import NOT_RUN, collapsed, compare, fmt, fmt_n, has_ci, md_table
 
@@ -266,4 +267,5 @@ def glue_items(df: pd.DataFrame, robust_dirs: list, defaults: dict) -> dict:
     return {"rb-findings": html(findings(df)), "rb-table-md": html(robustbench_md(df)),
             "rb-pairs-md": html(pairs_md(df)), "rb-align-md": html(alignment_md(df)), "rb-shift-md": html(shift_md(df)),
             "rb-detection-md": html(detection_md(df)), "rb-budgets-md": html(budgets_md(robust_dirs, defaults)),
-            "rb-fig": fig if fig is not None else html(NOT_RUN), "rb-saliency-fig": saliency_figure(robust_dirs)}
+            "rb-fig": closed(fig) if fig is not None else html(NOT_RUN),
+            "rb-saliency-fig": closed(saliency_figure(robust_dirs))}

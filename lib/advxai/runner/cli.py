@@ -114,7 +114,8 @@ def _book(args) -> int:
     jb = Path(sys.executable).with_name("jupyter-book")  # the venv's own jupyter-book
     log = Path(args.results) / "logs" / "book.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    out = subprocess.run([str(jb), "build", str(root), "--path-output", str(root),
+    everything = ["--all"] if _grid_changed(root, Path(args.book)) else []  # every page's sidebar lists the runs
+    out = subprocess.run([str(jb), "build", str(root), "--path-output", str(root), *everything,
                           "--warningiserror" if args.strict else "--keep-going"], check=False,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log.write_text(out.stdout)
@@ -134,9 +135,20 @@ def _book(args) -> int:
     return code
 
 
+def _built_runs(root: Path, book: Path) -> Path:
+    return root / "_build" / "html" / book.resolve().relative_to(root.resolve()) / "runs"
+
+
+def _grid_changed(root: Path, book: Path) -> bool:
+    """Whether the run pages to publish differ from those built before: then every page is written again, or the
+    unchanged chapters' sidebars (Sphinx rewrites only outdated pages) keep links to the earlier grid's runs."""
+    built = {p.stem for p in _built_runs(root, book).glob("*.html")}
+    return bool(built) and built != {p.stem for p in (book / "runs").glob("*.ipynb")}
+
+
 def _remove_stale_pages(root: Path, book: Path) -> int:
     """Delete built run pages whose notebook the current grid no longer publishes (Sphinx keeps them)."""
-    built = root / "_build" / "html" / book.resolve().relative_to(root.resolve()) / "runs"
+    built = _built_runs(root, book)
     current = {p.stem for p in (book / "runs").glob("*.ipynb")}
     stale = [p for p in built.glob("*.html") if p.stem not in current]
     for p in stale:
