@@ -287,3 +287,51 @@ def test_the_chapter_sentence_follows_the_numbers():
     missed = narrative.detection_md(rows(0.9, 0.5, 0.95))
     assert "**not met**" in missed and "Distance to the goal: AUROC 0.080, TPR 0.400" in missed
     assert narrative.detection_md(pd.DataFrame(columns=tables.COLUMNS)) == narrative.NOT_RUN
+
+
+def _oof(scores_by_source: dict) -> dict:
+    return {src: {k: np.asarray(v, float) for k, v in per.items()} for src, per in scores_by_source.items()}
+
+
+def test_family_difference_is_the_paired_auroc_difference_on_the_left_out_families_cells():
+    """Hand-computed: 4 clean images, every adversarial twin a success. Detector a ranks the left-out family's
+    adversarials above every clean image (AUROC 1); b interleaves them (clean 0, 2, 4, 6 vs adversarial 1, 3, 5, 7:
+    AUROC (1 + 2 + 3 + 4) / 16 = 10/16). Difference 1 − 0.625 = 0.375; a seen source is ignored."""
+    from advxai.detect.protocol import FAMILY_PREFIX, family_difference
+
+    c = detect.Cell("deepfool", 0.02)
+    ok = {c: np.ones(4, bool)}
+    src = f"{FAMILY_PREFIX}minimal"
+    a = _oof({src: {"clean": [0, 1, 2, 3], c: [10, 11, 12, 13]}, str(c): {"clean": [9, 9, 9, 9], c: [0, 0, 0, 0]}})
+    b = _oof({src: {"clean": [0, 2, 4, 6], c: [1, 3, 5, 7]}, str(c): {"clean": [0, 0, 0, 0], c: [9, 9, 9, 9]}})
+    d = family_difference(a, b, ok, n_boot=200, seed=0)
+    assert d["value"] == pytest.approx(0.375) and d["cells"] == 1 and d["replicates"].shape == (200,)
+    assert d["ci_low"] <= 0.375 <= d["ci_high"] and d["ci_high"] <= 1.0
+    assert family_difference(_oof({str(c): a[str(c)]}), _oof({str(c): b[str(c)]}), ok) is None  # one family
+
+
+def test_pooled_over_settings_is_the_mean_with_a_hierarchical_interval():
+    """Two settings on one dataset whose replicates are constant (0.1 and 0.3): the estimate is 0.2 and a replicate
+    draws both settings with replacement, so it is 0.1, 0.2 or 0.3 — the interval is [0.1, 0.3]. One setting alone:
+    its own replicates' percentile interval."""
+    from advxai.detect.protocol import pooled_over_settings
+
+    reps = {("d", "cnn"): np.full(50, 0.1), ("d", "resnet"): np.full(50, 0.3)}
+    v, lo, hi = pooled_over_settings(reps, {("d", "cnn"): 0.1, ("d", "resnet"): 0.3}, n_boot=400, seed=1)
+    assert (v, lo, hi) == pytest.approx((0.2, 0.1, 0.3))
+    one = {("d", "cnn"): np.linspace(-1, 1, 401)}
+    v, lo, hi = pooled_over_settings(one, {("d", "cnn"): 0.0}, n_boot=4000, seed=0)
+    assert v == 0.0 and lo == pytest.approx(-0.95, abs=0.03) and hi == pytest.approx(0.95, abs=0.03)
+
+
+def test_the_compared_pair_is_chosen_on_the_seen_cells_only():
+    """The best map detector and the best other by mean seen AUROC, whatever their held-out numbers say."""
+    from advxai.studies.detection import chosen_pair
+
+    c = detect.Cell("pgd", 0.05)
+    recs = [{"detector": d, "cell": c, "setting": setting, "auroc": (v, v, v)}
+            for d, setting, v in [("gradcam-summary", "seen", 0.90), ("dispersion", "seen", 0.80),
+                                  ("dispersion", "held_out", 0.99), ("mahalanobis", "seen", 0.95),
+                                  ("msp", "seen", 0.70), ("msp", "held_out", 0.99)]]
+    assert chosen_pair(recs) == ("gradcam-summary", "mahalanobis")
+    assert chosen_pair([r for r in recs if r["detector"] in ("msp", "mahalanobis")]) is None  # no map detector

@@ -103,3 +103,10 @@ def test_notebooks_read_as_methods(path):
             if isinstance(node, ast.For):
                 body = ast.unparse(node)
                 assert "rows" not in body, f"{path.name}: a for loop builds rows:\n{body[:200]}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_cell_ids_are_unique(path):
+    """nbformat renames a repeated id on every read (a warning each time) and a re-rendered page splices by cell."""
+    ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]
+    assert len(ids) == len(set(ids)), f"{path.name}: repeated cell ids"

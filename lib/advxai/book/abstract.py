@@ -120,17 +120,53 @@ def evasion(df: pd.DataFrame) -> dict[str, str]:
     return {"abs-evade": f"{_pct(low)} ({low.explainer})", "abs-evade-eps": per_255(e0)}
 
 
-def facts(df: pd.DataFrame, settings: pd.DataFrame) -> dict[str, str]:
+def answer(detection_dirs: list) -> dict[str, str]:
+    """The detection answer: per setting (dataset, architecture, training seed; standard models only), the paired
+    held-out-family AUROC difference between the best explanation-map detector and the best other detector, both
+    chosen on the seen cells (each detection run's ``family_diff.npz``, :func:`advxai.studies.detection.
+    map_vs_other`), pooled over settings by a hierarchical bootstrap over datasets, settings and images
+    (:func:`advxai.detect.protocol.pooled_over_settings`); the word the pooled interval decides against 0."""
+    import json
+    from pathlib import Path
+
+    from ..artefacts import load_npz
+    from ..detect.protocol import pooled_over_settings
+    from .robust import standard_of
+
+    reps, points, pairs = {}, {}, []
+    for d in map(Path, detection_dirs):
+        if not (d / "family_diff.npz").exists() or not (d / "provenance.json").exists():
+            continue
+        p = json.loads((d / "provenance.json").read_text())["parameters"]
+        if standard_of(p["model"]) is not None:  # an adversarially trained model: the Robust models chapter's
+            continue
+        z = load_npz(d / "family_diff.npz")
+        key = (f"{p['dataset']}_{p['size']}", p["model"])
+        reps[key], points[key] = z["replicates"], float(z["value"])
+        pairs.append(" against ".join(map(str, z["pair"])))
+    keys = ("abs-det-diff", "abs-det-diff-word", "abs-det-diff-over", "abs-det-pair")
+    if not reps:
+        return {k: NOT_IN_BUILD for k in keys}
+    v, lo, hi = pooled_over_settings(reps, points)
+    n, nd = len(reps), len({k[0] for k in reps})
+    word = "lower than" if hi < 0 else "higher than" if lo > 0 else "indistinguishable from"
+    common = max(set(pairs), key=pairs.count)
+    return {"abs-det-diff": f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]", "abs-det-diff-word": word,
+            "abs-det-diff-over": f"{n} setting{'s' * (n > 1)} on {nd} dataset{'s' * (nd > 1)}",
+            "abs-det-pair": common if len(set(pairs)) == 1 else f"most often {common}, on {pairs.count(common)} of {n}"}
+
+
+def facts(df: pd.DataFrame, settings: pd.DataFrame, detection_dirs: list | None = None) -> dict[str, str]:
     """Every ``abs-*`` fact of the abstract, by glue name."""
     return {**sizes(df), **fooling(df), **shift(df), **shift(df, "radarmix", "iou", "abs-iou", moved="lower than"),
-            **detection(settings), **evasion(df)}
+            **detection(settings), **answer(detection_dirs or []), **evasion(df)}
 
 
-def glue_facts(df: pd.DataFrame, settings: pd.DataFrame) -> dict[str, str]:
+def glue_facts(df: pd.DataFrame, settings: pd.DataFrame, detection_dirs: list) -> dict[str, str]:
     """Glue every fact (:func:`facts`) as text, not displayed; returns them."""
     from myst_nb import glue
 
-    out = facts(df, settings)
+    out = facts(df, settings, detection_dirs)
     for key, fact in out.items():
         glue(key, fact, display=False)
     return out

@@ -12,6 +12,7 @@ import pandas as pd
 
 from .detplots import GOAL, group_of, worst_held_out
 from .grammar import CHANCE_STYLE, GOAL_STYLE, GROUP_COLOURS, group_colour
+from .style import NOT_RUN
 
 TABLE2 = ["accuracy", "balanced_accuracy", "auc"]
 
@@ -182,7 +183,7 @@ def settings_md(s: pd.DataFrame) -> str:
     (:func:`detection_settings`): which groups hold a detector tied for the best on how many settings, the best
     explanation-map detector's spread, on how many settings the goal is met — the answer follows that count."""
     if s.empty:
-        return "*Not run in this configuration.*"
+        return NOT_RUN
     n = s.groupby(["dataset", "model"]).ngroups
     if n == 1:
         return (f"This build has one detection setting ({s.dataset.iloc[0]} · {s.model.iloc[0]}); the study "

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-NOT_RUN = "*Not run in this configuration.*"
+NOT_RUN = "*Not run in this build: `make study` runs it.*"
 NO_MASKS = "*No RADAR-MIX run of this configuration had lesion masks (ISIC's validation lesions have them).*"
 SPLIT_MIN = 30  # a fooled / not-fooled comparison on fewer images per side is flagged (issue 21: "or says so")
 

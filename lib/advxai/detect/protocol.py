@@ -240,3 +240,64 @@ def records(detector: str, oof: dict[str, dict], success: dict[Cell, np.ndarray]
 def timed_features(detector: str, views: dict, ref) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
     return DETECTORS[detector].features(views, ref), time.perf_counter() - t0
+
+
+def family_difference(oof_a: dict[str, dict], oof_b: dict[str, dict], success: dict[Cell, np.ndarray],
+                      n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict | None:
+    """The paired difference in held-out-family AUROC between detectors ``a`` and ``b``: for every family left out
+    of the fitting and each of its cells, AUROC(a) − AUROC(b) on that cell, averaged over those cells. Both
+    detectors are scored on the same image draws (the pair bootstrap's counts are shared), so each replicate is a
+    paired difference. ``{"value", "ci_low", "ci_high", "replicates" (n_boot,), "cells"}``; ``None`` where the grid
+    spans one family or no left-out cell has a successful adversarial."""
+    points, boots, cells = [], [], 0
+    for src in (s for s in oof_a if s.startswith(FAMILY_PREFIX)):
+        for c, sa in oof_a[src].items():
+            sb = oof_b[src].get(c)
+            if c == "clean" or sb is None or not (np.isfinite(sa).all() and np.isfinite(sb).all()):
+                continue
+            pos = np.asarray(success[c], bool)
+            if not pos.any():
+                continue
+            n = len(sa)
+            counts = _counts(n, n_boot, seed)
+            one = np.ones((1, n))
+            pair = [(_weighted(o[src]["clean"], s[pos], one, one[:, pos])["auroc"][0],
+                     _weighted(o[src]["clean"], s[pos], counts, counts[:, pos])["auroc"])
+                    for o, s in ((oof_a, sa), (oof_b, sb))]
+            points.append(pair[0][0] - pair[1][0])
+            boots.append(pair[0][1] - pair[1][1])
+            cells += 1
+    if not cells:
+        return None
+    boot = np.mean(boots, axis=0)
+    a = (1 - level) / 2
+    lo, hi = np.nanquantile(boot, [a, 1 - a])
+    return {"value": float(np.mean(points)), "ci_low": float(lo), "ci_high": float(hi), "replicates": boot,
+            "cells": cells}
+
+
+def pooled_over_settings(replicates: dict[tuple[str, str], np.ndarray], points: dict[tuple[str, str], float],
+                         n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """One estimate over settings that share datasets: the mean of the settings' point estimates, with an interval
+    from a hierarchical bootstrap — each replicate draws datasets with replacement, then settings (``(dataset,
+    model)`` keys) within each drawn dataset, then one bootstrap replicate of each drawn setting's own estimate —
+    so that neither settings on one dataset nor images within a setting are counted as independent. With one
+    setting it is that setting's own percentile interval. ``(value, ci_low, ci_high)``."""
+    keys = sorted(replicates)
+    by_dataset: dict[str, list] = {}
+    for k in keys:
+        by_dataset.setdefault(k[0], []).append(k)
+    datasets = sorted(by_dataset)
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    for b in range(n_boot):
+        drawn = []
+        for d in rng.integers(len(datasets), size=len(datasets)):
+            group = by_dataset[datasets[d]]
+            for s in rng.integers(len(group), size=len(group)):
+                reps = replicates[group[s]]
+                drawn.append(reps[rng.integers(len(reps))])
+        out[b] = np.mean(drawn)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(out, [a, 1 - a])
+    return float(np.mean([points[k] for k in keys])), float(lo), float(hi)

@@ -244,3 +244,44 @@ def adaptive_study(model, x, y, advs: dict, cell: Cell, detector: str, clean_vie
             "adaptive": detect.pair_bootstrap(s_clean, np.nan_to_num(s_ad), ad_pos, n_boot, seed),
             "more_steps": (longer["best"][0] | at["best"][0], longer["best"][1] | at["best"][1]),
             "square": (sq_fooled, sq_fooled & (score_np(x_sq) <= threshold))}
+
+
+MAP_GROUP = "explanation maps"
+VERSUS = "map_vs_other"  # the rows' `target`: the detection answer per setting
+
+
+def chosen_pair(recs: list[dict]) -> tuple[str, str] | None:
+    """The two detectors the answer compares, by a rule fixed before any held-out number is read: the
+    explanation-map detector and the detector of any other group with the highest mean AUROC on the *seen* cells
+    (fitted and tested on one attack and ε). ``None`` when either side has none."""
+    seen: dict[str, list[float]] = {}
+    for r in recs:
+        if r["setting"] == "seen" and np.isfinite(r["auroc"][0]):
+            seen.setdefault(r["detector"], []).append(r["auroc"][0])
+    mean = {d: float(np.mean(v)) for d, v in seen.items()}
+    maps = [d for d in mean if DETECTORS[d].family == MAP_GROUP]
+    others = [d for d in mean if DETECTORS[d].family != MAP_GROUP]
+    return (max(maps, key=mean.get), max(others, key=mean.get)) if maps and others else None
+
+
+def map_vs_other(recs: list[dict], oofs: dict, success: dict, n_boot: int, seed: int, out, keys: dict) -> list[dict]:
+    """The detection answer of one setting: the paired held-out-family AUROC difference (:func:`advxai.detect.
+    protocol.family_difference`) between the pair :func:`chosen_pair` picks; its bootstrap replicates are saved
+    to ``family_diff.npz`` for the summary to pool over settings. One row (``auroc_diff``, target ``map_vs_other``,
+    the pair in ``explainer``), none where the grid spans one attack family."""
+    from pathlib import Path
+
+    from ..artefacts import save_npz
+    from ..detect.protocol import family_difference
+    from ..measure.tables import row
+
+    pair = chosen_pair(recs)
+    diff = family_difference(oofs[pair[0]], oofs[pair[1]], success, n_boot, seed) if pair else None
+    if diff is None:
+        return []
+    save_npz(Path(out) / "family_diff.npz", replicates=diff["replicates"], value=diff["value"],
+             pair=np.array(pair))
+    n = len(next(iter(success.values())))
+    return [row("auroc_diff", diff["value"], (diff["ci_low"], diff["ci_high"]), n,
+                **{**keys, "attack": "held-out families", "explainer": f"{pair[0]} vs {pair[1]}", "target": VERSUS,
+                   "subset": "fooled"})]
