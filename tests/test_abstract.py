@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from advxai.book import abstract
@@ -90,3 +91,25 @@ def test_eps_is_written_per_255_where_it_is_a_whole_number_of_levels():
     from advxai.book.grammar import per_255
 
     assert per_255(8 / 255) == "8/255" and per_255(0.05) == "0.05 (≈13/255)" and per_255(0) == "0"
+
+
+def test_the_detection_answer_pools_the_runs_saved_differences_and_decides_against_zero(tmp_path):
+    """Two settings on one dataset, differences −0.10 and −0.20 with tight replicates: pooled −0.15, the interval
+    below 0, so the map detector is "lower than" the best other; an adversarially trained model's run is left out."""
+    import json
+
+    from advxai.artefacts import save_npz
+
+    dirs = []
+    for model, v in (("cnn", -0.10), ("resnet", -0.20), ("cnn-at2", 0.50)):
+        d = tmp_path / model
+        d.mkdir()
+        (d / "provenance.json").write_text(json.dumps({"parameters": {"dataset": "pneumoniamnist", "size": 28,
+                                                                      "model": model}}))
+        save_npz(d / "family_diff.npz", replicates=np.full(100, v) + np.linspace(-0.01, 0.01, 100), value=v,
+                 pair=np.array(["gradcam-summary", "mahalanobis"]))
+        dirs.append(d)
+    f = abstract.answer(dirs)
+    assert f["abs-det-diff"] == "-0.15 [-0.21, -0.09]" and f["abs-det-diff-word"] == "lower than"
+    assert f["abs-det-diff-over"] == "2 settings on 1 dataset"
+    assert f["abs-det-pair"] == "gradcam-summary against mahalanobis"

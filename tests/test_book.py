@@ -113,6 +113,11 @@ RENDER_JS = """() => {
 }"""
 
 
+# A chapter speaks of the study, not of how it was worked on: no commit hashes, working periods or lent machines.
+DEV_TALK = re.compile(r"\b(?:up to commit|commit [0-9a-f]{7,}|" + "sess" + r"ions?|lent (?:GPU|machine)"
+                      r"|no TensorFlow)\b", re.I)
+
+
 # the page's own signal that it is done: the document and every image finished loading (an image that failed
 # counts as finished: the test then reports it broken)
 PAGE_DONE = "() => document.readyState === 'complete' && [...document.images].every(i => i.complete)"
@@ -129,7 +134,7 @@ def test_every_page_loads_in_a_real_browser(built_book, server):
                    if not p.relative_to(built_book).parts[0].startswith("_"))
     assert "index.html" in pages and any(p.startswith("book/runs/") for p in pages)
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    broken, failed, wide, raw, twice = [], [], [], [], []
+    broken, failed, wide, raw, twice, talk = [], [], [], [], [], []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -158,6 +163,8 @@ def test_every_page_loads_in_a_real_browser(built_book, server):
             found = page.evaluate(RENDER_JS)
             raw += [f"{rel}: {line[:60]}" for line in found["raw"]]
             twice += [f"{rel}: {src}" for src in found["twice"]]
+            if Path(rel).stem in CHAPTERS and rel.startswith("book/"):  # no development log, no machine talk
+                talk += [f"{rel}: {m}" for m in DEV_TALK.findall(page.inner_text("main"))]
             if Path(rel).stem in CHAPTERS and rel.startswith("book/"):  # nothing wider than its column
                 page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
                 for width in (1400, 800):
@@ -172,6 +179,7 @@ def test_every_page_loads_in_a_real_browser(built_book, server):
     assert not wide, f"figures, tables, code or formulas wider than their column: {wide[:10]}"
     assert not raw, f"Markdown tables left as text: {raw[:10]}"
     assert not twice, f"a figure shown twice on one page: {twice[:10]}"
+    assert not talk, f"development history or machine talk in a chapter: {talk[:10]}"
     assert (OUTPUT / "index.png").stat().st_size > 10_000 and (OUTPUT / "results.png").stat().st_size > 10_000
 
 

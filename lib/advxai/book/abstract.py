@@ -126,6 +126,21 @@ def answer(detection_dirs: list) -> dict[str, str]:
     chosen on the seen cells (each detection run's ``family_diff.npz``, :func:`advxai.studies.detection.
     map_vs_other`), pooled over settings by a hierarchical bootstrap over datasets, settings and images
     (:func:`advxai.detect.protocol.pooled_over_settings`); the word the pooled interval decides against 0."""
+    pooled, pairs, n, nd = pooled_answer(detection_dirs)
+    keys = ("abs-det-diff", "abs-det-diff-word", "abs-det-diff-over", "abs-det-pair")
+    if pooled is None:
+        return {k: NOT_IN_BUILD for k in keys}
+    v, lo, hi = pooled
+    word = "lower than" if hi < 0 else "higher than" if lo > 0 else "indistinguishable from"
+    common = max(set(pairs), key=pairs.count)
+    return {"abs-det-diff": f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]", "abs-det-diff-word": word,
+            "abs-det-diff-over": f"{n} setting{'s' * (n > 1)} on {nd} dataset{'s' * (nd > 1)}",
+            "abs-det-pair": common if len(set(pairs)) == 1 else f"most often {common}, on {pairs.count(common)} of {n}"}
+
+
+def pooled_answer(detection_dirs: list) -> tuple[tuple[float, float, float] | None, list[str], int, int]:
+    """The pooled difference (value, low, high) of :func:`answer`, the pair compared in each setting, and how many
+    settings and datasets it pools; ``(None, [], 0, 0)`` without detection runs that span two families."""
     import json
     from pathlib import Path
 
@@ -144,16 +159,9 @@ def answer(detection_dirs: list) -> dict[str, str]:
         key = (f"{p['dataset']}_{p['size']}", p["model"])
         reps[key], points[key] = z["replicates"], float(z["value"])
         pairs.append(" against ".join(map(str, z["pair"])))
-    keys = ("abs-det-diff", "abs-det-diff-word", "abs-det-diff-over", "abs-det-pair")
     if not reps:
-        return {k: NOT_IN_BUILD for k in keys}
-    v, lo, hi = pooled_over_settings(reps, points)
-    n, nd = len(reps), len({k[0] for k in reps})
-    word = "lower than" if hi < 0 else "higher than" if lo > 0 else "indistinguishable from"
-    common = max(set(pairs), key=pairs.count)
-    return {"abs-det-diff": f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]", "abs-det-diff-word": word,
-            "abs-det-diff-over": f"{n} setting{'s' * (n > 1)} on {nd} dataset{'s' * (nd > 1)}",
-            "abs-det-pair": common if len(set(pairs)) == 1 else f"most often {common}, on {pairs.count(common)} of {n}"}
+        return None, [], 0, 0
+    return pooled_over_settings(reps, points), pairs, len(reps), len({k[0] for k in reps})
 
 
 def facts(df: pd.DataFrame, settings: pd.DataFrame, detection_dirs: list | None = None) -> dict[str, str]:

@@ -260,6 +260,37 @@ def settings_figure(s: pd.DataFrame):
     return fig
 
 
+def answer_figure(df: pd.DataFrame, detection_dirs: list | None = None):
+    """The detection answer as a forest plot: per setting, the paired held-out-family AUROC difference between the
+    best explanation-map detector and the best other (rows ``auroc_diff``, target ``map_vs_other``) with its 95 %
+    interval, and the pooled estimate over settings (:func:`advxai.book.abstract.pooled_answer`) as a diamond; a
+    line at 0 (no difference). ``None`` without such rows."""
+    import matplotlib.pyplot as plt
+
+    from .abstract import pooled_answer
+
+    d = standard_detection(df)
+    d = d[(d.stage == "detection") & (d.metric == "auroc_diff")].sort_values(["dataset", "model"])
+    if d.empty:
+        return None
+    pooled = pooled_answer(detection_dirs or [])[0]
+    labels = [f"{r.dataset} · {r.model}\n({r.explainer})" for r in d.itertuples()]
+    fig, ax = plt.subplots(figsize=(8, 0.55 * (len(d) + (pooled is not None)) + 1.4))
+    y = np.arange(len(d))[::-1] + (pooled is not None)
+    ax.errorbar(d.value, y, xerr=[d.value - d.ci_low, d.ci_high - d.value], fmt="o", color="black", capsize=3)
+    if pooled is not None:
+        v, lo, hi = pooled
+        ax.errorbar([v], [0], xerr=[[v - lo], [hi - v]], fmt="D", ms=8, color="black", mfc="white", capsize=4)
+        labels.append(f"pooled over {len(d)} setting{'s' * (len(d) > 1)}")
+    ax.axvline(0, **CHANCE_STYLE)
+    ax.set_yticks(list(y) + ([0] if pooled is not None else []), labels, fontsize=8)
+    ax.set(xlabel="held-out-family AUROC: best explanation-map detector minus best other (95 % interval)",
+           title="Is the explanation the better alarm on attack families never seen?")
+    ax.title.set_fontsize(10)
+    fig.tight_layout()
+    return fig
+
+
 ONE_SEED = "*One training seed in this build; the study (`make study`) trains every model with three.*"
 WORKED = ("pneumoniamnist_28", "cnn")  # the quick book's detection setting: the chapter's worked example
 
@@ -328,13 +359,13 @@ def one_setting(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df.stage != "detection") | ((df.dataset == pick[0]) & (df.model == pick[1]))]
 
 
-def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
+def detection_glue(df: pd.DataFrame, base_seed: int = 0, detection_dirs: list | None = None) -> dict:
     """What the detection chapter pastes, by glue name: the answer across settings (text and dot plot), the
     worked setting's text (:func:`one_setting`) and every setting's text collapsed."""
     from IPython.display import HTML
 
     from . import narrative as N
-    from .style import NOT_RUN, collapsed, html
+    from .style import NO_FIGURE, collapsed, html
 
     df = standard_detection(df)
     s = detection_settings(df, base_seed)
@@ -345,12 +376,14 @@ def detection_glue(df: pd.DataFrame, base_seed: int = 0) -> dict:
 
     worked_df = one_setting(df)
     curves = adaptive_curves(worked_df)
+    answer = answer_figure(df, detection_dirs)
     return {"det-settings-md": html(settings_md(s)),
-            "det-adaptive-fig": curves if curves is not None else html(NOT_RUN),
+            "det-answer-fig": answer if answer is not None else html(NO_FIGURE),
+            "det-adaptive-fig": curves if curves is not None else html(NO_FIGURE),
             "det-adaptive-md": html(N.adaptive_md(df)),
             "det-family-md": html(family_md(fam, n)),
             "det-family-table": HTML(fam.to_html(classes="dataframe") if len(fam) else ""),
-            "det-settings-fig": fig if fig is not None else html(NOT_RUN),
+            "det-settings-fig": fig if fig is not None else html(NO_FIGURE),
             "det-md": html(N.detection_md(worked_df)),
             "det-all-md": html(collapsed("every setting's numbers", N.detection_md(df)))}
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .grammar import MAP_CMAP
+
 
 def _params(run_dir) -> dict:
     return json.loads((Path(run_dir) / "provenance.json").read_text())["parameters"]
@@ -46,7 +48,7 @@ def _show(ax, img, title: str | None = None, cmap=None, vmin=None, vmax=None):
 def _row(axes, x, xa, clean_map, adv_map, label: str, first: bool):
     delta = np.clip(0.5 + 10 * (xa - x), 0, 1)  # the perturbation ×10, grey = unchanged
     cols = [("clean image", x, None), ("adversarial", xa, None), ("perturbation ×10", delta, None),
-            ("map of the clean image", clean_map, "jet"), ("map of the adversarial", adv_map, "jet")]
+            ("clean map", clean_map, MAP_CMAP), ("adversarial map", adv_map, MAP_CMAP)]
     for ax, (title, img, cmap) in zip(axes, cols, strict=True):
         if cmap:
             _show(ax, x, title if first else None)
@@ -88,8 +90,19 @@ def gradattacks_grid(attack_dirs: list, gradcam_dirs: list, eps: float = 0.05, e
              f"{name}\n{what} {a['eps'][k]:g}", r == 0)
     fig.suptitle(f"{p['dataset']} {p['size']} px · {p['model']}: test image {int(some['idx'][i])} (label "
                  f"{int(some['y'][i])}), fooled by every attack; {explainer} of the predicted class", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    map_colourbar(fig)
     return fig
+
+
+def map_colourbar(fig) -> None:
+    """The saliency maps' colour bar (:data:`advxai.book.grammar.MAP_CMAP`, values min–max normalised per map), in
+    the right margin a ``tight_layout(rect=(0, 0, 0.9, 1))`` leaves free."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    cax = fig.add_axes((0.92, 0.2, 0.015, 0.6))
+    fig.colorbar(ScalarMappable(Normalize(0, 1), MAP_CMAP), cax=cax, label="map value (0–1 per map)")
 
 
 def radarmix_grid(radarmix_dirs: list, attack: str = "pgd", eps: float = 0.05, target: str = "predicted"):

@@ -100,9 +100,9 @@ def mod_points(df: pd.DataFrame):
 
 def chapter_figures(df: pd.DataFrame) -> dict:
     """The figures the chapters paste from the Results page, by glue name (a sentence where a build has none)."""
-    from .style import NO_MASKS, NOT_RUN, html
+    from .style import NO_FIGURE, NO_MASKS, html
 
-    shown = {"ga-strength-fig": (mod_points(df), NOT_RUN), "rm-shift-fig": (shift_split(df), NOT_RUN),
+    shown = {"ga-strength-fig": (mod_points(df), NO_FIGURE), "rm-shift-fig": (shift_split(df), NO_FIGURE),
              "rm-local-fig": (localisation(df), NO_MASKS)}
     return {name: closed(fig) if fig is not None else html(none) for name, (fig, none) in shown.items()}
 

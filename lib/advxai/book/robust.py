@@ -12,7 +12,7 @@ import pandas as pd
 
 from .grammar import closed
 from .robustplots import k255, robustbench_md
-from .style import NOT_RUN, collapsed, compare, fmt, fmt_n, has_ci, md_table
+from .style import NO_FIGURE, NOT_RUN, collapsed, compare, fmt, fmt_n, has_ci, md_table
 
 ENSEMBLE = "autoattack-nofab"
 _AT = re.compile(r"^(?P<arch>.+)-at(?P<eps>[\d.]+)$")
@@ -267,5 +267,5 @@ def glue_items(df: pd.DataFrame, robust_dirs: list, defaults: dict) -> dict:
     return {"rb-findings": html(findings(df)), "rb-table-md": html(robustbench_md(df)),
             "rb-pairs-md": html(pairs_md(df)), "rb-align-md": html(alignment_md(df)), "rb-shift-md": html(shift_md(df)),
             "rb-detection-md": html(detection_md(df)), "rb-budgets-md": html(budgets_md(robust_dirs, defaults)),
-            "rb-fig": closed(fig) if fig is not None else html(NOT_RUN),
+            "rb-fig": closed(fig) if fig is not None else html(NO_FIGURE),
             "rb-saliency-fig": closed(saliency_figure(robust_dirs))}

@@ -9,6 +9,8 @@ import re
 import numpy as np
 
 NOT_RUN = "*Not run in this build: `make study` runs it.*"
+# where a figure would be: the caption under it then describes a figure the reader knows is absent
+NO_FIGURE = "*Figure not drawn: not run in this build (`make study` runs it). The caption below describes it.*"
 NO_MASKS = "*No RADAR-MIX run of this configuration had lesion masks (ISIC's validation lesions have them).*"
 SPLIT_MIN = 30  # a fooled / not-fooled comparison on fewer images per side is flagged (issue 21: "or says so")
 

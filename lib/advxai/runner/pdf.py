@@ -45,6 +45,8 @@ def single_html(root: Path, log: Path) -> Path:
     printable = index.parent / "advxai.html"
     text = re.sub(r"<details(?![^>]*\bopen\b)", "<details open", page.read_text())
     text = re.sub(r'(src|href)="(?:\.\./)+(_images|_static)/', r'\1="\2/', text)  # a subfolder page's "../_images"
+    # the theme prints a contents list between the title and the text: page 1 is the abstract instead
+    text = text.replace("</head>", "<style>@media print { #jb-print-toc { display: none; } }</style></head>", 1)
     printable.write_text(text)
     return printable
 
