@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .grammar import CHANCE_STYLE, CLEAN_COLOUR, attack_colours
+
 
 def class_examples(ds, seed: int = 0, per_class: int = 6):
     """``per_class`` random training images of each class (a row per class), seeded."""
@@ -114,6 +116,11 @@ def explanation_examples(i: int, x, y, advs: dict, logits: dict, maps: dict, sub
     return fig
 
 
+def version_colours(attacks) -> dict:
+    """Clean images in the grammar's clean grey, each attack in its colour (:mod:`advxai.book.grammar`)."""
+    return {"clean": CLEAN_COLOUR, **attack_colours(attacks)}
+
+
 def localisation(df: pd.DataFrame, attacks: list[str], target: str, eps: float):
     """Mask energy (share of saliency inside the lesion) per explainer, clean vs each attack at ``eps``, beside the
     mean mask area (what a uniform map would score)."""
@@ -124,9 +131,10 @@ def localisation(df: pd.DataFrame, attacks: list[str], target: str, eps: float):
              & ((df.attack == "none") | np.isclose(df.eps, eps))].copy()
     loc["version"] = loc.attack.where(loc.attack != "none", "clean")
     fig, ax = plt.subplots(figsize=(8, 3.4))
-    sns.barplot(data=loc, x="explainer", y="value", hue="version", hue_order=["clean"] + attacks, ax=ax)
+    sns.barplot(data=loc, x="explainer", y="value", hue="version", hue_order=["clean"] + attacks, ax=ax,
+                palette=version_colours(attacks))
     area = df[(df.metric == "mask_area") & (df.attack == "none")].value.mean()
-    ax.axhline(area, ls="--", color="k", lw=1, label="mask area (chance)")
+    ax.axhline(area, **CHANCE_STYLE, label="mask area (chance)")
     ax.set_ylabel("share of saliency inside the lesion")
     ax.set_ylim(0, 1)
     ax.set_title(f"Localisation, clean vs attacked (ε = {eps:g})")
@@ -147,8 +155,9 @@ def manifolds(feats: np.ndarray, version: np.ndarray, cls: np.ndarray, eps: floa
     for r, method in enumerate(["tsne", "umap"]):
         emb = manifold.embed(feats, method, seed=seed)
         sns.scatterplot(x=emb[:, 0], y=emb[:, 1], hue=version, style=version == "clean", s=14, ax=axes[r, 0],
-                        legend=r == 0)
-        sns.scatterplot(x=emb[:, 0], y=emb[:, 1], hue=cls, s=14, ax=axes[r, 1], legend=r == 0)
+                        legend=r == 0, palette=version_colours(sorted(set(version) - {"clean"})))
+        # classes in a sequential palette: no attack's colour means a class
+        sns.scatterplot(x=emb[:, 0], y=emb[:, 1], hue=cls, s=14, ax=axes[r, 1], legend=r == 0, palette="viridis")
         axes[r, 0].set_title(f"{method.upper()}: clean vs attack (ε = {eps:g})")
         axes[r, 1].set_title(f"{method.upper()}: true class")
         for ax in axes[r]:
