@@ -335,3 +335,47 @@ def test_the_compared_pair_is_chosen_on_the_seen_cells_only():
                                   ("msp", "seen", 0.70), ("msp", "held_out", 0.99)]]
     assert chosen_pair(recs) == ("gradcam-summary", "mahalanobis")
     assert chosen_pair([r for r in recs if r["detector"] in ("msp", "mahalanobis")]) is None  # no map detector
+
+
+def test_tramers_bound_by_hand():
+    """Clean accuracy 0.9, 5 % of clean images flagged, 40 % of correctly classified images evaded: the classifier
+    Tramèr's reduction builds is robust at ε/2 on 0.9 · 0.95 · 0.6 = 0.513 of the images."""
+    from advxai.detect.bounds import implausible, implied_robust_accuracy
+
+    assert implied_robust_accuracy(0.9, 0.4) == pytest.approx(0.513)
+    assert implied_robust_accuracy(0.9, 1.0) == 0.0 and implied_robust_accuracy(1.0, 0.0, fpr=0.0) == 1.0
+    assert implausible(0.45, 0.40) and not implausible(0.45, 0.50)
+    with pytest.raises(ValueError, match="evasion must lie in"):
+        implied_robust_accuracy(0.9, 1.2)
+
+
+def test_the_tramer_table_sets_each_evasion_beside_the_best_robust_accuracy_at_half_the_radius():
+    """Evasion 0.2 [0.1, 0.35] at ε = 8/255 on a model of clean accuracy 0.9: implied 0.684 [0.556, 0.770] at 4/255.
+    Measured under AutoAttack on that dataset: 0.30 [0.25, 0.35] at 4/255 (the largest radius ≤ 4/255; 8/255 is
+    past it) → implausible. Evasion 1 is no claim: no row."""
+    import pandas as pd
+
+    from advxai.book import tramer
+
+    def r(**kw):
+        return {"stage": "detection", "dataset": "pneumoniamnist_28", "model": "cnn", "attack": "adaptive",
+                "explainer": "gradcam-summary", "target": "best λ", "subset": "fooled", "metric": "evasion_rate",
+                "eps": 8 / 255, "value": 0.2, "ci_low": 0.1, "ci_high": 0.35, "n": 40, **kw}
+
+    df = pd.DataFrame([
+        r(), r(eps=16 / 255, value=1.0, ci_low=0.9, ci_high=1.0),
+        r(stage="train", attack="none", explainer="none", target="none", subset="test", metric="accuracy", eps=0,
+          value=0.9, ci_low=0.88, ci_high=0.92, n=624),
+        r(stage="robust", model="cnn-at2", attack="autoattack-nofab", explainer="none", target="none",
+          subset="test", metric="robust_accuracy", eps=4 / 255, value=0.30, ci_low=0.25, ci_high=0.35, n=500),
+        r(stage="robust", model="cnn-at2", attack="autoattack-nofab", explainer="none", target="none",
+          subset="test", metric="robust_accuracy", eps=8 / 255, value=0.10, ci_low=0.07, ci_high=0.13, n=500),
+    ])
+    t = tramer.table(df)
+    assert len(t) == 1
+    row = t.iloc[0]
+    assert row["implied at ε/2"] == "0.68 [0.56, 0.77]" and row.verdict == tramer.IMPLAUSIBLE
+    assert row["best measured"].startswith("0.30 [0.25, 0.35] (cnn-at2, ε = 4/255)")
+    far = df.assign(value=np.where(df.metric == "robust_accuracy", 0.9, df.value),
+                    ci_high=np.where(df.metric == "robust_accuracy", 0.95, df.ci_high))
+    assert tramer.table(far).iloc[0].verdict == tramer.CONSISTENT

@@ -376,8 +376,11 @@ def detection_glue(df: pd.DataFrame, base_seed: int = 0, detection_dirs: list | 
 
     worked_df = one_setting(df)
     curves = adaptive_curves(worked_df)
+    from . import tramer
+
     answer = answer_figure(df, detection_dirs)
     return {"det-settings-md": html(settings_md(s)),
+            "det-tramer-md": html(tramer.md(tramer.table(df))),
             "det-answer-fig": answer if answer is not None else html(NO_FIGURE),
             "det-adaptive-fig": curves if curves is not None else html(NO_FIGURE),
             "det-adaptive-md": html(N.adaptive_md(df)),
