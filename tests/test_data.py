@@ -553,9 +553,15 @@ def test_the_first_downloads_sha256_is_recorded_and_a_changed_source_is_refused(
     data.fetch_raw("chest_xray", root=root, base_url=url, log=_quiet)
     shutil.rmtree(root / "raw" / "chest_xray")
     (served / "ChestXRay2017.zip").write_bytes(chest_zip.read_bytes() + b"\0")  # the same zip, one byte longer
-    with pytest.raises(DataError, match=r"!= expected [0-9a-f]{64} \(.*SHA256SUMS\); the download was corrupt or "):
+    with pytest.raises(DataError, match=r"!= expected [0-9a-f]{64} \(.*SHA256SUMS\); the download was corrupt or "
+                                        r"the source changed, and it is deleted: .* if you trust the new file, delete "
+                                        r"its line from .*SHA256SUMS first$"):
         data.fetch_raw("chest_xray", root=root, base_url=url, log=_quiet)
     assert sorted(p.name for p in (root / "raw").iterdir()) == ["SHA256SUMS"]  # nothing unpacked, archive deleted
+    (root / "raw" / "ChestXRay2017.zip").write_bytes(b"put here by hand")  # the user's own file: refused, kept
+    with pytest.raises(DataError, match=r"the source changed: run `advxai fetch chest_xray` again; if you trust"):
+        data.fetch_raw("chest_xray", root=root, log=_quiet)
+    assert (root / "raw" / "ChestXRay2017.zip").exists()
 
 
 def test_cli_fetch_error_is_one_line_naming_the_fix(tmp_path, monkeypatch, capsys):

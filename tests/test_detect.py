@@ -319,6 +319,9 @@ def test_pooled_over_settings_is_the_mean_with_a_hierarchical_interval():
     reps = {("d", "cnn"): np.full(50, 0.1), ("d", "resnet"): np.full(50, 0.3)}
     v, lo, hi = pooled_over_settings(reps, {("d", "cnn"): 0.1, ("d", "resnet"): 0.3}, n_boot=400, seed=1)
     assert (v, lo, hi) == pytest.approx((0.2, 0.1, 0.3))
+    with_nan = {("d", "cnn"): np.r_[np.full(50, 0.1), np.nan], ("d", "resnet"): np.full(50, 0.3)}
+    assert pooled_over_settings(with_nan, {("d", "cnn"): 0.1, ("d", "resnet"): 0.3}, n_boot=400, seed=1) == \
+        pytest.approx((0.2, 0.1, 0.3))  # a replicate without an AUROC is dropped, never averaged in
     one = {("d", "cnn"): np.linspace(-1, 1, 401)}
     v, lo, hi = pooled_over_settings(one, {("d", "cnn"): 0.0}, n_boot=4000, seed=0)
     assert v == 0.0 and lo == pytest.approx(-0.95, abs=0.03) and hi == pytest.approx(0.95, abs=0.03)
@@ -334,6 +337,8 @@ def test_the_compared_pair_is_chosen_on_the_seen_cells_only():
                                   ("dispersion", "held_out", 0.99), ("mahalanobis", "seen", 0.95),
                                   ("msp", "seen", 0.70), ("msp", "held_out", 0.99)]]
     assert chosen_pair(recs) == ("gradcam-summary", "mahalanobis")
+    combo = recs + [{"detector": "outputs+explanations", "cell": c, "setting": "seen", "auroc": (0.99,) * 3}]
+    assert chosen_pair(combo) == ("gradcam-summary", "mahalanobis")  # a combination reads maps: not "other"
     assert chosen_pair([r for r in recs if r["detector"] in ("msp", "mahalanobis")]) is None  # no map detector
 
 
@@ -379,3 +384,7 @@ def test_the_tramer_table_sets_each_evasion_beside_the_best_robust_accuracy_at_h
     far = df.assign(value=np.where(df.metric == "robust_accuracy", 0.9, df.value),
                     ci_high=np.where(df.metric == "robust_accuracy", 0.95, df.ci_high))
     assert tramer.table(far).iloc[0].verdict == tramer.CONSISTENT
+    few = df.assign(ci_low=np.where(df.metric == "evasion_rate", np.nan, df.ci_low),
+                    ci_high=np.where(df.metric == "evasion_rate", np.nan, df.ci_high))
+    row = tramer.table(few).iloc[0]  # under ten images: a point, no interval, no verdict (and no crash)
+    assert row.verdict == tramer.FEW and row["implied at ε/2"] == "0.68"

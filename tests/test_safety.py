@@ -195,6 +195,8 @@ def test_yaml_merge_keys_may_still_override_what_they_merge(tmp_path):
      r"detection.attack.eps.fgsm\[0\] must be at most 1, got 2$"),
     ("estimates: {trian: 5}", r"unknown key estimates.'trian'; did you mean 'train'\?$"),
     ("seeds: [1, 1]", r"seeds lists a value twice"),
+    ("datasets: [{size: 28}]", r"datasets\[0\] has no 'name'; e.g. \{name: ...\}"),
+    ('models: [""]', r"models\[0\] must not be empty; give a name$"),
 ])
 def test_parameter_values_are_typed_by_the_builders_signature_and_ranged_by_the_schema(tmp_path, yaml, message):
     cfg = tmp_path / "mine.yaml"
@@ -247,3 +249,9 @@ def test_text_from_a_config_or_a_results_table_is_shown_never_run_in_a_real_brow
     elements, pwned, text = found
     assert elements == 0 and pwned is None
     assert text.count("<script>window.pwned = 1</script>") == 3  # the paragraph, the summary, the table cell
+
+
+def test_one_split_given_as_a_word_is_one_split(tmp_path):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(f"extends: {TINY}\ndetection: {{datasets: [pneumoniamnist], splits: test, n_images: 40}}\n")
+    assert load_config(cfg)["detection"][0]["splits"] == ["test"]

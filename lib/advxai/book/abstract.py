@@ -77,16 +77,23 @@ def shift(df: pd.DataFrame, stage: str = "strength", metric: str = "mod", prefix
             f"{prefix}-apart": f"{more} of {len(rows)}"}
 
 
-def detection(settings: pd.DataFrame) -> dict[str, str]:
-    """Per setting (:func:`advxai.book.aggregate.detection_settings`), the best explanation-map detector's worst
-    held-out AUROC against the best detector of any other group; one setting: both numbers and the word their
-    intervals decide; several: the medians, and in how many settings the map detector is lower, tied or higher."""
+OTHER_GROUPS = ("outputs", "deep features")  # what the map group is measured against (no combination reads maps)
+
+
+def detection(settings: pd.DataFrame, chosen: dict | None = None) -> dict[str, str]:
+    """The secondary measure, per setting (:func:`advxai.book.aggregate.detection_settings`): the worst held-out
+    AUROC of the two detectors the answer compares — the pair chosen on the seen cells (``chosen``: setting ->
+    (map detector, other), from :func:`pooled_answer`), else the best of each side by this very number — one
+    setting: both numbers and the word their intervals decide; several: the medians and a count of each word."""
     if settings.empty or not (settings.group == MAP_GROUP).any():
         return {k: NOT_IN_BUILD for k in ("abs-det-map", "abs-det-other", "abs-det-word", "abs-det-settings")}
     pairs = []
-    for _, g in settings.groupby(["dataset", "model"]):
-        rows = g.rename(columns={"auroc": "value"}).assign(n=np.nan)
-        ex, other = rows[rows.group == MAP_GROUP], rows[rows.group != MAP_GROUP]
+    for key, g in settings.groupby(["dataset", "model"]):
+        rows = g.rename(columns={"auroc": "value"}).assign(n=np.nan).set_index("detector", drop=False)
+        if chosen and key in chosen and set(chosen[key]) <= set(rows.index):
+            pairs.append((rows.loc[chosen[key][0]], rows.loc[chosen[key][1]]))
+            continue
+        ex, other = rows[rows.group == MAP_GROUP], rows[rows.group.isin(OTHER_GROUPS)]
         if len(ex) and len(other):
             pairs.append((ex.loc[ex.value.idxmax()], other.loc[other.value.idxmax()]))
     words = [compare(e, o) for e, o in pairs]
@@ -126,21 +133,24 @@ def answer(detection_dirs: list) -> dict[str, str]:
     chosen on the seen cells (each detection run's ``family_diff.npz``, :func:`advxai.studies.detection.
     map_vs_other`), pooled over settings by a hierarchical bootstrap over datasets, settings and images
     (:func:`advxai.detect.protocol.pooled_over_settings`); the word the pooled interval decides against 0."""
-    pooled, pairs, n, nd = pooled_answer(detection_dirs)
+    pooled, chosen, n, nd = pooled_answer(detection_dirs)
     keys = ("abs-det-diff", "abs-det-diff-word", "abs-det-diff-over", "abs-det-pair")
     if pooled is None:
         return {k: NOT_IN_BUILD for k in keys}
     v, lo, hi = pooled
-    word = "lower than" if hi < 0 else "higher than" if lo > 0 else "indistinguishable from"
+    word = ("not comparable with" if not (np.isfinite(lo) and np.isfinite(hi)) else "lower than" if hi < 0
+            else "higher than" if lo > 0 else "indistinguishable from")
+    pairs = [" against ".join(p) for p in chosen.values()]
     common = max(set(pairs), key=pairs.count)
     return {"abs-det-diff": f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]", "abs-det-diff-word": word,
             "abs-det-diff-over": f"{n} setting{'s' * (n > 1)} on {nd} dataset{'s' * (nd > 1)}",
             "abs-det-pair": common if len(set(pairs)) == 1 else f"most often {common}, on {pairs.count(common)} of {n}"}
 
 
-def pooled_answer(detection_dirs: list) -> tuple[tuple[float, float, float] | None, list[str], int, int]:
-    """The pooled difference (value, low, high) of :func:`answer`, the pair compared in each setting, and how many
-    settings and datasets it pools; ``(None, [], 0, 0)`` without detection runs that span two families."""
+def pooled_answer(detection_dirs: list) -> tuple[tuple[float, float, float] | None, dict, int, int]:
+    """The pooled difference (value, low, high) of :func:`answer`, the pair compared in each setting (setting ->
+    (map detector, other)), and how many settings and datasets it pools; ``(None, {}, 0, 0)`` without detection
+    runs that span two families."""
     import json
     from pathlib import Path
 
@@ -148,7 +158,7 @@ def pooled_answer(detection_dirs: list) -> tuple[tuple[float, float, float] | No
     from ..detect.protocol import pooled_over_settings
     from .robust import standard_of
 
-    reps, points, pairs = {}, {}, []
+    reps, points, pairs = {}, {}, {}
     for d in map(Path, detection_dirs):
         if not (d / "family_diff.npz").exists() or not (d / "provenance.json").exists():
             continue
@@ -158,16 +168,17 @@ def pooled_answer(detection_dirs: list) -> tuple[tuple[float, float, float] | No
         z = load_npz(d / "family_diff.npz")
         key = (f"{p['dataset']}_{p['size']}", p["model"])
         reps[key], points[key] = z["replicates"], float(z["value"])
-        pairs.append(" against ".join(map(str, z["pair"])))
+        pairs[key] = tuple(map(str, z["pair"]))
     if not reps:
-        return None, [], 0, 0
+        return None, {}, 0, 0
     return pooled_over_settings(reps, points), pairs, len(reps), len({k[0] for k in reps})
 
 
 def facts(df: pd.DataFrame, settings: pd.DataFrame, detection_dirs: list | None = None) -> dict[str, str]:
     """Every ``abs-*`` fact of the abstract, by glue name."""
+    chosen = pooled_answer(detection_dirs or [])[1]
     return {**sizes(df), **fooling(df), **shift(df), **shift(df, "radarmix", "iou", "abs-iou", moved="lower than"),
-            **detection(settings), **answer(detection_dirs or []), **evasion(df)}
+            **detection(settings, chosen), **answer(detection_dirs or []), **evasion(df)}
 
 
 def glue_facts(df: pd.DataFrame, settings: pd.DataFrame, detection_dirs: list) -> dict[str, str]:

@@ -237,7 +237,7 @@ def settings_figure(s: pd.DataFrame):
     for (d, grp), g in s.groupby(["dataset", "group"]):
         idx = g.index.map(s.index.get_loc)
         yy = g.detector.map(y) + (jitter[idx] if n > 1 else 0)
-        ax.errorbar(g.auroc, yy, xerr=[g.auroc - g.ci_low, g.ci_high - g.auroc], fmt="none", lw=0.8,
+        ax.errorbar(g.auroc, yy, xerr=np.clip([g.auroc - g.ci_low, g.ci_high - g.auroc], 0, None), fmt="none", lw=0.8,
                     ecolor=group_colour(grp), alpha=0.5)  # each point's 95 % interval
         ax.scatter(g.auroc, yy, marker=markers[d], s=22, alpha=0.85, color=group_colour(grp), edgecolor="none")
     if n > 1:
@@ -273,15 +273,17 @@ def answer_figure(df: pd.DataFrame, detection_dirs: list | None = None):
     d = d[(d.stage == "detection") & (d.metric == "auroc_diff")].sort_values(["dataset", "model"])
     if d.empty:
         return None
-    pooled = pooled_answer(detection_dirs or [])[0]
+    pooled, _, n_pooled, _ = pooled_answer(detection_dirs or [])
     labels = [f"{r.dataset} · {r.model}\n({r.explainer})" for r in d.itertuples()]
     fig, ax = plt.subplots(figsize=(8, 0.55 * (len(d) + (pooled is not None)) + 1.4))
     y = np.arange(len(d))[::-1] + (pooled is not None)
-    ax.errorbar(d.value, y, xerr=[d.value - d.ci_low, d.ci_high - d.value], fmt="o", color="black", capsize=3)
+    ax.errorbar(d.value, y, xerr=np.clip([d.value - d.ci_low, d.ci_high - d.value], 0, None), fmt="o",
+                color="black", capsize=3)
     if pooled is not None:
         v, lo, hi = pooled
-        ax.errorbar([v], [0], xerr=[[v - lo], [hi - v]], fmt="D", ms=8, color="black", mfc="white", capsize=4)
-        labels.append(f"pooled over {len(d)} setting{'s' * (len(d) > 1)}")
+        ax.errorbar([v], [0], xerr=np.clip([[v - lo], [hi - v]], 0, None), fmt="D", ms=8, color="black",
+                    mfc="white", capsize=4)
+        labels.append(f"pooled over {n_pooled} setting{'s' * (n_pooled > 1)}")
     ax.axvline(0, **CHANCE_STYLE)
     ax.set_yticks(list(y) + ([0] if pooled is not None else []), labels, fontsize=8)
     ax.set(xlabel="held-out-family AUROC: best explanation-map detector minus best other (95 % interval)",

@@ -40,8 +40,8 @@ def detection(df: pd.DataFrame):
     """Per (dataset, model) of the detection stage, four panels: (a) each detector's worst held-out
     AUROC with its pair-bootstrap interval, explanation-map detectors apart from the baselines, beside the goal
     and chance; (b) the transfer matrix (fitted on one attack and ε, tested on each) of the best explanation-map
-    detector; (c) that detector under the plain and the adaptive attack: AUROC and the share of correctly
-    classified images that end fooled *and* undetected at 5 % FPR (evasion); (d) AUROC against ε (seen setting)
+    detector; (c) that detector under the plain and the adaptive attack: the share of correctly classified images
+    that end fooled *and* undetected at 5 % FPR (evasion); (d) AUROC against ε (seen setting)
     of the best explanation-map detector and the best baseline, for attacks run at several ε. ``None`` without
     detection rows."""
     import matplotlib.pyplot as plt
@@ -89,7 +89,8 @@ def detection(df: pd.DataFrame):
             a = ad.set_index("target").reindex(["plain", "adaptive"])
             row[2].bar([0, 1], a.value, 0.6, color=[CLEAN_COLOUR, ADVERSARIAL_COLOUR])
             row[2].errorbar([0, 1], a.value, yerr=[a.value - a.ci_low, a.ci_high - a.value], fmt="none", ecolor="k")
-            row[2].set_xticks([0, 1], [f"plain PGD\n{ad.attack.iloc[0]}@{ad.eps.iloc[0]:g}", "adaptive\n(best λ)"])
+            row[2].set_xticks([0, 1], [f"plain {ad.attack.iloc[0]} (λ = 0)\nε = {ad.eps.iloc[0]:g}",
+                                       "adaptive\n(best λ)"])
             rate_axis(row[2], "evaded: fooled and undetected (95 % Wilson)")
             row[2].set_title(f"(c) adaptive attack on {ad.explainer.iloc[0]}")
         else:
@@ -99,9 +100,11 @@ def detection(df: pd.DataFrame):
         shown = [best] + ([base.iloc[-1].explainer] if len(base) else [])
         seen = g[(g.target == "seen") & (g.metric == "auroc") & g.explainer.isin(shown)]
         multi = [a for a, s in seen.groupby("attack") if s.eps.nunique() > 1]
+        markers = dict(zip(multi, "osD^v<>", strict=False))  # one marker per attack, colour per group
         for (det, attack), s in seen[seen.attack.isin(multi)].groupby(["explainer", "attack"]):
             s = s.sort_values("eps")
-            row[3].errorbar(s.eps, s.value, yerr=[s.value - s.ci_low, s.ci_high - s.value], marker="o", capsize=2,
+            row[3].errorbar(s.eps, s.value, yerr=np.clip([s.value - s.ci_low, s.ci_high - s.value], 0, None),
+                            marker=markers[attack], capsize=2,
                             ls="-" if explanation_based(det) else ":", color=group_colour(group_of(det)),
                             label=f"{det} ({group_of(det)}) · {attack}")
         if multi:

@@ -35,8 +35,11 @@ def attack_colours(attacks) -> dict[str, tuple]:
     units, ``pgd@sigma``, shares its attack's colour, others follow in name order)."""
     import seaborn as sns
 
-    names = list(dict.fromkeys(ATTACK_ORDER + sorted({attack_name(a) for a in attacks} - set(ATTACK_ORDER))))
-    palette = dict(zip(names, sns.color_palette("colorblind", len(names)), strict=True))
+    extra = sorted({attack_name(a) for a in attacks} - set(ATTACK_ORDER))
+    names = ATTACK_ORDER + extra
+    # the colour-blind palette's first seven, then pastel shades: never the grey, sky blue or yellow of the groups
+    colours = sns.color_palette("colorblind", len(ATTACK_ORDER)) + sns.color_palette("pastel", 10)[:len(extra)]
+    palette = dict(zip(names, colours, strict=True))
     ordered = sorted(set(attacks), key=lambda a: (names.index(attack_name(a)), str(a)))
     return {a: palette[attack_name(a)] for a in ordered}
 
@@ -71,7 +74,7 @@ def rate_axis(ax, label: str, reference: float | None = None, reference_label: s
 def eps_ticks(ax, eps, axis: str = "x") -> None:
     """ε tick labels in /255 (:func:`per_255`, shortened to ``k/255``)."""
     eps = sorted(set(float(e) for e in eps))
-    labels = [f"{e * 255:.0f}/255" if e else "0" for e in eps]
+    labels = [per_255(e).split(" (")[-1].rstrip(")") for e in eps]  # 8/255, or ≈13/255
     (ax.set_xticks if axis == "x" else ax.set_yticks)(eps, labels)
 
 

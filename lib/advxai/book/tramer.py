@@ -16,6 +16,7 @@ from .style import NOT_RUN, fmt, md_table
 IMPLAUSIBLE = "implausible under Tramèr's bound: likely an attack failure"
 CONSISTENT = "consistent with the bound"
 UNMEASURED = "no robust accuracy measured at or below ε/2 on this dataset"
+FEW = "too few images for an interval: no verdict"
 
 
 def table(df: pd.DataFrame) -> pd.DataFrame:
@@ -37,14 +38,16 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
             continue
         a = float(acc[(r.dataset, r.model)])
         imp = implied_robust_accuracy(a, r.value)
-        low, high = (implied_robust_accuracy(a, e) for e in (r.ci_high, r.ci_low))
+        has_ci = np.isfinite(r.ci_low) and np.isfinite(r.ci_high)
+        low, high = (implied_robust_accuracy(a, e) for e in (r.ci_high, r.ci_low)) if has_ci else (np.nan, np.nan)
         measured = rb[(rb.dataset == r.dataset) & (rb.eps <= r.eps / 2 + 1e-12)]
         best = None if measured.empty else measured[measured.eps == measured.eps.max()].sort_values("value").iloc[-1]
-        verdict = UNMEASURED if best is None else IMPLAUSIBLE if implausible(low, best.ci_high) else CONSISTENT
+        verdict = (UNMEASURED if best is None else FEW if not (has_ci and np.isfinite(best.ci_high))
+                   else IMPLAUSIBLE if implausible(low, best.ci_high) else CONSISTENT)
         rows.append({"setting": f"{r.dataset} · {r.model}", "detector": r.explainer, "ε": r.eps,
                      "evasion": fmt(pd.Series({"value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high,
                                                "n": r.n})),
-                     "implied at ε/2": f"{imp:.2f} [{low:.2f}, {high:.2f}]",
+                     "implied at ε/2": f"{imp:.2f} [{low:.2f}, {high:.2f}]" if has_ci else f"{imp:.2f}",
                      "best measured": "—" if best is None else f"{fmt(best)} ({best.model}, ε = {per_255(best.eps)})",
                      "verdict": verdict})
     return pd.DataFrame(rows)

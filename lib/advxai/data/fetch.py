@@ -98,7 +98,8 @@ def fetch_raw(name: str, root: Path | None = None, base_url: str | None = None, 
         f"once unpacked, about {2 * gb:.1f} GB free needed while unpacking (sizes approximate)")
     for a in todo:
         archive, url = raw / a.file, f"{base_url.rstrip('/')}/{a.file}" if base_url else a.url
-        if not archive.exists():
+        downloaded = not archive.exists()
+        if downloaded:
             if os.environ.get("ADVXAI_OFFLINE"):
                 raise DataError(f"{archive} is missing and ADVXAI_OFFLINE is set; download it from {a.page} there")
             try:
@@ -106,7 +107,7 @@ def fetch_raw(name: str, root: Path | None = None, base_url: str | None = None, 
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 raise DataError(f"cannot download {a.file} from {url} ({exc}); run the fetch again to resume, or "
                                 f"get it by hand from {a.page}, put it at {archive} and run again") from None
-        sha = _check_sha256(name, archive, a, log)
+        sha = _check_sha256(name, archive, a, log, downloaded)
         _install(name, archive, a, base / a.dest)
         _record(raw, a.file, sha)
         archive.unlink(missing_ok=True)
@@ -169,7 +170,7 @@ def _download_resumable(url: str, archive: Path, log) -> None:
     os.replace(part, archive)
 
 
-def _check_sha256(name: str, archive: Path, a: Archive, log) -> str:
+def _check_sha256(name: str, archive: Path, a: Archive, log, downloaded: bool = True) -> str:
     """The archive's SHA-256, checked before anything is unpacked against the catalog's pin (``Archive.sha256``)
     or, failing one, the first download's record in ``raw/SHA256SUMS`` (trust on first use: the sources publish
     no checksum, so the first download is recorded and every later one must equal it)."""
@@ -181,9 +182,12 @@ def _check_sha256(name: str, archive: Path, a: Archive, log) -> str:
         log(f"{a.file}: SHA-256 {got} (none recorded in data.RAW yet; kept in {archive.parent / SUMS}, which every "
             "later download of it must match)")
     elif got != expected:
-        archive.unlink()
+        if downloaded:  # a file put there by hand is the user's: kept
+            archive.unlink()
+        trust = "" if a.sha256 else f"; if you trust the new file, delete its line from {source} first"
         raise DataError(f"{a.file}: SHA-256 {got} != expected {expected} ({source}); the download was corrupt or "
-                        f"the source changed, and it is deleted: run `advxai fetch {name}` again")
+                        f"the source changed{', and it is deleted' if downloaded else ''}: run `advxai fetch {name}` "
+                        f"again{trust}")
     return got
 
 
@@ -193,7 +197,8 @@ SUMS = "SHA256SUMS"  # `sha256sum -c` format, in raw/: survives a set's folder b
 def _recorded(raw: Path) -> dict[str, str]:
     path = raw / SUMS
     lines = path.read_text().splitlines() if path.exists() else []
-    return {file: sha for sha, file in (line.split(maxsplit=1) for line in lines if line.strip())}
+    pairs = (line.split(maxsplit=1) for line in lines)
+    return {p[1].strip(): p[0] for p in pairs if len(p) == 2}  # a malformed line records nothing
 
 
 def _record(raw: Path, file: str, sha: str) -> None:

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -269,9 +270,16 @@ def family_difference(oof_a: dict[str, dict], oof_b: dict[str, dict], success: d
             cells += 1
     if not cells:
         return None
-    boot = np.mean(boots, axis=0)
+    # a replicate that draws none of a cell's successes has no AUROC there: it averages the cells it has, and a
+    # replicate with none is dropped
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        boot = np.nanmean(boots, axis=0)
+    boot = boot[np.isfinite(boot)]
+    if not len(boot):
+        return None
     a = (1 - level) / 2
-    lo, hi = np.nanquantile(boot, [a, 1 - a])
+    lo, hi = np.quantile(boot, [a, 1 - a])
     return {"value": float(np.mean(points)), "ci_low": float(lo), "ci_high": float(hi), "replicates": boot,
             "cells": cells}
 
@@ -283,7 +291,8 @@ def pooled_over_settings(replicates: dict[tuple[str, str], np.ndarray], points: 
     model)`` keys) within each drawn dataset, then one bootstrap replicate of each drawn setting's own estimate —
     so that neither settings on one dataset nor images within a setting are counted as independent. With one
     setting it is that setting's own percentile interval. ``(value, ci_low, ci_high)``."""
-    keys = sorted(replicates)
+    replicates = {k: np.asarray(v, float)[np.isfinite(v)] for k, v in replicates.items()}
+    keys = sorted(k for k, v in replicates.items() if len(v))
     by_dataset: dict[str, list] = {}
     for k in keys:
         by_dataset.setdefault(k[0], []).append(k)
@@ -294,9 +303,12 @@ def pooled_over_settings(replicates: dict[tuple[str, str], np.ndarray], points: 
         drawn = []
         for d in rng.integers(len(datasets), size=len(datasets)):
             group = by_dataset[datasets[d]]
+            # one image draw per dataset: settings on one dataset score the same images (the pair bootstrap's
+            # counts are shared), so their replicates of one index move together
+            i = rng.integers(1 << 30)
             for s in rng.integers(len(group), size=len(group)):
                 reps = replicates[group[s]]
-                drawn.append(reps[rng.integers(len(reps))])
+                drawn.append(reps[i % len(reps)])
         out[b] = np.mean(drawn)
     a = (1 - level) / 2
     lo, hi = np.quantile(out, [a, 1 - a])

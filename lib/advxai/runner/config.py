@@ -164,8 +164,9 @@ def _detection(raw: dict, path: Path) -> dict:
 
     d["datasets"] = [x if isinstance(x, dict) else {"name": x} for x in d["datasets"]]
     d["models"] = [m if isinstance(m, dict) else {"name": m} for m in d["models"]]
+    d["splits"] = _as_list(d["splits"])  # `splits: test` is one split, not four letters
     for x in d["datasets"]:
-        _check_data(x["name"], x.setdefault("size", 28), list(d["splits"]), int(d["n_images"]), "detection.n_images")
+        _check_data(x["name"], x.setdefault("size", 28), d["splits"], int(d["n_images"]), "detection.n_images")
     _check_models(d["datasets"], d["models"])
     for n in a["names"]:
         attacks.params_for(n, a["params"].get(n))

@@ -94,7 +94,7 @@ def closed(properties: dict) -> dict:
 def _entries(keys: dict) -> dict:
     """A list of datasets or models: each a bare name or a mapping of ``keys``."""
     return {"type": "array", "items": {"type": ["string", "object"], "minLength": 1, "properties": keys,
-                                       "additionalProperties": False}}
+                                       "additionalProperties": False, "required": ["name"]}}
 
 
 def build_schema() -> dict:
@@ -174,8 +174,13 @@ def message(e: jsonschema.ValidationError) -> str:
         return f"{at} must be at most {bound}, got {value!r}"
     if e.validator == "minItems":
         return f"{at} is empty; name at least one, or leave the key out"
-    if e.validator in ("pattern", "minLength"):
+    if e.validator == "pattern" or (e.validator == "minLength" and "pattern" in e.schema):
         return f"{at} {value!r} {SAFE_MESSAGE}"
+    if e.validator == "minLength":
+        return f"{at} must not be empty; give a name"
+    if e.validator == "required":
+        missing = next(k for k in e.validator_value if k not in value)
+        return f"{at} has no {missing!r}; e.g. {{{missing}: ...}} (or the bare name instead of a mapping)"
     if e.validator == "uniqueItems":
         return f"{at} lists a value twice ({value!r}); keep each once"
     if e.validator == "enum":

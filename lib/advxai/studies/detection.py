@@ -247,12 +247,13 @@ def adaptive_study(model, x, y, advs: dict, cell: Cell, detector: str, clean_vie
 
 
 MAP_GROUP = "explanation maps"
+OTHER_GROUPS = ("outputs", "deep features")  # what the map group is measured against
 VERSUS = "map_vs_other"  # the rows' `target`: the detection answer per setting
 
 
 def chosen_pair(recs: list[dict]) -> tuple[str, str] | None:
     """The two detectors the answer compares, by a rule fixed before any held-out number is read: the
-    explanation-map detector and the detector of any other group with the highest mean AUROC on the *seen* cells
+    explanation-map detector and the outputs or deep-feature detector with the highest mean AUROC on the *seen* cells
     (fitted and tested on one attack and ε). ``None`` when either side has none."""
     seen: dict[str, list[float]] = {}
     for r in recs:
@@ -260,7 +261,7 @@ def chosen_pair(recs: list[dict]) -> tuple[str, str] | None:
             seen.setdefault(r["detector"], []).append(r["auroc"][0])
     mean = {d: float(np.mean(v)) for d, v in seen.items()}
     maps = [d for d in mean if DETECTORS[d].family == MAP_GROUP]
-    others = [d for d in mean if DETECTORS[d].family != MAP_GROUP]
+    others = [d for d in mean if DETECTORS[d].family in OTHER_GROUPS]  # not a combination that reads maps too
     return (max(maps, key=mean.get), max(others, key=mean.get)) if maps and others else None
 
 
