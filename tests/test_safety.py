@@ -30,11 +30,7 @@ TINY = ROOT / "configs" / "tiny.yaml"
     ('detection: {datasets: [pneumoniamnist], models: [{name: cnn, label: "a/b"}]}', "detection.models[0].label"),
 ])
 def test_names_that_become_paths_or_html_are_refused_in_one_line(tmp_path, yaml, where):
-    cfg = tmp_path / "mine.yaml"
-    cfg.write_text(f"extends: {TINY}\n{yaml}\n")
-    with pytest.raises(ParameterError, match=re.escape(where) + " .* must be 1–64") as err:
-        load_config(cfg)
-    assert "\n" not in str(err.value)
+    _refused_in_one_line(tmp_path, yaml, re.escape(where) + " .* must be 1–64")
 
 
 def test_safe_names_keep_todays_labels(tmp_path):
@@ -150,6 +146,11 @@ def test_a_damaged_data_file_is_one_md5_line_during_validate(tmp_path, data_root
     ("attack: {names: [fgsm]}\nattack: {names: [pgd]}", r"key 'attack' appears twice \(line 3\)"),
 ])
 def test_types_ranges_and_duplicate_keys_are_one_line_before_any_work(tmp_path, yaml, message):
+    _refused_in_one_line(tmp_path, yaml, message)
+
+
+def _refused_in_one_line(tmp_path, yaml: str, message: str) -> None:
+    """``yaml`` added to the tiny config is refused by :func:`load_config` with one line matching ``message``."""
     cfg = tmp_path / "mine.yaml"
     cfg.write_text(f"extends: {TINY}\n{yaml}\n")
     with pytest.raises(ParameterError, match=message) as err:
@@ -199,11 +200,7 @@ def test_yaml_merge_keys_may_still_override_what_they_merge(tmp_path):
     ('models: [""]', r"models\[0\] must not be empty; give a name$"),
 ])
 def test_parameter_values_are_typed_by_the_builders_signature_and_ranged_by_the_schema(tmp_path, yaml, message):
-    cfg = tmp_path / "mine.yaml"
-    cfg.write_text(f"extends: {TINY}\n{yaml}\n")
-    with pytest.raises(ParameterError, match=message) as err:
-        load_config(cfg)
-    assert "\n" not in str(err.value)
+    _refused_in_one_line(tmp_path, yaml, message)
 
 
 def test_the_schema_is_a_valid_json_schema_every_shipped_config_meets():

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..detect.detectors import MAP_GROUP, OTHER_GROUPS
 from .grammar import MINIMAL, per_255
 from .style import compare, has_ci
 
 NOT_IN_BUILD = "— (not run in this build: `make study` runs it)"
-MAP_GROUP = "explanation maps"
 
 
 def _pct(r) -> str:
@@ -77,9 +77,6 @@ def shift(df: pd.DataFrame, stage: str = "strength", metric: str = "mod", prefix
             f"{prefix}-apart": f"{more} of {len(rows)}"}
 
 
-OTHER_GROUPS = ("outputs", "deep features")  # what the map group is measured against (no combination reads maps)
-
-
 def detection(settings: pd.DataFrame, chosen: dict | None = None) -> dict[str, str]:
     """The secondary measure, per setting (:func:`advxai.book.aggregate.detection_settings`): the worst held-out
     AUROC of the two detectors the answer compares — the pair chosen on the seen cells (``chosen``: setting ->
@@ -133,7 +130,11 @@ def answer(detection_dirs: list) -> dict[str, str]:
     chosen on the seen cells (each detection run's ``family_diff.npz``, :func:`advxai.studies.detection.
     map_vs_other`), pooled over settings by a hierarchical bootstrap over datasets, settings and images
     (:func:`advxai.detect.protocol.pooled_over_settings`); the word the pooled interval decides against 0."""
-    pooled, chosen, n, nd = pooled_answer(detection_dirs)
+    return _answer(*pooled_answer(detection_dirs))
+
+
+def _answer(pooled, chosen: dict, n: int, nd: int) -> dict[str, str]:
+    """:func:`answer`'s facts from :func:`pooled_answer`'s result."""
     keys = ("abs-det-diff", "abs-det-diff-word", "abs-det-diff-over", "abs-det-pair")
     if pooled is None:
         return {k: NOT_IN_BUILD for k in keys}
@@ -176,9 +177,9 @@ def pooled_answer(detection_dirs: list) -> tuple[tuple[float, float, float] | No
 
 def facts(df: pd.DataFrame, settings: pd.DataFrame, detection_dirs: list | None = None) -> dict[str, str]:
     """Every ``abs-*`` fact of the abstract, by glue name."""
-    chosen = pooled_answer(detection_dirs or [])[1]
+    pooled = pooled_answer(detection_dirs or [])  # read and bootstrapped once: the answer and its pair
     return {**sizes(df), **fooling(df), **shift(df), **shift(df, "radarmix", "iou", "abs-iou", moved="lower than"),
-            **detection(settings, chosen), **answer(detection_dirs or []), **evasion(df)}
+            **detection(settings, pooled[1]), **_answer(*pooled), **evasion(df)}
 
 
 def glue_facts(df: pd.DataFrame, settings: pd.DataFrame, detection_dirs: list) -> dict[str, str]:

@@ -38,6 +38,8 @@ from ..errors import ParameterError
 from ..registry import Registry
 
 FAMILIES = ("outputs", "deep features", "explanation maps", "combinations")
+MAP_GROUP = "explanation maps"  # the group the book's question is about
+OTHER_GROUPS = ("outputs", "deep features")  # what it is measured against (a combination reads maps too)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class DetectorSpec:
     @property
     def explanation(self) -> bool:
         """Whether it reads explanation maps of the image (the group the book's question is about)."""
-        return self.family == "explanation maps"
+        return self.family == MAP_GROUP
 
 
 DETECTORS: Registry[DetectorSpec] = Registry("detector")

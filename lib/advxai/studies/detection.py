@@ -12,7 +12,7 @@ from ..attacks import compiled
 from ..detect import Cell
 from ..detect import adaptive as AD
 from ..detect import views as V
-from ..detect.detectors import DETECTORS, views_for
+from ..detect.detectors import DETECTORS, MAP_GROUP, OTHER_GROUPS, views_for
 
 
 def sample(ds, splits: list[str], n_images: int | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -246,8 +246,6 @@ def adaptive_study(model, x, y, advs: dict, cell: Cell, detector: str, clean_vie
             "square": (sq_fooled, sq_fooled & (score_np(x_sq) <= threshold))}
 
 
-MAP_GROUP = "explanation maps"
-OTHER_GROUPS = ("outputs", "deep features")  # what the map group is measured against
 VERSUS = "map_vs_other"  # the rows' `target`: the detection answer per setting
 
 
@@ -261,7 +259,7 @@ def chosen_pair(recs: list[dict]) -> tuple[str, str] | None:
             seen.setdefault(r["detector"], []).append(r["auroc"][0])
     mean = {d: float(np.mean(v)) for d, v in seen.items()}
     maps = [d for d in mean if DETECTORS[d].family == MAP_GROUP]
-    others = [d for d in mean if DETECTORS[d].family in OTHER_GROUPS]  # not a combination that reads maps too
+    others = [d for d in mean if DETECTORS[d].family in OTHER_GROUPS]
     return (max(maps, key=mean.get), max(others, key=mean.get)) if maps and others else None
 
 
