@@ -46,12 +46,26 @@ def test_compiled_fgsm_and_bim_equal_art(trained, test_batch):
         assert np.abs(art - fast).max() < 1e-5
 
 
-@pytest.mark.parametrize("name", ["mahalanobis", "nic", "map-consistency", "msp-2s"])
+PORTED = ["gradcam-summary", "dispersion", "clean-density", "map-consistency", "class-map-survival", "map-cnn",
+          "outputs+explanations", "mahalanobis", "nic", "signature", "msp-2s", "energy", "outputs", "feature-squeezing"]
+
+
+def test_every_explanation_map_detector_has_a_port():
+    from advxai.detect import differentiable
+
+    maps = {d for d in detectors.DETECTORS.names() if detectors.DETECTORS[d].explanation}
+    assert maps <= set(differentiable.PORTS.names()) and maps <= set(PORTED)
+    assert differentiable.backward("dispersion").startswith("softplus twin")
+    assert differentiable.backward("map-consistency") == "exact"
+    assert "step" in differentiable.backward("class-map-survival")
+
+
+@pytest.mark.parametrize("name", PORTED)
 def test_differentiable_ports_equal_the_real_detectors(seen_pgd, trained, name):
     """The adaptive attack follows the real detector: each TensorFlow port recomputes the fitted detector's score
-    from the image (to float32 rounding); the two-sided score's step CDF is smoothed, so there only its ranking."""
+    from the image (to float32 rounding of the network), the BPDA ports included (their value is the real score;
+    only their gradient runs through a surrogate); and where it uses a surrogate, that gradient is not zero."""
     import tensorflow as tf
-    from scipy.stats import spearmanr
 
     from advxai.detect import differentiable, fits
 
@@ -61,13 +75,32 @@ def test_differentiable_ports_equal_the_real_detectors(seen_pgd, trained, name):
     fc, fa = spec.features(cv, ref), spec.features(av[cell], ref)
     score = fits.fit(spec.fit, np.concatenate([fc, fa[success[cell]]]),
                      np.r_[np.zeros(len(fc)), np.ones(success[cell].sum())], ctx)
-    port = differentiable.port(name, trained, score, ref)
+    port = differentiable.port(name, trained, score, ref, ig_steps=ctx["ig_steps"])
     real = np.r_[score(fc), score(fa)]
     ported = np.r_[port(tf.constant(x)).numpy(), port(tf.constant(advs[cell])).numpy()]
-    if spec.fit == "two-sided":
-        assert spearmanr(real, ported)[0] > 0.9
+    scale = max(1.0, np.abs(real).max())
+    if name == "class-map-survival":  # a pixel at the 0.1 threshold may flip under float rounding
+        assert np.median(np.abs(ported - real)) < 1e-3 * scale and np.corrcoef(real, ported)[0, 1] > 0.99
     else:
-        np.testing.assert_allclose(ported, real, atol=1e-4 * max(1.0, np.abs(real).max()))
+        np.testing.assert_allclose(ported, real, atol=2e-3 * scale)
+    xb = tf.constant(x[:8])
+    with tf.GradientTape() as tape:
+        tape.watch(xb)
+        s = tf.reduce_sum(port(xb))
+    assert np.abs(tape.gradient(s, xb).numpy()).max() > 0
+
+
+def test_the_attack_goes_to_every_map_detector_and_each_other_groups_best_by_seen_auroc():
+    from advxai.studies.detection import attacked
+
+    def rec(d, setting, auroc):
+        return {"detector": d, "setting": setting, "auroc": (auroc, 0, 1)}
+
+    recs = [rec("dispersion", "seen", 0.7), rec("map-consistency", "seen", 0.9), rec("msp-2s", "seen", 0.8),
+            rec("energy", "seen", 0.85), rec("mahalanobis", "seen", 0.6), rec("kd-bu", "seen", 0.99),
+            rec("nic", "seen", 0.7), rec("mahalanobis", "held_out", 1.0)]
+    # held-out numbers play no part; kd-bu has no port, so deep features go to NIC (0.70 > 0.60)
+    assert attacked(recs) == ["map-consistency", "dispersion", "energy", "nic"]
 
 
 def test_the_ports_median_filter_and_grad_cam_are_arts_and_the_books(trained, test_batch):
@@ -85,19 +118,40 @@ def test_the_ports_median_filter_and_grad_cam_are_arts_and_the_books(trained, te
 
 
 @pytest.mark.slow
-def test_adaptive_attack_end_to_end_evades_the_real_detector(seen_pgd, trained):
+@pytest.mark.parametrize("name", ["mahalanobis", "clean-density"])
+def test_adaptive_attack_end_to_end_evades_the_real_detector(seen_pgd, trained, name):
+    """Mahalanobis (exact gradient) and clean-density (BPDA through the softplus twin: its score reads input
+    gradients), each judged by the real detector."""
     x, y, advs, success, cv, av, secs, ref, fold_of, ctx = seen_pgd
     cell = detect.Cell("pgd", 0.05)
-    res = detection.adaptive_study(trained, x, y, advs, cell, "mahalanobis", cv, av, success, ref, fold_of, ctx,
+    res = detection.adaptive_study(trained, x, y, advs, cell, name, cv, av, success, ref, fold_of, ctx,
                                    weights=(10.0,), eps_curve=(0.01, 0.3), max_iter=20, n_images=30, n_boot=50)
     evaded = {e: per["best"][1].mean() for e, per in res["curve"].items()}
     plain = {e: per[0.0][1].mean() for e, per in res["curve"].items()}
-    # judged by the real detector: aiming at it evades it more than plain PGD does, evasion rises with ε, and at
-    # a large ε nearly every image gets through (sanity check: the attack is not hobbled)
+    # judged by the real detector: aiming at it evades it more than plain PGD does, evasion is ε-nested, and at a
+    # large ε nearly every image gets through (the attack is not hobbled)
     assert evaded[0.05] > plain[0.05] and all(evaded[e] >= plain[e] for e in evaded)  # plain PGD is one option
     assert evaded[0.01] <= evaded[0.05] <= evaded[0.3] and evaded[0.3] >= 0.9
     assert res["adaptive"]["auroc"][0] < res["plain"]["auroc"][0]
-    assert res["more_steps"][1].mean() >= evaded[0.05]
+    # a check never sits above the reported number: what it finds is added to it
+    for check in (res["more_steps"], res["square"]):
+        assert (res["curve"][0.05]["best"][1] >= check[1]).all()
+    assert res["backward"] == ("softplus twin" if name == "clean-density" else "exact")
+
+
+def test_the_evasion_curve_is_nested_in_eps():
+    """Hand-made curve: image 0 evades at ε 1 only, image 1 at ε 2 only, image 2 is fooled (not evading) at ε 1
+    only; after nesting each keeps its best at every larger ε, and its image comes along."""
+    t, f = True, False
+    curve = {1.0: {0.0: (np.array([t, f, t]), np.array([t, f, f])), "best": (np.array([t, f, t]), np.array([t, f, f]))},
+             2.0: {0.0: (np.array([f, t, f]), np.array([f, t, f])), "best": (np.array([f, t, f]), np.array([f, t, f]))},
+             3.0: {0.0: (np.array([f, f, f]), np.array([f, f, f])), "best": (np.array([t, f, f]), np.array([f, f, f]))}}
+    images = {e: np.full((3, 1, 1, 1), e, np.float32) for e in curve}
+    carried = detection._nest(curve, images)
+    assert curve[3.0]["best"][1].tolist() == [t, t, f] and curve[3.0]["best"][0].tolist() == [t, t, t]
+    assert curve[2.0][0.0][0].tolist() == [t, t, t]
+    assert images[2.0].ravel().tolist() == [1.0, 2.0, 1.0] and images[3.0].ravel().tolist() == [1.0, 2.0, 1.0]
+    assert carried == {2.0: 2, 3.0: 3}
 
 
 def test_detection_stage_rows_are_unique(tiny_grid):

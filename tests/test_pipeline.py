@@ -131,8 +131,11 @@ def test_radarmix_and_detection_rows(grid):
     assert set(det.explainer) == {"msp", "mahalanobis", "map-consistency", "outputs+explanations"}  # the detectors
     assert {"seen", "held_out", "held_out_family", "plain", "adaptive"} <= set(det.target)  # the settings
     curve = df[(df.stage == "detection") & (df.attack == "adaptive") & (df.metric == "evasion_rate")]
-    assert set(curve.explainer) == {"mahalanobis", "map-consistency"}  # each group's best ported detector
-    assert {"λ=0", "best λ", "2× steps + restart", "square (black box)"} <= set(curve.target)
+    # every explanation-map detector and each other group's best: here one detector per group, each with a port
+    assert set(curve.explainer) == {"msp", "mahalanobis", "map-consistency", "outputs+explanations"}
+    assert {"λ=0", "best λ", "best λ, before checks", "2× steps + restart", "square (black box)"} <= set(curve.target)
+    added = df[(df.stage == "detection") & (df.metric == "evasion_added")]
+    assert len(added) == 2 * 4 and added.value.between(0, 1).all()  # what each check added, per detector
     assert det.value.between(0, 1).all() and (det.n <= 120).all()
 
 

@@ -34,23 +34,25 @@ def _ce(model, x, y):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits), logits
 
 
-_GRAPHS: dict = {}  # one compiled PGD per (model, penalty, weight): retracing costs more than a small batch
+_GRAPHS: dict = {}  # one compiled PGD per (model, penalty): retracing costs more than a small batch
 
 
-def _pgd_graph(model, penalty=None, weight: float = 0.0):
-    key = (id(model), id(penalty), float(weight))
+def _pgd_graph(model, penalty=None):
+    key = (id(model), id(penalty))
     cached = _GRAPHS.get(key)
     if cached is None or cached[0] is not model or cached[1] is not penalty:
-        _GRAPHS.clear()
-        _GRAPHS[key] = (model, penalty, _build_pgd(model, penalty, weight))
+        if any(k[0] != id(model) for k in _GRAPHS):
+            _GRAPHS.clear()  # one model's graphs at a time: the plain one and one per attacked detector
+        _GRAPHS[key] = (model, penalty, _build_pgd(model, penalty))
     return _GRAPHS[key][2]
 
 
-def _build_pgd(model, penalty, weight):
+def _build_pgd(model, penalty):
     import tensorflow as tf
 
+    # every argument a tensor (the weight, ε, the step and the number of steps): one trace serves every call
     @tf.function(reduce_retracing=True)
-    def run(x, y, x0, eps, step, steps):
+    def run(x, y, x0, eps, step, steps, weight):
         def body(i, xa, best, best_s):
             with tf.GradientTape() as tape:
                 tape.watch(xa)
@@ -86,13 +88,17 @@ def pgd(model: keras.Model, x: np.ndarray, y: np.ndarray, eps: float, max_iter: 
     if num_random_init not in (0, 1):
         raise ParameterError("the compiled PGD takes num_random_init 0 or 1 (restarts: use the ART registry entry)")
     x = np.asarray(x, np.float32)
-    run = _pgd_graph(model, penalty, weight)
+    import tensorflow as tf
+
+    run = _pgd_graph(model, penalty)
     rng = np.random.default_rng(seed)
     x0 = x + (rng.uniform(-eps, eps, x.shape).astype(np.float32) if num_random_init else 0)
     x0 = np.clip(x0, 0, 1).astype(np.float32)
     step = float(eps_step) if eps_step is not None else step_ratio * eps
-    out = [run(x[i:i + batch_size], np.asarray(y[i:i + batch_size], np.int32), x0[i:i + batch_size],
-               np.float32(eps), np.float32(step), int(max_iter)).numpy() for i in range(0, len(x), batch_size)]
+    args = [tf.constant(v, d) for v, d in ((eps, tf.float32), (step, tf.float32), (int(max_iter), tf.int32),
+                                           (weight, tf.float32))]
+    out = [run(x[i:i + batch_size], np.asarray(y[i:i + batch_size], np.int32), x0[i:i + batch_size], *args).numpy()
+           for i in range(0, len(x), batch_size)]
     return A.project_linf(x, np.concatenate(out), eps)
 
 

@@ -84,8 +84,8 @@ def detection(df: pd.DataFrame):
         row[1].set_title(f"(b) transfer: {best}")
         # evasion only: a rate of images, never on one axis with an AUROC (the AUROCs are in the tables)
         ad = g[g.target.isin(["plain", "adaptive"]) & (g.metric == "evasion_rate")]
-        if len(ad):
-            ad = ad[ad.explainer == ad.explainer.iloc[0]]
+        if len(ad):  # the detector of panel (b), attacked like every explanation-map detector
+            ad = ad[ad.explainer == (best if (ad.explainer == best).any() else ad.explainer.iloc[0])]
             a = ad.set_index("target").reindex(["plain", "adaptive"])
             row[2].bar([0, 1], a.value, 0.6, color=[CLEAN_COLOUR, ADVERSARIAL_COLOUR])
             row[2].errorbar([0, 1], a.value, yerr=[a.value - a.ci_low, a.ci_high - a.value], fmt="none", ecolor="k")
@@ -181,25 +181,36 @@ def score_histograms(scores: dict[str, pd.DataFrame]):
     return fig
 
 
+WEAK_AT_LARGEST = 0.95  # the evasion the attack must reach at its largest ε before a "not evaded" can be read
+
+
 def adaptive_curves(df: pd.DataFrame):
-    """Per (dataset, model) a row of panels, one per attacked detector: the adaptive attack's evasion rate against
-    ε (fooled *and* under the detector's 5 %-FPR threshold, over the correctly classified images attacked; Wilson
-    bands), the best λ per image (solid, the group's colour) and plain PGD (λ = 0, dotted); at the cell's ε the
-    sanity checks — twice the steps from a random start (×) and Square, black box (▲). ``None`` without such
-    rows."""
+    """Per (dataset, model), one panel per attacked detector (at most four per row): the adaptive attack's evasion
+    rate against ε (fooled *and* under the detector's 5 %-FPR threshold, over the correctly classified images
+    attacked; Wilson bands), ε-nested and with what the checks found (solid, the group's colour), plain PGD (λ = 0,
+    dotted); at the cell's ε the two checks — twice the steps from a random start (×) and Square, black box (▲) —
+    and, where a check raised the number, the attack's own before it (○). A title says when a check raised it or
+    when the attack stays below :data:`WEAK_AT_LARGEST` at its largest ε. ``None`` without such rows."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    ad = df[(df.stage == "detection") & (df.attack == "adaptive") & (df.metric == "evasion_rate")]
-    settings = list(ad.groupby(["dataset", "model"]))
+    from .grammar import eps_ticks, shape
+
+    ad = df[(df.stage == "detection") & (df.attack == "adaptive")]
+    ev = ad[ad.metric == "evasion_rate"]
+    settings = list(ev.groupby(["dataset", "model"]))
     if not settings:
         return None
-    width = max(g.explainer.nunique() for _, g in settings)
-    fig, axes = plt.subplots(len(settings), width, figsize=(4.2 * width, 3.8 * len(settings)), squeeze=False,
-                             sharey=True)
-    for row, ((dataset, model), g) in zip(axes, settings, strict=True):
-        dets = sorted(g.explainer.unique(), key=group_of)
-        for ax, det in zip(row, dets, strict=False):
+    layout = [shape(g.explainer.nunique()) for _, g in settings]
+    cols = max(c for _, c in layout)
+    fig, axes = plt.subplots(sum(r for r, _ in layout), cols, figsize=(3.6 * cols, 3.6 * sum(r for r, _ in layout)),
+                             squeeze=False, sharey=True)
+    flat, at = axes.reshape(-1, cols), 0
+    for ((dataset, model), g), (rows, _) in zip(settings, layout, strict=True):
+        panels = list(flat[at:at + rows].flat)
+        at += rows
+        dets = list(dict.fromkeys(g.explainer))  # the study's order: every map detector, then the other groups'
+        for ax, det in zip(panels, dets, strict=False):
             d, colour = g[g.explainer == det], group_colour(group_of(det))
             for target, ls in (("best λ", "-"), ("λ=0", ":")):
                 c = d[d.target == target].sort_values("eps")
@@ -209,18 +220,31 @@ def adaptive_curves(df: pd.DataFrame):
             for target, marker in (("2× steps + restart", "x"), ("square (black box)", "^")):
                 c = d[d.target == target]
                 ax.scatter(c.eps, c.value, marker=marker, s=60, color="black", zorder=3)
-            eps = sorted(d.eps.unique())
-            ax.set(xscale="log", ylim=(-0.02, 1.02), xlabel="ε (L∞, log scale)",
-                   title=f"{det} ({group_of(det)})\n{dataset} · {model}, n = {int(d.n.max())}")
-            ax.set_xticks(eps, [f"{e:g}" for e in eps])
+            added = ad[(ad.explainer == det) & (ad.metric == "evasion_added") & (ad.value > 0)
+                       & (ad.dataset == dataset) & (ad.model == model)]
+            if len(added):
+                before = d[d.target == "best λ, before checks"]
+                ax.scatter(before.eps, before.value, marker="o", s=50, facecolors="none", edgecolors=colour,
+                           zorder=3)
+            top = d[(d.target == "best λ")].sort_values("eps").iloc[-1]
+            flags = (["raised by a check"] if len(added) else []) + (
+                [f"< {WEAK_AT_LARGEST:g} at largest ε"] if top.value < WEAK_AT_LARGEST else [])
+            ax.set(xscale="log", ylim=(0, 1.02), xlabel="ε (L∞, log scale)")
+            ax.set_title(f"{det}\n({group_of(det)}; n = {int(d.n.max())})" + ("\n" + ", ".join(flags) if flags
+                                                                                else ""), fontsize=9)
+            eps_ticks(ax, d.eps)
             ax.minorticks_off()
-        row[0].set_ylabel("evaded (fooled and undetected)")
-        for ax in row[len(dets):]:
+        for ax in panels[len(dets):]:
             ax.set_axis_off()
-    handles = [Line2D([], [], color="grey", ls="-", label="adaptive, best λ per image (band: 95 % Wilson)"),
+        panels[0].set_ylabel(f"{dataset} · {model}\nevaded (fooled, undetected)")
+    handles = [Line2D([], [], color="grey", ls="-", label="adaptive, best λ per image, ε-nested (band: 95 % Wilson)"),
                Line2D([], [], color="grey", ls=":", label="plain PGD (λ = 0)"),
-               Line2D([], [], color="black", ls="", marker="x", label="2× steps, random start"),
-               Line2D([], [], color="black", ls="", marker="^", label="Square, black box (classifier only)")]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+               Line2D([], [], color="black", ls="", marker="x", label="check: 2× steps, random start"),
+               Line2D([], [], color="black", ls="", marker="^", label="check: Square, black box (classifier only)"),
+               Line2D([], [], color="grey", ls="", marker="o", markerfacecolor="none",
+                      label="the attack before a check raised it")]
+    handles += [Line2D([], [], color=group_colour(gr), lw=3, label=gr)
+                for gr in dict.fromkeys(ev.explainer.map(group_of))]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.1 if sum(r for r, _ in layout) < 3 else 0.05, 1, 1))
     return fig

@@ -267,8 +267,12 @@ def detection_md(df: pd.DataFrame) -> str:
             parts.append(f"On attacks they saw, the best cell is {s_best.explainer} on {s_best.attack} at ε = "
                          f"{s_best.eps:g}, AUROC {fmt(s_best)}, "
                          f"{'at or above' if s_best.value >= ma else 'below'} the {ma:.2f} Ma et al. (2021) report.")
-        ad = g[(g.metric == "auroc") & g.target.isin(["plain", "adaptive"])].set_index("target")
-        ev = g[(g.metric == "evasion_rate") & g.target.isin(["plain", "adaptive"])].set_index("target")
+        # the adaptive attack on the best explanation-map detector (every one of them is attacked)
+        hit = g[g.target.isin(["plain", "adaptive"]) & g.explainer.map(explanation_based)]
+        name = expl.iloc[0].explainer if len(expl) and (hit.explainer == expl.iloc[0].explainer).any() else (
+            hit.explainer.iloc[0] if len(hit) else None)
+        ad = hit[(hit.metric == "auroc") & (hit.explainer == name)].set_index("target")
+        ev = hit[(hit.metric == "evasion_rate") & (hit.explainer == name)].set_index("target")
         if len(ad) == 2:
             p_, a_ = ad.loc["plain"], ad.loc["adaptive"]
             parts.append(f"Adaptive attack on {p_.explainer} ({p_.attack} at ε = {p_.eps:g}, one test fold): AUROC "
@@ -301,39 +305,78 @@ def _value(r) -> str:
     return fmt(r) if has_ci(r) else f"{r.value:.2f}"
 
 
-def adaptive_md(df: pd.DataFrame) -> str:
-    """The end-to-end adaptive attack in words, per setting and attacked detector (rows of
-    :func:`advxai.measure.evaluation.adaptive_rows`): its evasion rate at the cell's ε against plain PGD's, at the
-    largest ε, and what the two sanity checks say — every clause compared by intervals."""
-    ad = df[(df.stage == "detection") & (df.attack == "adaptive") & (df.metric == "evasion_rate")]
-    if ad.empty:
-        return "*No adaptive attack in this configuration.*"
-    out = []
-    for (d, m), g in ad.groupby(["dataset", "model"]):
-        eps = g[g.target == "2× steps + restart"].eps
-        if eps.empty:
+def adaptive_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (setting, attacked detector) of the adaptive attack (rows of :func:`advxai.measure.evaluation.
+    adaptive_rows`): the group, how the gradient passes (:func:`advxai.detect.differentiable.backward`), the reported
+    evasion at each ε (ε-nested, with what the checks found; Wilson intervals), plain PGD's at the cell's ε, the
+    check that raised the number (and by how much), and whether the attack reached :data:`WEAK_AT_LARGEST` at its
+    largest ε (``strong``: only then can a low evasion at the cell's ε be read as robustness)."""
+    from ..detect.differentiable import backward
+    from .detplots import WEAK_AT_LARGEST
+    from .grammar import per_255
+
+    ad = df[(df.stage == "detection") & (df.attack == "adaptive")]
+    ev = ad[ad.metric == "evasion_rate"]
+    rows = []
+    for (d, m), g in ev.groupby(["dataset", "model"], sort=False):
+        cell_eps = g[g.target == "2× steps + restart"].eps
+        if cell_eps.empty:
             continue
-        e0, e_max = float(eps.iloc[0]), float(g.eps.max())
-        parts = []
-        for det, h in g.groupby("explainer"):
-            at = h[h.eps == e0].set_index("target")
-            top = h[(h.eps == e_max) & (h.target == "best λ")].iloc[0]
-            best, plain = at.loc["best λ"], at.loc["λ=0"]
-            longer, square = at.loc["2× steps + restart"], at.loc["square (black box)"]
-            checks = []
-            if compare(longer, best) == "higher than":
-                checks.append("twice the steps from a random start evade *more* (the curve understates the attacker)")
-            if compare(square, best) == "higher than":
-                checks.append("Square evades more than the white-box attack (a sign of masked gradients)")
-            if top.ci_high < 0.9:
-                checks.append(f"at ε = {e_max:g} it still evades only {_value(top)} (the attack may be too weak there)")
-            verdict = ("Sanity checks passed." if not checks else "Sanity checks: " + "; ".join(checks) + ".")
-            few = "" if has_ci(best) else f" (n = {int(best.n)}: too few images for intervals)"
-            parts.append(f"{det} ({group_of(det)}): {_value(best)} of the {int(best.n)} images evade at ε = {e0:g}, "
-                         f"against {_value(plain)} for plain PGD ({compare(best, plain)} it){few}. At ε = {e_max:g}, "
-                         f"{_value(top)}. {verdict}")
-        out.append(f"**{d} · {m}, adaptive attack end to end.**\n\n" + "\n\n".join(f"- {p}" for p in parts))
-    return "\n\n".join(out)
+        e0 = float(cell_eps.iloc[0])
+        for det in dict.fromkeys(g.explainer):
+            h = g[g.explainer == det]
+            best = h[h.target == "best λ"].set_index("eps").sort_index()
+            plain = h[(h.target == "λ=0") & np.isclose(h.eps, e0)].iloc[0]
+            added = ad[(ad.dataset == d) & (ad.model == m) & (ad.explainer == det) & (ad.metric == "evasion_added")
+                       & (ad.value > 0)]
+            row = {"setting": f"{d} · {m}", "detector": det, "reads": group_of(det),
+                   "gradient": backward(det) if det in _registered() else "—"}
+            row.update({f"evaded at ε = {per_255(e)}": fmt(r) for e, r in best.iterrows()})
+            row[f"plain PGD at {per_255(e0)}"] = fmt(plain)
+            row["raised by"] = "; ".join(f"{r.target} (+{r.value:.2f})" for r in added.itertuples()) or "—"
+            row["strong"] = bool(best.iloc[-1].value >= WEAK_AT_LARGEST)
+            row["_at_cell"], row["_e0"] = best.loc[best.index[np.isclose(best.index, e0)][0]], e0
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _registered() -> set[str]:
+    from ..detect.detectors import DETECTORS
+
+    return set(DETECTORS.names())
+
+
+def adaptive_md(df: pd.DataFrame) -> str:
+    """The adaptive attack in two sentences decided from :func:`adaptive_table`, and the table (one per setting,
+    each but the first collapsed)."""
+    from .detplots import WEAK_AT_LARGEST
+    from .grammar import per_255
+
+    t = adaptive_table(df)
+    if t.empty:
+        return "*No adaptive attack in this configuration.*"
+    maps = t[t.reads == "explanation maps"]
+    weak = t[~t.strong]
+    raised = t[t["raised by"] != "—"]
+    low = maps.loc[maps._at_cell.map(lambda r: r.value).idxmin()] if len(maps) else None
+    says = []
+    if low is not None:
+        says.append(f"Of the explanation-map detectors attacked, the hardest to get past was {low.detector} "
+                    f"({low.setting}): {fmt(low._at_cell)} of the attacked images evaded it at ε = "
+                    f"{per_255(low._e0)}.")
+    says.append(f"At the largest ε the attack reached {WEAK_AT_LARGEST:g} on {len(t) - len(weak)} of {len(t)} "
+                "attacked detectors" + ("." if weak.empty else "; on " + ", ".join(
+                    f"{r.detector} ({r.setting})" for r in weak.head(6).itertuples())
+                    + " it did not, so a low evasion there is not evidence of robustness."))
+    says.append("No check found an image the attack had missed." if raised.empty else
+                "A stronger check found images the attack had missed, and raised the reported number, for "
+                + ", ".join(f"{r.detector} ({r.setting})" for r in raised.head(6).itertuples()) + ".")
+    tables = []
+    for i, (setting, g) in enumerate(t.groupby("setting", sort=False)):
+        body = md_table(g.drop(columns=["setting", "_at_cell", "_e0"]).assign(
+            strong=g.strong.map({True: "yes", False: "no: too weak"})).to_dict("records"))
+        tables.append(body if i == 0 else collapsed(setting, body))
+    return " ".join(says) + "\n\n" + "\n\n".join(tables)
 
 
 def grid_md(provenance: dict[str, dict]) -> str:

@@ -125,7 +125,7 @@ def _cnn(x, is_adv, ctx):
     net.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     xb, yb = _balanced(x.astype(np.float32), is_adv, ctx.get("seed", 0))
     net.fit(xb, yb, epochs=int(ctx.get("epochs", 6)), batch_size=64, verbose=0)
-    return lambda xx: _logit_gap(net.predict(np.asarray(xx, np.float32), batch_size=512, verbose=0))
+    return _fitted(lambda xx: _logit_gap(net.predict(np.asarray(xx, np.float32), batch_size=512, verbose=0)), net=net)
 
 
 def _logit_gap(z):

@@ -195,10 +195,12 @@ def adaptive_rows(res: dict, **keys) -> list[dict]:
 
     * the evasion curve — attack ``adaptive``, per ε: ``evasion_rate`` (fooled *and* scored below the detector's
       5 %-FPR threshold) and ``fooling_rate``, target ``λ=<w>`` for each weight (``λ=0``: plain PGD) and
-      ``best λ`` (each image's first evading λ, plain PGD included); at the cell's ε the sanity checks, target
-      ``2× steps + restart`` and ``square (black box)``;
-    * for the explanation-map group's detector, the detection metrics of the plain cell and of the best-λ attack
-      at the cell's ε (target ``plain`` / ``adaptive``, attack = the cell's), with their fooling and evasion rates.
+      ``best λ`` (each image's first evading λ, plain PGD included, with what the checks found and ε-nested: the
+      reported number); at the cell's ε the sanity checks, target ``2× steps + restart`` and ``square (black
+      box)``, each with ``evasion_added`` (the share of images it evaded that the attack had not: what it added to
+      the reported number), and ``best λ, before checks``;
+    * for every detector, the detection metrics of the plain cell and of the reported attack at the cell's ε
+      (target ``plain`` / ``adaptive``, attack = the cell's), with their fooling and evasion rates.
     """
     c = res["cell"]
     k = {**keys, "explainer": res["detector"]}
@@ -211,16 +213,18 @@ def adaptive_rows(res: dict, **keys) -> list[dict]:
     for e, per in res["curve"].items():
         for w, (fooled, evaded) in per.items():
             rows += pair("best λ" if w == "best" else f"λ={w:g}", fooled, evaded, "adaptive", e)
-    rows += pair("2× steps + restart", *res["more_steps"], "adaptive", c.eps)
-    rows += pair("square (black box)", *res["square"], "adaptive", c.eps)
-    if res["group"] == "explanation maps":
-        at = res["curve"][c.eps]
-        for kind, (fooled, evaded) in (("plain", at[0.0]), ("adaptive", at["best"])):
-            m = res[kind]
-            n = res["n_test"] + int(fooled.sum())
-            rows += [row(name, m[name][0], m[name][1:], n, **k, attack=c.attack, eps=c.eps, target=kind,
-                         subset="fooled") for name in DETECTION_METRICS]
-            rows += pair(kind, fooled, evaded, c.attack, c.eps)
+    rows += pair("best λ, before checks", *res["before_checks"]["best"], "adaptive", c.eps)
+    for name, found in (("2× steps + restart", res["more_steps"]), ("square (black box)", res["square"])):
+        rows += pair(name, *found, "adaptive", c.eps)
+        rows.append(proportion_row("evasion_added", res["gained"][name], **k, attack="adaptive", eps=c.eps,
+                                   target=name, subset="correct"))
+    at = res["curve"][c.eps]
+    for kind, (fooled, evaded) in (("plain", at[0.0]), ("adaptive", at["best"])):
+        m = res[kind]
+        n = res["n_test"] + int(fooled.sum())
+        rows += [row(name, m[name][0], m[name][1:], n, **k, attack=c.attack, eps=c.eps, target=kind,
+                     subset="fooled") for name in DETECTION_METRICS]
+        rows += pair(kind, fooled, evaded, c.attack, c.eps)
     return rows
 
 

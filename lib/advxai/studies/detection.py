@@ -145,49 +145,82 @@ def save_curves(out, recs: list[dict], oofs: dict, success: dict):
     return tables
 
 
-def best_ported(recs: list[dict]) -> dict[str, str]:
-    """Per detector group, its detector with the highest mean held-out AUROC (seen AUROC where nothing is held out)
-    among those the adaptive attack can differentiate (:data:`advxai.detect.differentiable.PORTS`)."""
+def _seen_means(recs: list[dict]) -> dict[str, float]:
+    """Each detector's mean AUROC over the *seen* cells (fitted and tested on one attack and ε)."""
+    seen: dict[str, list[float]] = {}
+    for r in recs:
+        if r["setting"] == "seen" and np.isfinite(r["auroc"][0]):
+            seen.setdefault(r["detector"], []).append(r["auroc"][0])
+    return {d: float(np.mean(v)) for d, v in seen.items()}
+
+
+def attacked(recs: list[dict]) -> list[str]:
+    """The detectors the adaptive attack goes to, by one rule fixed before any held-out number is read: every
+    explanation-map detector of the run, and in each other group its detector with a TensorFlow port
+    (:data:`advxai.detect.differentiable.PORTS`) with the highest mean AUROC on the seen cells, the rule
+    :func:`chosen_pair` picks the answer's pair by. Every explanation-map detector has a port (a test checks)."""
     from ..detect.differentiable import PORTS
 
-    held = [r for r in recs if r["setting"] == "held_out"] or [r for r in recs if r["setting"] == "seen"]
-    means: dict[str, list] = {}
-    for r in held:
-        if r["detector"] in PORTS.names() and np.isfinite(r["auroc"][0]):
-            means.setdefault(r["detector"], []).append(r["auroc"][0])
+    mean = {d: m for d, m in _seen_means(recs).items() if d in PORTS.names()}
+    maps = [d for d in mean if DETECTORS[d].family == MAP_GROUP]
     best: dict[str, str] = {}
-    for d in sorted(means, key=lambda k: -np.mean(means[k])):
-        best.setdefault(DETECTORS[d].family, d)
-    return best
+    for d in sorted(mean, key=lambda k: -mean[k]):
+        if DETECTORS[d].family != MAP_GROUP:
+            best.setdefault(DETECTORS[d].family, d)
+    return sorted(maps, key=lambda k: -mean[k]) + list(best.values())
 
 
 def adaptive_attacks(model, x, y, advs: dict, cell: Cell, recs: list[dict], clean_views, adv_views, success, ref,
                      fold_of, ctx, adaptive: dict, n_boot: int = 1000, seed: int = 0,
                      keys: dict | None = None) -> tuple[dict, list]:
-    """:func:`adaptive_study` on each group's best differentiable detector (:func:`best_ported`): ({group: result},
-    the result rows, :func:`advxai.measure.evaluation.adaptive_rows` with the row ``keys``)."""
+    """:func:`adaptive_study` on every detector :func:`attacked` names: ({detector: result}, the result rows,
+    :func:`advxai.measure.evaluation.adaptive_rows` with the row ``keys``)."""
     from ..measure import evaluation as E
 
-    plain: dict = {}  # plain PGD's images, attacked once for every group's detector
-    res = {group: adaptive_study(model, x, y, advs, cell, name, clean_views, adv_views, success, ref, fold_of, ctx,
-                                 adaptive["weights"], adaptive["eps_curve"], int(adaptive["max_iter"]),
-                                 int(adaptive["n_images"]), n_boot, seed, plain)
-           for group, name in best_ported(recs).items()}
+    shared: dict = {}  # plain PGD's and Square's images, attacked once for every detector
+    res = {name: adaptive_study(model, x, y, advs, cell, name, clean_views, adv_views, success, ref, fold_of, ctx,
+                                adaptive["weights"], adaptive["eps_curve"], int(adaptive["max_iter"]),
+                                int(adaptive["n_images"]), n_boot, seed, shared)
+           for name in attacked(recs)}
     return res, [r for one in res.values() for r in E.adaptive_rows(one, **(keys or {}))]
+
+
+def _nest(curve: dict, images: dict) -> dict:
+    """The ε curve nested (Carlini et al. 2019: a larger budget contains every smaller one): per image and key,
+    the adversarial found at a smaller ε is kept at each larger ε where that ε's own run did worse (fooled and
+    undetected beats fooled beats neither), so every rate is monotone in ε by construction. ``images``: the
+    best-λ images per ε, nested the same way. Returns per ε the number of images a smaller ε supplied."""
+    carried, prev, prev_x = {}, None, None
+    for e in sorted(curve):
+        per = curve[e]
+        if prev is not None:
+            f0, v0 = per["best"]
+            take = (prev["best"][1] & ~v0) | (prev["best"][0] & ~f0)
+            images[e] = np.where(take[:, None, None, None], prev_x, images[e])
+            carried[e] = int(take.sum())
+            for k, (f, v) in per.items():
+                per[k] = (f | prev[k][0], v | prev[k][1])
+        prev, prev_x = per, images[e]
+    return carried
 
 
 def adaptive_study(model, x, y, advs: dict, cell: Cell, detector: str, clean_views, adv_views, success, ref, fold_of,
                    ctx, weights=(1.0, 10.0, 100.0), eps_curve=(0.02, 0.05, 0.1, 0.3), max_iter: int = 100,
-                   n_images: int = 100, n_boot: int = 1000, seed: int = 0, plain: dict | None = None) -> dict:
-    """The adaptive attack on ``detector``, end to end (:mod:`advxai.detect.adaptive`). Fold 0 is the test fold:
-    the detector is fitted on the other folds (clean images + successful adversarials of ``cell``: the seen
-    setting), its 5 %-FPR threshold read on the test fold's clean images, and up to ``n_images`` correctly classified
-    test-fold images are attacked. Returns the evasion curve over ``eps_curve`` (plain PGD, each λ, the best λ per
-    image), the detector's AUROC on the test fold under the plain cell and under the best-λ adaptive attack at the
-    cell's ε, and the sanity checks: twice the steps from a random start at the λ that evaded most, and
-    Square (black box, the classifier only) at the cell's ε. ``plain``: plain PGD's images shared between the
-    detectors attacked on the same images (:func:`advxai.detect.adaptive.evade`); Square's likewise (so the
-    ``seconds`` of a later detector leave out those two attacks: counted once, for the first)."""
+                   n_images: int = 100, n_boot: int = 1000, seed: int = 0, shared: dict | None = None) -> dict:
+    """The adaptive attack on ``detector``, end to end (:mod:`advxai.detect.adaptive`), with checks that decide
+    (Carlini et al. 2019, "On evaluating adversarial robustness"). Fold 0 is the test fold: the detector is fitted
+    on the other folds (clean images + successful adversarials of ``cell``: the seen setting), its 5 %-FPR threshold
+    read on the test fold's clean images, and up to ``n_images`` correctly classified test-fold images are attacked.
+
+    * The evasion curve over ``eps_curve`` (plain PGD, each λ, the best λ per image) is ε-nested (:func:`_nest`).
+    * At the cell's ε two stronger attacks check it: twice the steps from a random start at the λ that evaded most,
+      and Square (black box, the classifier only). Every image either finds fooled and undetected is added to the
+      reported best-λ result (``gained``: per check, the images it added), so a check that beats the attack
+      *replaces* its number instead of sitting beside it; the nesting then carries them to larger ε.
+    * AUROC of the detector on the test fold under the plain cell and under the reported attack at the cell's ε.
+
+    ``shared``: plain PGD's and Square's images, shared between the detectors attacked on the same images
+    (:func:`advxai.detect.adaptive.evade`; a later detector's ``seconds`` leave those attacks out)."""
     import tensorflow as tf
 
     from ..attacks import generate
@@ -201,8 +234,7 @@ def adaptive_study(model, x, y, advs: dict, cell: Cell, detector: str, clean_vie
     pos = train & success[cell]
     labels = np.r_[np.zeros(train.sum()), np.ones(pos.sum())]
     score = fits.fit(spec.fit, np.concatenate([clean[train], adv[pos]]), labels, {**ctx, "seed": seed})
-    spread = float(np.std(score(clean[train]))) or 1.0
-    port = differentiable.port(detector, model, score, ref)
+    port = differentiable.port(detector, model, score, ref, ig_steps=int(ctx.get("ig_steps", 8)), surrogate=True)
 
     def score_np(images):
         views, _ = V.compute(model, images, list(spec.views), ctx)
@@ -210,40 +242,52 @@ def adaptive_study(model, x, y, advs: dict, cell: Cell, detector: str, clean_vie
 
     s_clean = score(clean[test])
     threshold = float(np.quantile(s_clean, 0.95))
-    # C&W's hinge: only the score above the threshold is penalised (in the port's own units), in clean-score s.d.
-    cut = float(np.quantile(np.concatenate([port(x[test][i:i + 256]).numpy() for i in range(0, test.sum(), 256)]),
-                            0.95))
+    # C&W's hinge: only the score above the threshold is penalised, in the port's units (a softplus twin's score is
+    # not the real one), in clean-score standard deviations
+    ported = np.concatenate([port(x[test][i:i + 128]).numpy() for i in range(0, int(test.sum()), 128)])
+    cut, spread = float(np.quantile(ported, 0.95)), float(np.std(ported)) or 1.0
     score_tf = lambda xx: tf.nn.relu(port(xx) - cut) / spread  # noqa: E731
     pred_c = predict_logits(model, x[test]).argmax(1)
     pick = np.flatnonzero(pred_c == y[test])[:n_images]
     xt, yt = x[test][pick], y[test][pick]
     t0 = time.perf_counter()
-    plain = {} if plain is None else plain
-    curve, images = {}, None
+    shared = {} if shared is None else shared
+    curve, images = {}, {}
     for e in sorted({*map(float, eps_curve), cell.eps}):
-        curve[e], xa = AD.evade(model, xt, yt, e, score_tf, score_np, threshold, [0.0, *weights], max_iter, seed,
-                                plain=plain)
-        images = xa if e == cell.eps else images
+        curve[e], images[e] = AD.evade(model, xt, yt, e, score_tf, score_np, threshold, [0.0, *weights], max_iter,
+                                       seed, plain=shared)
     at = curve[cell.eps]
     best_w = max(weights, key=lambda w: (at[float(w)][1].sum(), w))  # the λ that evaded most at the cell's ε
-    longer, _ = AD.evade(model, xt, yt, cell.eps, score_tf, score_np, threshold, [best_w], 2 * max_iter, seed + 1,
-                         random_start=True)
-    if "square" not in plain:  # black box: the same images for every detector
-        plain["square"] = generate(model, xt, yt, "square", cell.eps, seed=seed)[0]
-    x_sq = plain["square"]
+    longer, x_long = AD.evade(model, xt, yt, cell.eps, score_tf, score_np, threshold, [best_w], 2 * max_iter,
+                              seed + 1, random_start=True)
+    if "square" not in shared:  # black box: the same images for every detector
+        shared["square"] = generate(model, xt, yt, "square", cell.eps, seed=seed)[0]
+    x_sq = shared["square"]
     sq_fooled = predict_logits(model, x_sq).argmax(1) != yt
+    checks = {"2× steps + restart": (longer["best"], x_long), "square (black box)": ((sq_fooled, sq_fooled & (
+        score_np(x_sq) <= threshold)), x_sq)}
+    reported = {k: (np.asarray(f).copy(), np.asarray(v).copy()) for k, (f, v) in at.items()}  # before any check
+    gained = {}
+    for name, ((_, v), xa) in checks.items():
+        fb, vb = at["best"]
+        new = v & ~vb
+        gained[name] = new
+        images[cell.eps] = np.where(new[:, None, None, None], xa, images[cell.eps])
+        at["best"] = (fb | new, vb | new)
+    carried = _nest(curve, images)
     secs = time.perf_counter() - t0
-    ok_ad = at["best"][0]
+    ok_ad = curve[cell.eps]["best"][0]
     s_ad = np.full(len(s_clean), np.nan)
     ad_pos = np.zeros(len(s_clean), bool)
-    s_ad[pick], ad_pos[pick] = score_np(images), ok_ad
+    s_ad[pick], ad_pos[pick] = score_np(images[cell.eps]), ok_ad
     s_plain = score(adv[test])
     return {"detector": detector, "group": spec.family, "cell": cell, "seconds": secs, "threshold": threshold,
             "n_test": int(test.sum()), "n_attacked": len(pick), "weights": list(weights), "curve": curve,
+            "before_checks": reported, "gained": gained, "carried": carried,
+            "backward": differentiable.backward(detector),
             "plain": detect.pair_bootstrap(s_clean, s_plain, success[cell][test], n_boot, seed),
             "adaptive": detect.pair_bootstrap(s_clean, np.nan_to_num(s_ad), ad_pos, n_boot, seed),
-            "more_steps": (longer["best"][0] | at["best"][0], longer["best"][1] | at["best"][1]),
-            "square": (sq_fooled, sq_fooled & (score_np(x_sq) <= threshold))}
+            "more_steps": checks["2× steps + restart"][0], "square": checks["square (black box)"][0]}
 
 
 VERSUS = "map_vs_other"  # the rows' `target`: the detection answer per setting
@@ -253,11 +297,7 @@ def chosen_pair(recs: list[dict]) -> tuple[str, str] | None:
     """The two detectors the answer compares, by a rule fixed before any held-out number is read: the
     explanation-map detector and the outputs or deep-feature detector with the highest mean AUROC on the *seen* cells
     (fitted and tested on one attack and ε). ``None`` when either side has none."""
-    seen: dict[str, list[float]] = {}
-    for r in recs:
-        if r["setting"] == "seen" and np.isfinite(r["auroc"][0]):
-            seen.setdefault(r["detector"], []).append(r["auroc"][0])
-    mean = {d: float(np.mean(v)) for d, v in seen.items()}
+    mean = _seen_means(recs)
     maps = [d for d in mean if DETECTORS[d].family == MAP_GROUP]
     others = [d for d in mean if DETECTORS[d].family in OTHER_GROUPS]
     return (max(maps, key=mean.get), max(others, key=mean.get)) if maps and others else None
