@@ -132,6 +132,21 @@ def test_mahalanobis_hand_computed():
     assert d == pytest.approx(np.array([1, 1]) @ sigma_inv @ np.array([1, 1]))
 
 
+def test_lee_preprocessing_hand_computed():
+    """A one-block 'network' whose pooled activations are (mean x, −mean x): with one class at the origin and
+    precision I, M(x) = 2·mean(x)², whose gradient has the sign of mean(x) in every pixel, so Lee et al.'s step
+    moves every pixel by −ε and M(x̂) = 2·(mean(x) − ε)² (and by +ε below zero, clipped at 0)."""
+    import keras
+
+    inp = keras.Input((2, 2, 1))
+    out = keras.layers.Conv2D(2, 1, use_bias=False, name="relu0_1",
+                              kernel_initializer=keras.initializers.Constant(np.array([[[[1.0, -1.0]]]])))(inp)
+    model = keras.Model(inp, out)
+    lee = detectors.lee_features(model, {"relu0_1": (np.zeros((1, 2)), np.eye(2))}, magnitude=0.01)
+    x = np.stack([np.full((2, 2, 1), 0.5), np.full((2, 2, 1), 0.005)]).astype(np.float32)
+    np.testing.assert_allclose(lee(x)[:, 0], [2 * 0.49**2, 0.0], rtol=1e-5, atol=1e-7)
+
+
 def test_energy_and_output_scores():
     z = np.array([[0.0, np.log(3.0)]])
     assert detectors.energy(z)[0] == pytest.approx(-np.log(4.0))

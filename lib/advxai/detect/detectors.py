@@ -8,11 +8,10 @@ explanation-map group, the others are its baselines:
   (Hendrycks et al. 2022), energy (Liu et al. 2020), each also read in both tails of its clean distribution
   (``-2s``: confident attacks are *too* confident), and a logistic regression on confidence, margin, entropy;
 * ``deep features`` — activations: kernel density + Bayesian uncertainty (Feinman et al. 2017), LID (Ma et al.
-  2018; ``lid-ref`` as their reference code computes it), Mahalanobis (Lee et al. 2018), ART's
-  ``BinaryInputDetector`` / ``BinaryActivationDetector``, two detectors fitted on clean images only — ART's
-  ``SubsetScanningDetector`` (Speakman et al. 2018) and an NIC-style invariant checker (Ma et al. 2019) — and
-  attribution signatures of the penultimate units
-  (Fidel et al. 2020): through the linear logits layer they are W(h − h̄), a linear map of activations, not a map
+  2018; ``lid-ref`` as their reference code computes it), Mahalanobis (Lee et al. 2018; ``mahalanobis-lee`` with
+  their input pre-processing), ART's ``BinaryInputDetector`` / ``BinaryActivationDetector``, two detectors
+  fitted on clean images only — ART's ``SubsetScanningDetector`` (Speakman et al. 2018) and an NIC-style
+  invariant checker (Ma et al. 2019) — and attribution signatures of the penultimate units (Fidel et al. 2020): through the linear logits layer they are W(h − h̄), a linear map of activations, not a map
   of the image;
 * ``explanation maps`` — detectors whose input is a saliency map of the image: Grad-CAM summary features, a small
   CNN on the stacked [image, Grad-CAM, saliency], attribution dispersion (ML-LOO, Yang et al. 2020) and a density
@@ -193,6 +192,7 @@ class Reference:
     lid_k: int = 20
     nic: dict = field(default_factory=dict)  # the invariant checker's one-class models (:func:`nic_models`)
     scanner: object = None  # ART's SubsetScanningDetector with its clean background (:func:`subset_scanner`)
+    lee: object = None  # images -> Lee et al.'s pre-processed Mahalanobis features (:func:`lee_features`)
 
 
 def reference(model, x_train: np.ndarray, y_train: np.ndarray, n: int = 1000, lid_batch: int = 100,
@@ -208,8 +208,9 @@ def reference(model, x_train: np.ndarray, y_train: np.ndarray, n: int = 1000, li
     acts = V.layers(model, x, {})
     last = acts[list(acts)[-1]]
     d = np.sqrt(((last[:200, None] - last[None, :200]) ** 2).sum(-1))
+    layers = {k: fit_gaussians(v, y) for k, v in acts.items()}
     return Reference(
-        layers={k: fit_gaussians(v, y) for k, v in acts.items()},
+        layers=layers, lee=lee_features(model, layers),
         kd={int(c): last[y == c] for c in np.unique(y)}, bandwidth=float(np.median(d[d > 0])),
         lid={k: v[:lid_batch] for k, v in acts.items()}, baseline=last.mean(0),
         head=np.asarray(model.get_layer("logits").get_weights()[0], np.float64), lid_k=lid_k,
@@ -352,8 +353,54 @@ def mahalanobis_features(v, ref):
     """Class-conditional Gaussians with tied covariance on each block's pooled activations; per layer the
     smallest Mahalanobis distance, combined by logistic regression (Lee et al. 2018, "A simple unified
     framework for detecting out-of-distribution samples and adversarial attacks"; without their input
-    pre-processing)."""
+    pre-processing: a variant; ``mahalanobis-lee`` adds it)."""
     return np.column_stack([mahalanobis(v["layers"][k], *ref.layers[k]) for k in ref.layers])
+
+
+LEE_MAGNITUDE = 0.002  # Lee et al. pick ε from {0, 0.0005, …, 0.01} on validation adversarials; here fixed mid-grid
+
+
+@register("mahalanobis-lee", ["image"], "deep features")
+def mahalanobis_lee(v, ref):
+    """Lee et al. 2018 with their input pre-processing (eq. 4): per block l, the image moved against the gradient
+    of its smallest Mahalanobis distance M_l, x̂_l = clip(x − ε·sign ∇ₓ M_l(x)) (it raises the confidence score of
+    clean images more than of adversarial ones), and the feature is M_l(x̂_l) (:func:`lee_features`); the feature
+    ensemble is their logistic regression over layers, fitted on the training folds (they fit it on validation
+    adversarials). ε = :data:`LEE_MAGNITUDE` on the [0, 1] pixel scale: no attack is held apart to tune it."""
+    return ref.lee(np.asarray(v["image"], np.float32))
+
+
+def lee_features(model, gaussians: dict, magnitude: float = LEE_MAGNITUDE):
+    """images -> (N, blocks) M_l(x̂_l) of :func:`mahalanobis_lee`, ``gaussians``: block -> (class means, precision)
+    of :func:`fit_gaussians`; compiled, in batches."""
+    import tensorflow as tf
+
+    from ..explain.gradients import batched
+    from .differentiable import _pooled_layers
+
+    names, acts = _pooled_layers(model)
+    gauss = [tuple(tf.constant(np.asarray(p, np.float32)) for p in gaussians[k]) for k in names]
+
+    def dist(x):
+        out = []
+        for a, (mu, prec) in zip(acts(x), gauss, strict=True):
+            d = a[:, None, :] - mu[None]
+            out.append(tf.reduce_min(tf.einsum("nkd,de,nke->nk", d, prec, d), axis=1))
+        return tf.stack(out, 1)
+
+    @tf.function(reduce_retracing=True)
+    def features(x):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            d = tf.unstack(dist(x), axis=1)  # per block, inside the tape: its gradient alone
+        moved = [tf.clip_by_value(x - magnitude * tf.sign(tape.gradient(dk, x)), 0.0, 1.0) for dk in d]
+        return tf.stack([dist(xk)[:, k] for k, xk in enumerate(moved)], 1)
+
+    def score(x):
+        return batched(features, np.asarray(x, np.float32)).astype(np.float64)
+
+    score.model = model  # read by the adaptive attack's TensorFlow port
+    return score
 
 
 @register("art-input", ["image"], "deep features", fit="art-input")

@@ -13,8 +13,8 @@ replaced (BPDA, Athalye et al. 2018: ``smooth + stop_gradient(exact − smooth)`
   whose own derivative is zero almost everywhere: the backward pass runs through the network's *softplus twin*
   (every ReLU replaced by softplus(βz)/β, β = :data:`SOFTPLUS_BETA`, the same weights);
 * a step function of the image (the lit share of a Grad-CAM map, the two-sided scores' empirical CDF) is smoothed
-  by a logistic of width ``tau``; bit-depth reduction passes the gradient straight through (Athalye et al.'s
-  identity substitute).
+  by a logistic of width ``tau``; bit-depth reduction and Lee et al.'s signed-gradient pre-processing pass the
+  gradient straight through (Athalye et al.'s identity substitute).
 
 Grad-CAM needs neither: these networks end in global average pooling and one dense layer, so its channel weights
 are constant and its gradient through the activations is exact. :func:`backward` states the rule per detector.
@@ -34,7 +34,8 @@ FITS_TF: Registry = Registry("differentiable fit")
 SOFTPLUS_BETA = 10.0  # softplus(10 z)/10 is within log(2)/10 of ReLU everywhere, and smooth
 INPUT_GRADIENT_VIEWS = ("saliency", "gxi", "ig")  # views whose gradient needs the softplus twin (BPDA)
 STEP_DETECTORS = {"class-map-survival": "smoothed step", "msp-2s": "smoothed step", "max-logit-2s": "smoothed step",
-                  "energy-2s": "smoothed step", "feature-squeezing": "straight-through rounding"}
+                  "energy-2s": "smoothed step", "feature-squeezing": "straight-through rounding",
+                  "mahalanobis-lee": "straight-through pre-processing"}
 
 
 def _tf():
@@ -310,6 +311,31 @@ def _mahalanobis(v, ref):
         d = tf.cast(a, tf.float64)[:, None, :] - mu[None]
         feats.append(tf.reduce_min(tf.einsum("nkd,de,nke->nk", d, prec, d), axis=1))
     return tf.stack(feats, 1)
+
+
+@PORTS.register("mahalanobis-lee")
+def _mahalanobis_lee(v, ref):
+    """:func:`advxai.detect.detectors.mahalanobis_lee`: each block's distance after its own pre-processing step
+    (the step's gradient passed straight through)."""
+    from .detectors import LEE_MAGNITUDE
+
+    tf = _tf()
+    x, net = v["image"], ref.lee.model
+    names, acts = _pooled_layers(net)
+
+    def dist(xx, k):
+        mu, prec = (tf.constant(np.asarray(p, np.float64)) for p in ref.layers[names[k]])
+        d = tf.cast(acts(xx)[k], tf.float64)[:, None, :] - mu[None]
+        return tf.reduce_min(tf.einsum("nkd,de,nke->nk", d, prec, d), axis=1)
+
+    cols = []
+    for k in range(len(names)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            dk = dist(x, k)
+        moved = tf.clip_by_value(x - LEE_MAGNITUDE * tf.sign(tape.gradient(dk, x)), 0.0, 1.0)
+        cols.append(dist(x + tf.stop_gradient(moved - x), k))
+    return tf.stack(cols, 1)
 
 
 @PORTS.register("signature")
