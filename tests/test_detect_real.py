@@ -47,7 +47,8 @@ def test_compiled_fgsm_and_bim_equal_art(trained, test_batch):
 
 
 PORTED = ["gradcam-summary", "dispersion", "clean-density", "map-consistency", "class-map-survival", "map-cnn",
-          "outputs+explanations", "mahalanobis", "mahalanobis-lee", "nic", "signature", "msp-2s", "energy", "outputs", "feature-squeezing"]
+          "outputs+explanations", "mahalanobis", "mahalanobis-lee", "nic", "signature", "msp-2s", "energy", "outputs",
+          "feature-squeezing"]
 
 
 def test_every_explanation_map_detector_has_a_port():

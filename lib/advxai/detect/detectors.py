@@ -11,7 +11,8 @@ explanation-map group, the others are its baselines:
   2018; ``lid-ref`` as their reference code computes it), Mahalanobis (Lee et al. 2018; ``mahalanobis-lee`` with
   their input pre-processing), ART's ``BinaryInputDetector`` / ``BinaryActivationDetector``, two detectors
   fitted on clean images only — ART's ``SubsetScanningDetector`` (Speakman et al. 2018) and an NIC-style
-  invariant checker (Ma et al. 2019) — and attribution signatures of the penultimate units (Fidel et al. 2020): through the linear logits layer they are W(h − h̄), a linear map of activations, not a map
+  invariant checker (Ma et al. 2019) — and attribution signatures of the penultimate units (Fidel et al. 2020):
+  through the linear logits layer they are W(h − h̄), a linear map of activations, not a map
   of the image;
 * ``explanation maps`` — detectors whose input is a saliency map of the image: Grad-CAM summary features, a small
   CNN on the stacked [image, Grad-CAM, saliency], attribution dispersion (ML-LOO, Yang et al. 2020) and a density
