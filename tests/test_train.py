@@ -20,6 +20,12 @@ def test_class_weights_powers_by_hand():
     assert train.class_weights(y, 2) == pytest.approx({0: 2 / 3, 1: 2.0})
     assert train.class_weights(y, 2, 0.5) == pytest.approx({0: (2 / 3) ** 0.5, 1: 2 ** 0.5})
     assert train.balance_power("sqrt") == 0.5 and train.balance_power(False) == 0.0
+    # 2 of 40 images in class 1: balanced weight 40/4 = 10 > 5, so the power becomes ln 5 / ln 10 and that
+    # weight exactly 5, the other (40/76)^0.699
+    y = np.array([0] * 38 + [1] * 2)
+    p = np.log(5) / np.log(10)
+    assert train.class_weights(y, 2) == pytest.approx({0: (40 / 76) ** p, 1: 5.0})
+    assert train.class_weights(y, 2, 0.5) == pytest.approx({0: (40 / 76) ** 0.5, 1: 10 ** 0.5})  # under the cap
     with pytest.raises(ParameterError, match="balance must be"):
         train.balance_power("squareroot")
 
@@ -236,3 +242,44 @@ def test_an_adversarially_trained_model_is_a_model_entry_of_its_own(tmp_path):
     both.write_text(base + "models: [{name: cnn, train: {adversarial: {epz: 0.01}}}]\n")
     with pytest.raises(ParameterError, match="did you mean 'eps'"):
         load_config(both)
+
+
+def test_small_data_rule_by_hand():
+    """An epoch of fewer than 30 steps halves the batch (not below 8) and scales the learning rate by √ of the
+    ratio; the book's sets (≥ 55 steps per epoch at their batch) are untouched."""
+    recipe = {"batch_size": 64, "lr": 0.003, "epochs": 5}
+    assert train.small_data_settings(recipe, 4708) == recipe  # PneumoniaMNIST's training split: 74 steps
+    assert train.small_data_settings({**recipe, "batch_size": 128}, 7000)["batch_size"] == 128  # 55 steps
+    small = train.small_data_settings(recipe, 500)  # 8 steps at 64 -> 16 at 32 -> 32 at 16
+    assert small["batch_size"] == 16 and small["lr"] == pytest.approx(0.003 * 0.5) and small["epochs"] == 5
+    assert train.small_data_settings(recipe, 1000)["batch_size"] == 32  # 16 steps -> 32
+    assert train.small_data_settings(recipe, 50)["batch_size"] == 8  # the floor
+    assert recipe["batch_size"] == 64  # the caller's settings are not changed
+
+
+@pytest.mark.slow
+def test_the_default_recipe_beats_the_majority_on_500_real_images(pneumonia):
+    """A user's small set, as bench/small_data.py draws it: 500 stratified PneumoniaMNIST training images, the
+    default recipe for 5 epochs through the runner's path. Without the small-data rule this trained to the
+    majority baseline (test accuracy 0.627 vs 0.625, balanced accuracy 0.50, AUC 0.94)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from small_data import subsample
+
+    recipe = {**load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")["train"], "epochs": 5}
+    idx = subsample(pneumonia.split("train")[1], 500, 0)
+
+    class Small:  # the dataset with its training split cut to 500 images
+        name, input_shape, n_classes = pneumonia.name, pneumonia.input_shape, pneumonia.n_classes
+
+        @staticmethod
+        def split(s):
+            x, y = pneumonia.split(s)
+            return (x[idx], y[idx]) if s == "train" else (x, y)
+
+    net, hist = train.build_and_fit(Small, "cnn", {"width": 16}, recipe, seed=0)
+    assert hist["batch_size"] == 16
+    x, y = pneumonia.split("test")
+    m = train.evaluate(net, x, y)
+    assert m["accuracy"] > benchmarks.majority_share(y) + 0.08 and m["balanced_accuracy"] > 0.7 and m["auc"] > 0.9
