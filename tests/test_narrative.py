@@ -255,3 +255,24 @@ def test_grid_md_gives_runs_that_differ_only_in_their_model_one_line():
         "test images (sample and attack seed 0)."]
     assert "trained from seed" in N.grid_md(prov)
     assert N.grid_md({"t": prov["train"]}) == S.NOT_RUN
+
+
+def test_the_adaptive_table_flags_a_weak_attack_and_a_raised_number():
+    """Two attacked detectors at the cell's ε 0.05 and at 0.3: dispersion's number was raised by the 2× steps check
+    (evasion_added 0.1) and reaches 0.97 at 0.3; nic stays at 0.5 at 0.3, so the attack is too weak there."""
+    keys = {"stage": "detection", "dataset": "d", "model": "m", "attack": "adaptive", "subset": "correct"}
+    rows = []
+    for det, at_cell, top, added in (("dispersion", 0.9, 0.97, 0.1), ("nic", 0.4, 0.5, 0.0)):
+        for eps, v in ((0.05, at_cell), (0.3, top)):
+            rows.append(row("evasion_rate", v, (v - 0.1, min(v + 0.1, 1)), 30, **keys, explainer=det, eps=eps,
+                            target="best λ"))
+            rows.append(row("evasion_rate", 0.1, (0.0, 0.2), 30, **keys, explainer=det, eps=eps, target="λ=0"))
+        for check in ("2× steps + restart", "square (black box)"):
+            rows.append(row("evasion_rate", 0.5, (0.4, 0.6), 30, **keys, explainer=det, eps=0.05, target=check))
+            rows.append(row("evasion_added", added if check.startswith("2×") else 0.0, (0, 0.2), 30, **keys,
+                            explainer=det, eps=0.05, target=check))
+    t = N.adaptive_table(pd.DataFrame(rows)).set_index("detector")
+    assert t.loc["dispersion", "_strong"] and not t.loc["nic", "_strong"]
+    assert t.loc["dispersion", "raised by"].startswith("2× steps + restart") and t.loc["nic", "raised by"] == "—"
+    assert t.loc["dispersion", "gradient"] == "softplus twin" and t.loc["nic", "gradient"] == "exact"
+    assert t.loc["dispersion", "_at_cell"].value == 0.9

@@ -310,7 +310,7 @@ def adaptive_table(df: pd.DataFrame) -> pd.DataFrame:
     adaptive_rows`): the group, how the gradient passes (:func:`advxai.detect.differentiable.backward`), the reported
     evasion at each ε (ε-nested, with what the checks found; Wilson intervals), plain PGD's at the cell's ε, the
     check that raised the number (and by how much), and whether the attack reached :data:`WEAK_AT_LARGEST` at its
-    largest ε (``strong``: only then can a low evasion at the cell's ε be read as robustness)."""
+    largest ε (``_strong``: only then can a low evasion at the cell's ε be read as robustness)."""
     from ..detect.differentiable import backward
     from .detplots import WEAK_AT_LARGEST
     from .grammar import per_255
@@ -334,7 +334,7 @@ def adaptive_table(df: pd.DataFrame) -> pd.DataFrame:
             row.update({f"evaded at ε = {per_255(e)}": fmt(r) for e, r in best.iterrows()})
             row[f"plain PGD at {per_255(e0)}"] = fmt(plain)
             row["raised by"] = "; ".join(f"{r.target} (+{r.value:.2f})" for r in added.itertuples()) or "—"
-            row["strong"] = bool(best.iloc[-1].value >= WEAK_AT_LARGEST)
+            row["_strong"] = bool(best.iloc[-1].value >= WEAK_AT_LARGEST)
             row["_at_cell"], row["_e0"] = best.loc[best.index[np.isclose(best.index, e0)][0]], e0
             rows.append(row)
     return pd.DataFrame(rows)
@@ -356,7 +356,7 @@ def adaptive_md(df: pd.DataFrame) -> str:
     if t.empty:
         return "*No adaptive attack in this configuration.*"
     maps = t[t.reads == "explanation maps"]
-    weak = t[~t.strong]
+    weak = t[~t._strong]
     raised = t[t["raised by"] != "—"]
     low = maps.loc[maps._at_cell.map(lambda r: r.value).idxmin()] if len(maps) else None
     says = []
@@ -373,8 +373,9 @@ def adaptive_md(df: pd.DataFrame) -> str:
                 + ", ".join(f"{r.detector} ({r.setting})" for r in raised.head(6).itertuples()) + ".")
     tables = []
     for i, (setting, g) in enumerate(t.groupby("setting", sort=False)):
-        body = md_table(g.drop(columns=["setting", "_at_cell", "_e0"]).assign(
-            strong=g.strong.map({True: "yes", False: "no: too weak"})).to_dict("records"))
+        body = md_table(g.drop(columns=["setting", "_at_cell", "_e0", "_strong"]).assign(
+            **{f"reached {WEAK_AT_LARGEST:g} at largest ε": g._strong.map({True: "yes", False: "no: too weak"})}
+        ).to_dict("records"))
         tables.append(body if i == 0 else collapsed(setting, body))
     return " ".join(says) + "\n\n" + "\n\n".join(tables)
 
