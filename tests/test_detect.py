@@ -147,6 +147,32 @@ def test_lee_preprocessing_hand_computed():
     np.testing.assert_allclose(lee(x)[:, 0], [2 * 0.49**2, 0.0], rtol=1e-5, atol=1e-7)
 
 
+def test_nic_features_are_its_invariants_anomaly_scores():
+    """NIC (a variant, named so in the chapter): per block, the value invariant's anomaly (−decision function of a
+    one-class SVM on the block's activations); per pair of consecutive blocks, the provenance invariant's (the same
+    on the two linear probes' class probabilities side by side), recomputed here from scikit-learn by hand."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import OneClassSVM
+
+    rng = np.random.default_rng(0)
+    acts = {"b1": rng.normal(size=(60, 3)), "b2": rng.normal(size=(60, 4))}
+    pred = (acts["b1"][:, 0] + acts["b2"][:, 1] > 0).astype(int)
+    m = detectors.nic_models(acts, pred, seed=0)
+    ref = detectors.Reference(layers={}, kd={}, bandwidth=1.0, lid={}, baseline=np.zeros(1), head=np.zeros((1, 1)),
+                              nic=m)
+    feats = detectors.nic({"layers": acts}, ref)
+    assert feats.shape == (60, 3)  # two value invariants, one provenance invariant
+    svm = make_pipeline(StandardScaler(), OneClassSVM(nu=0.1, gamma="scale")).fit(acts["b2"])
+    np.testing.assert_allclose(feats[:, 1], -svm.decision_function(acts["b2"]))
+    probes = {k: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(acts[k], pred) for k in acts}
+    both = np.hstack([probes["b1"].predict_proba(acts["b1"]), probes["b2"].predict_proba(acts["b2"])])
+    prov = make_pipeline(StandardScaler(), OneClassSVM(nu=0.1, gamma="scale")).fit(both)
+    np.testing.assert_allclose(feats[:, 2], -prov.decision_function(both))
+    assert ((feats[:, 0] > 0).mean()) == pytest.approx(0.1, abs=0.05)  # ν = 0.1: about a tenth flagged anomalous
+
+
 def test_energy_and_output_scores():
     z = np.array([[0.0, np.log(3.0)]])
     assert detectors.energy(z)[0] == pytest.approx(-np.log(4.0))
