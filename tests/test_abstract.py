@@ -45,7 +45,7 @@ def test_shift_counts_the_comparisons_whose_intervals_are_apart():
             rows.append(row(stage="strength", metric="mod", explainer="gradcam", target="predicted", attack=attack,
                             subset=subset, value=v, ci_low=lo, ci_high=hi))
     s = abstract.shift(pd.DataFrame(rows))
-    assert s == {"abs-shift-fooled": "0.20", "abs-shift-not": "0.07", "abs-shift-apart": "1 of 2"}
+    assert s == {"abs-shift-fooled": "0.20", "abs-shift-not": "0.07", "abs-shift-apart": "1 of the 2"}
 
 
 def _settings(pairs):
@@ -113,3 +113,10 @@ def test_the_detection_answer_pools_the_runs_saved_differences_and_decides_again
     assert f["abs-det-diff"] == "-0.15 [-0.21, -0.09]" and f["abs-det-diff-word"] == "lower than"
     assert f["abs-det-diff-over"] == "2 settings on 1 dataset"
     assert f["abs-det-pair"] == "gradcam-summary against mahalanobis"
+
+
+def test_counts_read_as_a_sentence_says_them():
+    from advxai.book.abstract import count_of
+
+    assert [count_of(0, 2), count_of(1, 2), count_of(2, 2), count_of(4, 4), count_of(0, 1)] == [
+        "none of the 2", "1 of the 2", "both", "all 4", "no"]

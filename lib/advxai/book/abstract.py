@@ -74,7 +74,16 @@ def shift(df: pd.DataFrame, stage: str = "strength", metric: str = "mod", prefix
     more = sum(compare(f, nf) == moved for f, nf in rows)
     return {f"{prefix}-fooled": f"{np.median([f.value for f, _ in rows]):.2f}",
             f"{prefix}-not": f"{np.median([nf.value for _, nf in rows]):.2f}",
-            f"{prefix}-apart": f"{more} of {len(rows)}"}
+            f"{prefix}-apart": count_of(more, len(rows))}
+
+
+def count_of(k: int, n: int) -> str:
+    """``k`` of ``n`` as a sentence says it before a plural noun: "none of the 2", "1 of the 4", "both", "all 4"."""
+    if k == 0:
+        return "no" if n == 1 else f"none of the {n}"
+    if k == n:
+        return "the one" if n == 1 else "both" if n == 2 else f"all {n}"
+    return f"{k} of the {n}"
 
 
 def detection(settings: pd.DataFrame, chosen: dict | None = None) -> dict[str, str]:
