@@ -94,3 +94,19 @@ def test_detector_check_tells_a_wrong_answer_from_a_right_one():
     assert course.check_detector(score, auroc, model, x[:4], x[4:]).startswith("matches the library")
     assert course.check_detector(lambda m, v: -score(m, v), auroc, model, x[:4], x[4:]).startswith("differs")
     assert course.check_detector(score, lambda *_: 0.5, model, x[:4], x[4:]).startswith("differs")
+
+
+def test_exercise_8s_detector_has_two_finite_thresholds_on_the_labs_data(trained, pneumonia):
+    """The lab's model (the fixture is trained as the lab's first cell trains it): the two-sided detector's band on
+    the clean validation images has a lower and an upper threshold, each with clean images beyond it (the softmax
+    probability's upper quantile was 1.000, which no attack can exceed)."""
+    import numpy as np
+
+    from advxai.book import course
+    from advxai.models.train import predict_logits
+
+    ref, _ = pneumonia.split("val")
+    low, high = course.confidence_band(trained, ref)
+    top = predict_logits(trained, ref).max(1)
+    assert np.isfinite([low, high]).all() and low < high
+    assert 0.01 <= np.mean(top < low) <= 0.04 and 0.01 <= np.mean(top > high) <= 0.04

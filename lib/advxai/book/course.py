@@ -133,21 +133,21 @@ def _wilson(k: int, n: int) -> str:
 
 
 def confidence_band(model, x_clean: np.ndarray, fpr: float = 0.05) -> tuple[float, float]:
-    """The two-sided confidence detector's acceptance band: the (fpr/2, 1 − fpr/2) quantiles of the maximum softmax
-    probability on clean images (an image outside is flagged; ``msp-2s`` of the detection chapter)."""
-    from ..measure.metrics import softmax
+    """The two-sided confidence detector's acceptance band: the (fpr/2, 1 − fpr/2) quantiles of the largest logit
+    on clean images (an image outside is flagged; ``max-logit-2s`` of the detection chapter). The largest logit,
+    not the largest softmax probability: a trained model's probability saturates at 1.000 in float32 on most
+    clean images, which leaves the band without an upper threshold and the attacker nothing to stay under."""
     from ..models.train import predict_logits
 
-    conf = softmax(predict_logits(model, x_clean)).max(1)
-    return float(np.quantile(conf, fpr / 2)), float(np.quantile(conf, 1 - fpr / 2))
+    top = predict_logits(model, x_clean).max(1)
+    return float(np.quantile(top, fpr / 2)), float(np.quantile(top, 1 - fpr / 2))
 
 
 def _evasion(model, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, band: tuple[float, float]) -> tuple[int, int]:
     """(fooled and inside the band, correctly classified): the images that beat both model and detector."""
-    from ..measure.metrics import softmax
     from ..models.train import predict_logits
 
-    clean, adv = predict_logits(model, x).argmax(1), softmax(predict_logits(model, x_adv))
+    clean, adv = predict_logits(model, x).argmax(1), predict_logits(model, x_adv)
     correct = clean == y
     unflagged = (adv.max(1) >= band[0]) & (adv.max(1) <= band[1])
     return int(np.sum(correct & (adv.argmax(1) != y) & unflagged)), int(correct.sum())
@@ -155,11 +155,16 @@ def _evasion(model, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, band: tuple
 
 def check_adaptive(my_attack, model, x_ref: np.ndarray, x: np.ndarray, y: np.ndarray, eps: float) -> str:
     """An attack that must fool the model *and* pass the two-sided confidence detector (band fitted on the clean
-    images ``x_ref``), against the library's PGD (40 steps) at the same ε: the share of correctly classified
-    images that end fooled and unflagged, with Wilson intervals; ‖δ‖∞ ≤ ε is checked."""
+    images ``x_ref``, two finite thresholds with the clean images above the upper one: checked), against the
+    library's PGD (40 steps) at the same ε: the share of correctly classified images that end fooled and
+    unflagged, with Wilson intervals; ‖δ‖∞ ≤ ε is checked."""
     from .. import attacks
+    from ..models.train import predict_logits
 
     band = confidence_band(model, x_ref)
+    above = float(np.mean(predict_logits(model, x_ref).max(1) > band[1]))
+    if not (np.all(np.isfinite(band)) and band[0] < band[1] and above > 0):
+        return f"the detector's band {band} is degenerate: it needs a lower and an upper threshold"
     mine = my_attack(model, x, y, eps, band)
     if (missing := _not_done(mine, "my_adaptive_pgd")) is not None:
         return missing
@@ -173,7 +178,8 @@ def check_adaptive(my_attack, model, x_ref: np.ndarray, x: np.ndarray, y: np.nda
     apart = wilson_ci(k_m, n)[0] > wilson_ci(k_p, n)[1]
     verdict = "evades the detector better than plain PGD" if apart else "not better than plain PGD yet"
     return (f"{verdict}: fooled and unflagged {_wilson(k_m, n)} against plain PGD's {_wilson(k_p, n)} (n = {n} "
-            f"correctly classified; the detector accepts confidence in [{band[0]:.3f}, {band[1]:.3f}])")
+            f"correctly classified; the detector accepts a largest logit in [{band[0]:.2f}, {band[1]:.2f}], "
+            f"{above:.1%} of clean images above it)")
 
 
 def corner_map(size: int, width: float = 0.15) -> np.ndarray:
