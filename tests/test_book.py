@@ -59,8 +59,8 @@ def test_chapters_narrate_the_grid_that_ran(built_book):
 def test_course_solutions_run_in_the_book(built_book):
     page = (built_book / "book" / "course" / "exercises.html").read_text()
     assert "matches ART" in page  # the hidden FGSM solution agrees with ART
-    # Grad-CAM, fooling rate (FGSM, DeepFool), shift split, detector: every hidden solution passes its check
-    assert page.count("matches the library") == 5 and "differs from" not in page and "not implemented" not in page
+    # PGD, Grad-CAM, fooling rate (FGSM, DeepFool), shift split, detector: every hidden solution passes its check
+    assert page.count("matches the library") == 6 and "differs from" not in page and "not implemented" not in page
     assert "right: fgsm moved more" in page  # exercise 4, decided by its intervals
     assert "evades the detector better than plain PGD" in page and "manipulated: labels kept" in page
     assert "randomised down to conv0_0" in page  # the sanity check's cascade reached the first layer

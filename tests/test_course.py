@@ -18,12 +18,12 @@ def test_student_copy_strips_solutions_and_runs(tmp_path, capsys):
     copy = tmp_path / "student" / "exercises.ipynb"
     assert "student copy" in capsys.readouterr().out
     tags = [c.get("metadata", {}).get("tags", []) for c in json.loads(copy.read_text())["cells"]]
-    assert not any("solution" in t for t in tags) and sum("exercise" in t for t in tags) == 9
+    assert not any("solution" in t for t in tags) and sum("exercise" in t for t in tags) == 10
     original = json.loads((ROOT / "book" / "course" / "exercises.ipynb").read_text())["cells"]
-    assert sum("solution" in c.get("metadata", {}).get("tags", []) for c in original) == 9
+    assert sum("solution" in c.get("metadata", {}).get("tags", []) for c in original) == 10
     ran = pm.execute_notebook(str(copy), str(tmp_path / "ran.ipynb"), cwd=str(tmp_path), progress_bar=False)
     text = json.dumps(ran["cells"])
-    for stub in ("my_fgsm", "my_gradcam", "my_fooling_rate", "my_shift", "my_score", "my_adaptive_pgd",
+    for stub in ("my_fgsm", "my_pgd", "my_gradcam", "my_fooling_rate", "my_shift", "my_score", "my_adaptive_pgd",
                  "my_manipulate", "my_randomize"):  # each check sees its stub
         assert f"not implemented yet: fill in {stub}" in text
     assert "no prediction yet" in text and "matches" not in text

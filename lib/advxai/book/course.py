@@ -31,6 +31,28 @@ def check_fgsm(my_fgsm, model, x: np.ndarray, y: np.ndarray, eps: float) -> str:
     return f"{verdict}: {100 * agree:.2f} % of pixels equal, ‖δ‖∞ = {linf:.4f} (ε = {eps})"
 
 
+def check_pgd(my_pgd, model, x: np.ndarray, y: np.ndarray, eps: float, steps: int = 10) -> str:
+    """Compare a hand-written PGD from the clean image (``steps`` signed steps of ε/4, each projected onto the
+    ε-ball and [0, 1]) with the library's (ART's ``BasicIterativeMethod``, the same steps), and report its fooling
+    rate over the correctly classified images beside FGSM's."""
+    from .. import attacks
+    from ..models.train import predict_logits
+
+    mine = my_pgd(model, x, y, eps, steps)
+    if (missing := _not_done(mine, "my_pgd")) is not None:
+        return missing
+    mine = np.asarray(mine, np.float32)
+    reference, _ = attacks.generate(model, x, y, "bim", eps, {"max_iter": steps, "step_ratio": 0.25})
+    agree = float(np.mean(np.isclose(mine, reference, atol=1e-5)))
+    fgsm, _ = attacks.generate(model, x, y, "fgsm", eps)
+    correct = predict_logits(model, x).argmax(1) == y
+    rate = {k: float(np.mean(predict_logits(model, v).argmax(1)[correct] != y[correct])) for k, v in
+            (("yours", mine), ("FGSM", fgsm))}
+    verdict = "matches the library" if agree > 0.99 else "differs from the library"
+    return (f"{verdict}: {100 * agree:.2f} % of pixels equal; fooling rate {rate['yours']:.2f} against FGSM's "
+            f"{rate['FGSM']:.2f} at the same ε ({int(correct.sum())} correctly classified images)")
+
+
 def check_prediction(prediction, ious: dict[str, np.ndarray]) -> str:
     """Compare a predicted name with the one whose maps moved most (lowest mean IoU), decided by 95 % bootstrap
     intervals over images: when the two intervals overlap these images cannot decide, and the check says so."""
