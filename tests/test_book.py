@@ -65,6 +65,8 @@ def test_course_solutions_run_in_the_book(built_book):
     assert "evades the detector better than plain PGD" in page and "manipulated: labels kept" in page
     assert "randomised down to conv0_0" in page  # the sanity check's cascade reached the first layer
     assert "toggle" in page.lower()  # solutions sit behind a toggle
+    # the four figures: attack and maps, the detector's ROC, the adaptive attack's evasion, the randomisation cascade
+    assert page.count("<img") >= 4
 
 
 def test_every_result_page_shows_its_provenance(built_book):

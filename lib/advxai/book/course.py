@@ -14,6 +14,7 @@ import numpy as np
 
 from ..artefacts import atomic_path
 from ..errors import DataError
+from . import labfigures
 
 
 def check_fgsm(my_fgsm, model, x: np.ndarray, y: np.ndarray, eps: float) -> str:
@@ -144,6 +145,7 @@ def check_detector(my_score, my_auroc, model, x_clean: np.ndarray, x_adv: np.nda
     ref = roc_auc_score(np.r_[np.zeros(len(ref_neg)), np.ones(len(ref_pos))], np.r_[ref_neg, ref_pos])
     same_order = np.isclose(roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]), ref)
     verdict = "matches the library" if same_order and np.isclose(float(auc), ref) else "differs from the library"
+    labfigures.roc(np.asarray(neg, np.float64), np.asarray(pos, np.float64), float(auc))
     return f"{verdict}: AUROC {float(auc):.3f} (library: MSP detector {ref:.3f}; {len(neg)} clean, {len(pos)} attacked)"
 
 
@@ -199,6 +201,7 @@ def check_adaptive(my_attack, model, x_ref: np.ndarray, x: np.ndarray, y: np.nda
 
     apart = wilson_ci(k_m, n)[0] > wilson_ci(k_p, n)[1]
     verdict = "evades the detector better than plain PGD" if apart else "not better than plain PGD yet"
+    labfigures.evasion({name: (k / n, *wilson_ci(k, n)) for name, k in (("plain PGD", k_p), ("yours", k_m))}, n)
     return (f"{verdict}: fooled and unflagged {_wilson(k_m, n)} against plain PGD's {_wilson(k_p, n)} (n = {n} "
             f"correctly classified; the detector accepts a largest logit in [{band[0]:.2f}, {band[1]:.2f}], "
             f"{above:.1%} of clean images above it)")
@@ -272,6 +275,7 @@ def check_randomisation(my_randomize, model, x: np.ndarray, layers: list[str], s
             "input gradient": lambda net: input_gradient(net, x, pred)}
     lines = []
     base = {m: fn(model) for m, fn in maps.items()}
+    curve: dict[str, list] = {m: [] for m in maps}
     for k in range(1, len(layers) + 1):
         rnd = my_randomize(model, layers[:k], seed)
         cells = []
@@ -279,8 +283,10 @@ def check_randomisation(my_randomize, model, x: np.ndarray, layers: list[str], s
             rho = np.array([spearman(a, b) for a, b in zip(ref, maps[m](rnd), strict=True)])
             blank = int(np.isnan(rho).sum())  # a constant map ranks nothing: left out, and counted
             lo, hi = bootstrap_ci(rho[~np.isnan(rho)])
+            curve[m].append((float(np.nanmean(rho)), lo, hi))
             cells.append(f"{m} {np.nanmean(rho):.2f} [{lo:.2f}, {hi:.2f}]" + (f" ({blank} blank)" if blank else ""))
         lines.append(f"randomised down to {layers[k - 1]}: Spearman with the trained model's map: " + ", ".join(cells))
+    labfigures.cascade(list(layers), curve)
     return "\n".join(lines)
 
 
