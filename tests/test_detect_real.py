@@ -61,6 +61,7 @@ def test_every_explanation_map_detector_has_a_port():
     assert "step" in differentiable.backward("class-map-survival")
 
 
+@pytest.mark.slow  # 15 ports on 320 real images, ≈ 2.5 min: the full tier
 @pytest.mark.parametrize("name", PORTED)
 def test_differentiable_ports_equal_the_real_detectors(seen_pgd, trained, name):
     """The adaptive attack follows the real detector: each TensorFlow port recomputes the fitted detector's score
