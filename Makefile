@@ -42,8 +42,8 @@ UV_VERSION := 0.13.9
 UV_VENV    := $(or $(TMPDIR),/tmp)/advxai-uv-$(UV_VERSION)
 COMPILE    := $(UV_VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet$(if $(UPGRADE), --upgrade)
 lock: $(UV_VENV)/bin/uv
-	$(COMPILE) pyproject.toml requirements/build.in --extra cpu -o requirements/cpu.lock
-	$(COMPILE) pyproject.toml requirements/build.in --extra gpu -o requirements/gpu.lock
+	$(COMPILE) pyproject.toml requirements/build.in --extra cpu --extra book -o requirements/cpu.lock
+	$(COMPILE) pyproject.toml requirements/build.in --extra gpu --extra book -o requirements/gpu.lock
 	$(COMPILE) pyproject.toml --extra test -c requirements/cpu.lock -o requirements/test.lock
 	$(COMPILE) requirements/build.in -c requirements/cpu.lock -o requirements/build.lock
 

@@ -1,11 +1,14 @@
-"""Course mode: the student copy has no solutions, keeps the stubs, and runs end to end."""
+"""Course mode: the student copy has no solutions or answer key, keeps the stubs, and runs end to end; the
+teacher's copy shows them; the timing plan is its rule."""
 
 import json
+import re
 from pathlib import Path
 
 import papermill as pm
 import pytest
 
+from advxai.book import course
 from advxai.errors import DataError
 from advxai.runner import cli
 
@@ -18,7 +21,7 @@ def test_student_copy_strips_solutions_and_runs(tmp_path, capsys):
     copy = tmp_path / "student" / "exercises.ipynb"
     assert "student copy" in capsys.readouterr().out
     tags = [c.get("metadata", {}).get("tags", []) for c in json.loads(copy.read_text())["cells"]]
-    assert not any("solution" in t for t in tags) and sum("exercise" in t for t in tags) == 10
+    assert not any({"solution", "answer"} & set(t) for t in tags) and sum("exercise" in t for t in tags) == 10
     original = json.loads((ROOT / "book" / "course" / "exercises.ipynb").read_text())["cells"]
     assert sum("solution" in c.get("metadata", {}).get("tags", []) for c in original) == 10
     ran = pm.execute_notebook(str(copy), str(tmp_path / "ran.ipynb"), cwd=str(tmp_path), progress_bar=False)
@@ -27,6 +30,29 @@ def test_student_copy_strips_solutions_and_runs(tmp_path, capsys):
                  "my_manipulate", "my_randomize"):  # each check sees its stub
         assert f"not implemented yet: fill in {stub}" in text
     assert "no prediction yet" in text and "matches" not in text
+
+
+def test_the_teachers_copy_shows_solutions_an_answer_per_discussion_and_the_rubric(tmp_path, capsys):
+    assert cli.main(["teacher", str(ROOT / "book" / "course"), "--out", str(tmp_path / "teacher")]) == 0
+    assert "teacher copy" in capsys.readouterr().out
+    cells = json.loads((tmp_path / "teacher" / "exercises.ipynb").read_text())["cells"]
+    tags = [c.get("metadata", {}).get("tags", []) for c in cells]
+    assert sum("solution" in t for t in tags) == 10 and not any({"hide-cell", "remove-cell"} & set(t) for t in tags)
+    key = (tmp_path / "teacher" / "answer-key.md").read_text()
+    questions = sum("".join(c["source"]).count("Discussion (part") for c in cells)
+    assert questions == 4 and key.count("Answer key (part") == questions and "Rubric" in key
+    points = [int(p) for p in re.findall(r"\| (\d+) \|$", key, re.M)]
+    assert sum(points) == 100  # the core exercises; the extension is a bonus
+
+
+def test_the_timing_plan_is_the_rule_applied_to_the_solutions():
+    """The lab's first cell shows exactly what the rule gives for today's solutions (edit a solution: rerun
+    ``course.timing_table(course.timing(nb))`` and paste), and the core exercises fit in 90 minutes."""
+    nb = json.loads((ROOT / "book" / "course" / "exercises.ipynb").read_text())
+    rows = course.timing(nb)
+    assert course.timing_table(rows) in "".join(nb["cells"][0]["source"])
+    assert sum(r["minutes"] for r in rows if r["core"]) + course.SETUP_MIN + 4 <= 90  # + the cells' run time
+    assert [r["exercise"] for r in rows] == ["1", "1b", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
 
 
 def test_student_copy_of_an_empty_folder_fails_clearly(tmp_path):

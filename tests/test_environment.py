@@ -59,7 +59,8 @@ def test_every_top_level_pin_is_in_the_cpu_lock_at_the_same_version():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     lock, test_lock = _lock_pins(ROOT / "requirements" / "cpu.lock"), _lock_pins(ROOT / "requirements" / "test.lock")
-    for pins, got, name in [(_pins(project["dependencies"] + extras["cpu"]), lock, "cpu.lock"),
+    book = project["dependencies"] + extras["cpu"] + extras["book"] + extras["lab"]  # the lab's kernel is the book's
+    for pins, got, name in [(_pins(book), lock, "cpu.lock"),
                             (_pins(extras["test"]), test_lock, "test.lock")]:
         wrong = {n: (v, sorted(got.get(n, []))) for n, v in pins.items() if got.get(n) != {v}}
         assert not wrong, f"pyproject.toml pin vs {name} (run `make lock`): {wrong}"
@@ -67,3 +68,11 @@ def test_every_top_level_pin_is_in_the_cpu_lock_at_the_same_version():
     shared = set(lock) & set(test_lock)
     assert {n: (lock[n], test_lock[n]) for n in shared if lock[n] != test_lock[n]} == {}
     assert "advxai" not in lock
+
+
+def test_the_librarys_own_set_leaves_the_book_out():
+    """The lab installs the library's own dependencies and TensorFlow only: nothing that builds the book."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    own = set(_pins(project["dependencies"]))
+    assert not own & {"jupyter-book", "papermill", "shap", "lime", "umap-learn", "seaborn", "ipykernel"}
+    assert {"keras", "adversarial-robustness-toolbox", "tf-keras-vis", "scikit-learn", "jsonschema"} <= own

@@ -252,3 +252,16 @@ def test_one_split_given_as_a_word_is_one_split(tmp_path):
     cfg = tmp_path / "mine.yaml"
     cfg.write_text(f"extends: {TINY}\ndetection: {{datasets: [pneumoniamnist], splits: test, n_images: 40}}\n")
     assert load_config(cfg)["detection"][0]["splits"] == ["test"]
+
+
+def test_the_book_commands_name_the_missing_extra_in_one_line(monkeypatch, capsys):
+    """The library alone (what the lab installs) cannot run a grid: `advxai run` says which extra to install."""
+    import importlib.util
+
+    from advxai.runner import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "papermill" else real(name, *a))
+    assert cli.main(["run", str(TINY)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'advxai[book]'" in err and "papermill missing" in err

@@ -1,13 +1,17 @@
-"""Course mode: checks for the exercises of ``book/course`` and the student copy (solutions stripped).
+"""Course mode: checks for the exercises of ``book/course``, its timing rule, the student copy (solutions and
+answer key stripped) and the teacher's copy (solutions shown, the answer key and the rubric).
 
 A course notebook pairs each exercise with a *stub* cell (tag ``exercise``: runs, does nothing useful), a
 *solution* cell (tag ``solution``: hidden behind a toggle in the book) and a *check* cell calling a function of
-this module, which says "not done yet" for a stub and compares a real answer with the library's reference.
+this module, which says "not done yet" for a stub and compares a real answer with the library's reference. The
+answer key to each part's discussion questions and the rubric are cells tagged ``answer`` (and ``remove-cell``:
+the book does not show them).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -290,8 +294,48 @@ def check_randomisation(my_randomize, model, x: np.ndarray, layers: list[str], s
     return "\n".join(lines)
 
 
-def student_copy(src: Path, dest: Path) -> list[Path]:
-    """Copy every notebook of ``src`` into ``dest`` without its ``solution`` cells and with outputs cleared."""
+# The timing rule of the lab's plan: reading an exercise and its stub, then writing and debugging at five minutes
+# per five lines of the solution (blank and comment lines not counted); the cells' own run time is measured
+# (bench/lab.py) and added once. Part D is an optional extension.
+READING_MIN = 3
+MIN_PER_LINE = 1
+OPTIONAL_PARTS = {"D"}
+SETUP_MIN = 5
+
+
+def _tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def timing(nb: dict) -> list[dict]:
+    """Per exercise of a course notebook: its part, the solution's lines, the minutes the rule gives, core or not."""
+    rows, part = [], None
+    for cell in nb["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            if m := re.search(r"^## Part ([A-Z])\b", text, re.M):
+                part = m.group(1)
+            if m := re.search(r"^## Exercise (\w+)\b", text, re.M):
+                rows.append({"exercise": m.group(1), "part": part, "lines": 0})
+        elif "solution" in _tags(cell) and rows:
+            rows[-1]["lines"] += sum(1 for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#"))
+    for r in rows:
+        r["minutes"] = READING_MIN + MIN_PER_LINE * r["lines"]
+        r["core"] = r["part"] not in OPTIONAL_PARTS
+    return rows
+
+
+def timing_table(rows: list[dict]) -> str:
+    """The plan's table (Markdown), as the lab's first cell shows it."""
+    lines = ["| part | exercise | lines to write | minutes | in the 90 min |", "|---|---|---|---|---|"]
+    lines += [f"| {r['part']} | {r['exercise']} | {r['lines']} | {r['minutes']} | "
+              + ("core |" if r["core"] else "optional |") for r in rows]
+    core = sum(r["minutes"] for r in rows if r["core"])
+    return "\n".join(lines) + f"\n\nCore exercises: {core} min of reading and writing, + {SETUP_MIN} min of set-up."
+
+
+def _copy_notebooks(src: Path, dest: Path, keep) -> list[Path]:
+    """Every notebook of ``src`` into ``dest``: the cells ``keep(cell)`` accepts (it may edit them), outputs cleared."""
     src, dest = Path(src), Path(dest)
     notebooks = sorted(src.glob("*.ipynb"))
     if not notebooks:
@@ -300,13 +344,37 @@ def student_copy(src: Path, dest: Path) -> list[Path]:
     out = []
     for nb_path in notebooks:
         nb = json.loads(nb_path.read_text())
-        cells = [c for c in nb["cells"] if "solution" not in c.get("metadata", {}).get("tags", [])]
-        for c in cells:
+        nb["cells"] = [c for c in nb["cells"] if keep(c)]
+        for c in nb["cells"]:
             if c["cell_type"] == "code":
                 c["outputs"], c["execution_count"] = [], None
-        nb["cells"] = cells
         target = dest / nb_path.name
         with atomic_path(target) as tmp:
             Path(tmp).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
         out.append(target)
     return out
+
+
+def student_copy(src: Path, dest: Path) -> list[Path]:
+    """Copy every notebook of ``src`` into ``dest`` without its ``solution`` and ``answer`` cells, outputs cleared."""
+    return _copy_notebooks(src, dest, lambda c: not {"solution", "answer"} & set(_tags(c)))
+
+
+def teacher_copy(src: Path, dest: Path) -> list[Path]:
+    """Every notebook of ``src`` with its solutions shown and its answer key, plus ``answer-key.md`` (the
+    discussion answers and the rubric, for printing)."""
+    def show(cell: dict) -> bool:
+        tags = _tags(cell)
+        if tags:
+            cell["metadata"]["tags"] = [t for t in tags if t not in ("hide-cell", "remove-cell")]
+        return True
+
+    out = _copy_notebooks(src, dest, show)
+    keys = []
+    for nb_path in out:
+        cells = json.loads(nb_path.read_text())["cells"]
+        keys += ["".join(c["source"]) for c in cells if "answer" in _tags(c)]
+    target = Path(dest) / "answer-key.md"
+    with atomic_path(target) as tmp:
+        Path(tmp).write_text("# Answer key and rubric\n\n" + "\n\n".join(keys) + "\n")
+    return [*out, target]

@@ -15,6 +15,8 @@ from ..errors import AdvXAIError, DataError, ParameterError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 NEEDS_TENSORFLOW = {"run", "validate", "plan", "fetch", "book"}
+# the book's packages (the `book` extra): the library alone (what the lab installs) does not run or build the book
+NEEDS_BOOK = {"run": ("papermill",), "book": ("papermill", "jupyter_book"), "pdf": ("jupyter_book",)}
 WRITES_RESULTS = {"run", "book", "validate"}  # validate: would `run` on this folder work
 # the system's own folders: a results folder there is a slip (as root it would even be written)
 SYSTEM = tuple(Path(p) for p in ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot"))
@@ -29,6 +31,15 @@ def _quiet_tensorflow() -> None:
         return
     with quiet_output(Path(os.devnull)):
         import tensorflow  # noqa: F401
+
+
+def _check_book_packages(cmd: str) -> None:
+    import importlib.util
+
+    missing = [m for m in NEEDS_BOOK.get(cmd, ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ParameterError(f"`advxai {cmd}` needs the book's packages ({', '.join(missing)} missing): "
+                             "pip install 'advxai[book]', or `make book` in a clone")
 
 
 def _check_paths(args) -> None:
@@ -183,6 +194,14 @@ def _student(args) -> int:
     return 0
 
 
+def _teacher(args) -> int:
+    from ..book.course import teacher_copy
+
+    for path in teacher_copy(args.source, args.out):
+        print(f"teacher copy: {path}")
+    return 0
+
+
 def _executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="show kernel, TensorFlow and Sphinx output on the terminal")
     p.add_argument("--executor", default="parallel",
@@ -231,12 +250,17 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--results", type=Path, default=Path("results"))
     d.add_argument("--out", default="_build/pdf/advxai.pdf")
     d.set_defaults(fn=_pdf)
-    s = sub.add_parser("student", help="copy the course notebooks with their solution cells stripped")
+    s = sub.add_parser("student", help="copy the course notebooks with their solutions and answer key stripped")
     s.add_argument("source", type=Path, nargs="?", default=Path("book/course"))
     s.add_argument("--out", type=Path, default=Path("student"))
     s.set_defaults(fn=_student)
+    t = sub.add_parser("teacher", help="copy the course notebooks with solutions shown, the answer key and the rubric")
+    t.add_argument("source", type=Path, nargs="?", default=Path("book/course"))
+    t.add_argument("--out", type=Path, default=Path("teacher"))
+    t.set_defaults(fn=_teacher)
     args = p.parse_args(argv)
     try:
+        _check_book_packages(args.cmd)
         _check_paths(args)
         if args.cmd in NEEDS_TENSORFLOW:
             _quiet_tensorflow()
