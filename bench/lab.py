@@ -47,7 +47,10 @@ def main() -> None:
     env = {**os.environ, "PIP_CACHE_DIR": str(cache), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     py = args.venv / "bin" / "python"
     install = _timed([sys.executable, "-m", "venv", str(args.venv)])
+    leftover = not (ROOT / "build").exists()  # setuptools builds in the checkout: its build/ goes afterwards
     install += _timed([str(py), "-m", "pip", "install", "--quiet", f"{ROOT}[cpu,lab]"], env=env)
+    if leftover:
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
     packages = subprocess.run([str(py), "-m", "pip", "list", "--format", "freeze"], capture_output=True, text=True,
                               env=env, check=True).stdout.split()
     book_tools = [p for p in packages if p.split("==")[0].lower() in {"jupyter-book", "papermill", "shap", "lime"}]

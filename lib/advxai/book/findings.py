@@ -1,16 +1,18 @@
-"""Each chapter's opening findings: a few sentences a reader can quote, each a claim with its evidence, computed
-from the result table over every trained model of the build (architectures and training seeds together) — the
-per-model numbers stay in the chapter's collapsed tables.
+"""Each chapter's opening findings as *facts*: the numbers, counts and names a finding's sentence carries, computed
+from the result table over every trained model of the build (architectures and training seeds together) and glued
+as text (``ga-*``, ``rm-*``). The sentences are written in ``book/gradattacks.md`` and ``book/radarmix.md``, where
+an author edits them; tests check the facts. A fact a build cannot compute reads :data:`NOT_IN_BUILD`.
 
-Wording rules (held by the book's prose test): one claim per sentence, counts instead of lists, an interval or
-an ``n`` beside every number, the words *more* / *fewer* only where the intervals do not overlap."""
+The rules behind the facts: a count of cells instead of a list, an interval or an ``n`` beside every number, and
+"more" / "fewer" only where the intervals do not overlap."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .style import NOT_RUN, SPLIT_MIN, has_ci
+from .abstract import NOT_IN_BUILD, count_of
+from .style import SPLIT_MIN, has_ci
 
 
 def _models(g: pd.DataFrame) -> int:
@@ -30,13 +32,25 @@ def _on(n: int) -> str:
     return "On the one model" if n == 1 else f"On every one of the {n} models"
 
 
-def saturation(df: pd.DataFrame, stage: str = "attack", level: float = 0.95) -> list[str]:
-    """One sentence: the attacks that fooled (nearly) every correctly classified image on every trained model —
-    an ε-bounded attack from the smallest ε of the grid where every model's 95 % interval reaches ``level`` (and
-    every larger ε too), an ε-free attack (DeepFool, C&W) at every ε."""
+def _count(k: int) -> str:
+    return "none" if k == 0 else str(k)
+
+
+def _models_phrase(n: int) -> str:
+    return "the one model" if n == 1 else f"all {n} models"
+
+
+def saturation(df: pd.DataFrame, stage: str = "attack", prefix: str = "ga", level: float = 0.95) -> dict[str, str]:
+    """The attacks that fooled (nearly) every correctly classified image on every trained model — an ε-bounded
+    attack from the smallest ε of the grid where every model's 95 % interval reaches ``level`` (and every larger ε
+    too), an ε-free attack (DeepFool, C&W) at every ε: which (``-sat-attacks``), on how many models
+    (``-sat-models``), the lowest rate among them (``-sat-share``) and the images per model (``-sat-n``)."""
     from ..attacks import spec
 
+    keys = [f"{prefix}-sat-{k}" for k in ("models", "attacks", "share", "n")]
     fr = df[(df.stage == stage) & (df.metric == "fooling_rate") & (df.subset == "correct") & (df.attack != "none")]
+    if fr.empty:
+        return dict.fromkeys(keys, NOT_IN_BUILD)
     n_models = _models(fr)
     parts, cells = [], []
     for a, g in fr.groupby("attack", sort=False):
@@ -51,27 +65,28 @@ def saturation(df: pd.DataFrame, stage: str = "attack", level: float = 0.95) -> 
         free = sp.eps_free or not sp.eps_bounded  # ε is no budget (C&W: unused; DeepFool: an overshoot)
         if free and len(full) < len(eps):
             continue
-        cell = g[g.eps >= full[0] - 1e-12]
         parts.append(f"{name(a)} (unbounded)" if free else name(a) if len(eps) == 1
                      else f"{name(a)} from ε = {full[0]:g}")
-        cells.append(cell)
+        cells.append(g[g.eps >= full[0] - 1e-12])
     if not parts:
-        return []
+        return dict(zip(keys, [_models_phrase(n_models), "no attack", "—", "—"], strict=True))
     cell = pd.concat(cells)
-    what = ("every correctly classified image" if (cell.value >= 1).all() else
-            f"at least {cell.value.min():.0%} of the correctly classified images")
+    share = ("every correctly classified image" if (cell.value >= 1).all() else
+             f"at least {cell.value.min():.0%} of the correctly classified images")
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     n = f"{int(cell.n.min())}" if cell.n.min() == cell.n.max() else f"{int(cell.n.min())}–{int(cell.n.max())}"
-    return [f"{_on(_models(cell))}, {listed} fooled {what} (n = {n} correctly classified per model)."]
+    return dict(zip(keys, [_models_phrase(n_models), listed, share, n], strict=True))
 
 
-def weakening(df: pd.DataFrame, stage: str = "attack") -> list[str]:
-    """Attacks whose fooling rate at the largest ε is *below* their best on a model, intervals apart (a
-    one-step attack overshooting): on how many models it happens."""
+def weakening(df: pd.DataFrame, stage: str = "attack", prefix: str = "ga") -> dict[str, str]:
+    """Attacks whose fooling rate at the largest ε is *below* their best on a model, intervals apart (a one-step
+    attack overshooting): per attack, on how many models, with one example (``-weak``)."""
     fr = df[(df.stage == stage) & (df.metric == "fooling_rate") & (df.subset == "correct") & (df.attack != "none")]
-    out = []
+    if fr.empty:
+        return {f"{prefix}-weak": NOT_IN_BUILD}
+    found, example, total = [], None, 0
     for a, g in fr.groupby("attack", sort=False):
-        hits, total, example = 0, 0, None
+        hits, total = 0, 0
         for _, gm in g.groupby(["dataset", "model"]):
             gm = gm.sort_values("eps")
             if len(gm) < 2 or not gm.apply(has_ci, axis=1).all():
@@ -80,59 +95,40 @@ def weakening(df: pd.DataFrame, stage: str = "attack") -> list[str]:
             best, last = gm.loc[gm.value.idxmax()], gm.iloc[-1]
             if last.ci_high < best.ci_low:
                 hits += 1
-                example = example or (best, last)
+                example = example or (a, best, last)
         if hits:
-            b, last = example
-            out.append(f"{name(a)} fooled fewer images at its largest ε than at a smaller "
-                       f"one on {hits} of {total} models, e.g. {b.dataset} · {b.model}: {b.value:.2f} "
-                       f"[{b.ci_low:.2f}, {b.ci_high:.2f}] at ε = {b.eps:g}, {last.value:.2f} "
-                       f"[{last.ci_low:.2f}, {last.ci_high:.2f}] at ε = {last.eps:g}.")
-    return out
+            found.append(f"{name(a)} on {count_of(hits, total)} models")
+    if not found:
+        return {f"{prefix}-weak": f"no attack, on any of the {_models(fr)} models"}
+    a, b, last = example
+    return {f"{prefix}-weak": ", ".join(found) + f"; e.g. {name(a)} on {b.dataset} · {b.model}: {b.value:.2f} "
+            f"[{b.ci_low:.2f}, {b.ci_high:.2f}] at ε = {b.eps:g}, {last.value:.2f} [{last.ci_low:.2f}, "
+            f"{last.ci_high:.2f}] at ε = {last.eps:g}"}
 
 
-def split(df: pd.DataFrame, stage: str, metric: str, what: str, higher_moves: bool) -> list[str]:
-    """Explanation change on fooled vs not-fooled images, over every (model, explainer, attack, ε) cell with
-    both sides' intervals (target ``predicted``): in how many cells the fooled maps moved more, intervals apart,
-    in how many less, and in how many the intervals overlap."""
+def split(df: pd.DataFrame, stage: str, metric: str, higher_moves: bool, prefix: str) -> dict[str, str]:
+    """Explanation change on fooled vs not-fooled images, over every (model, explainer, attack, ε) cell with both
+    sides' intervals (target ``predicted``): how many cells (``-split-n``), in how many the fooled maps moved
+    more, intervals apart (``-split-more``), less (``-split-less``), the intervals overlap (``-split-overlap``),
+    and how many rest on fewer than :data:`SPLIT_MIN` images on a side (``-split-thin``, ``-split-min``)."""
+    keys = [f"{prefix}-split-{k}" for k in ("n", "more", "less", "overlap", "thin")]
     s = df[(df.stage == stage) & (df.metric == metric) & (df.target == "predicted") & (df.attack != "none")]
-    keys = ["dataset", "model", "explainer", "attack", "eps"]
-    f = s[s.subset == "fooled"].set_index(keys)
-    nf = s[s.subset == "not_fooled"].set_index(keys)
+    idx = ["dataset", "model", "explainer", "attack", "eps"]
+    f = s[s.subset == "fooled"].set_index(idx)
+    nf = s[s.subset == "not_fooled"].set_index(idx)
     both = f.merge(nf, left_index=True, right_index=True, suffixes=("_f", "_n"), how="inner")
     both = both[np.isfinite(both.ci_low_f) & np.isfinite(both.ci_low_n)]
     if both.empty:
-        return []
-    few = int((np.minimum(both.n_f, both.n_n) < SPLIT_MIN).sum())
-    more = (both.ci_low_f > both.ci_high_n) if higher_moves else (both.ci_high_f < both.ci_low_n)
-    less = (both.ci_high_f < both.ci_low_n) if higher_moves else (both.ci_low_f > both.ci_high_n)
-    return [f"{what} moved more on the fooled images than on the not-fooled ones in {int(more.sum())} of "
-            f"{len(both)} cells where both have an interval, less in {int(less.sum())}, and the intervals "
-            f"overlap in {int(len(both) - more.sum() - less.sum())}. "
-            + (f"{few} of these cells rest on fewer than {SPLIT_MIN} images on one side." if few else
-               f"Each side of every cell rests on at least {SPLIT_MIN} images.")]
-
-
-def gradattacks(df: pd.DataFrame) -> str:
-    """The Grad-Attacks chapter's findings."""
-    if (df.stage == "attack").sum() == 0:
-        return NOT_RUN
-    claims = saturation(df) + weakening(df) + split(df, "strength", "mod", "Grad-CAM (MOD)", higher_moves=True)
-    return _bullets(claims)
-
-
-def radarmix(df: pd.DataFrame) -> str:
-    """The RADAR-MIX chapter's findings."""
-    if (df.stage == "radarmix").sum() == 0:
-        return NOT_RUN
-    claims = saturation(df, "radarmix") + split(df, "radarmix", "iou", "The explanation (top-k IoU)",
-                                                 higher_moves=False)
-    return _bullets(claims)
-
-
-def _bullets(claims: list[str]) -> str:
-    return "\n".join(f"- {c}" for c in claims) if claims else "*No finding is decided by the intervals of this build.*"
+        return {**dict.fromkeys(keys, NOT_IN_BUILD), f"{prefix}-split-min": str(SPLIT_MIN)}
+    thin = int((np.minimum(both.n_f, both.n_n) < SPLIT_MIN).sum())
+    more = int(((both.ci_low_f > both.ci_high_n) if higher_moves else (both.ci_high_f < both.ci_low_n)).sum())
+    less = int(((both.ci_high_f < both.ci_low_n) if higher_moves else (both.ci_low_f > both.ci_high_n)).sum())
+    n = len(both)
+    return {**dict(zip(keys, [str(n), count_of(more, n), _count(less), _count(n - more - less), _count(thin)],
+                       strict=True)), f"{prefix}-split-min": str(SPLIT_MIN)}
 
 
 def chapters(df: pd.DataFrame) -> dict[str, str]:
-    """Each chapter's findings by glue name."""
-    return {"ga-findings": gradattacks(df), "rm-findings": radarmix(df)}
+    """Both chapters' findings facts by glue name (Grad-Attacks: ``ga-*``; RADAR-MIX: ``rm-*``)."""
+    return {**saturation(df), **weakening(df), **split(df, "strength", "mod", True, "ga"),
+            **saturation(df, "radarmix", "rm"), **split(df, "radarmix", "iou", False, "rm")}
