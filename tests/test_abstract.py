@@ -113,6 +113,16 @@ def test_the_detection_answer_pools_the_runs_saved_differences_and_decides_again
     assert f["abs-det-diff"] == "-0.15 [-0.21, -0.09]" and f["abs-det-diff-word"] == "lower than"
     assert f["abs-det-diff-over"] == "2 settings on 1 dataset"
     assert f["abs-det-pair"] == "gradcam-summary against mahalanobis"
+    d = tmp_path / "chest"  # a second dataset, where the map detector is higher: each dataset alone
+    d.mkdir()
+    (d / "provenance.json").write_text(json.dumps({"parameters": {"dataset": "chest_xray", "size": 64,
+                                                                  "model": "cnn"}}))
+    save_npz(d / "family_diff.npz", replicates=np.full(100, 0.1) + np.linspace(-0.01, 0.01, 100), value=0.1,
+             pair=np.array(["dispersion", "nic"]))
+    assert abstract.by_dataset([*dirs, d])["abs-det-diff-by-dataset"] == (
+        "chest_xray 64 px +0.10 [+0.09, +0.11] (higher, 1 setting); "
+        "pneumoniamnist 28 px -0.15 [-0.21, -0.09] (lower, 2 settings)")
+    assert abstract.by_dataset([])["abs-det-diff-by-dataset"] == abstract.NOT_IN_BUILD
 
 
 def test_counts_read_as_a_sentence_says_them():

@@ -51,6 +51,9 @@ PORTED = ["gradcam-summary", "dispersion", "clean-density", "map-consistency", "
           "feature-squeezing"]
 
 
+STEPPED = {"class-map-survival", "msp-2s"}  # step functions of the network's output: the lit share, the CDF
+
+
 def test_every_explanation_map_detector_has_a_port():
     from advxai.detect import differentiable
 
@@ -81,8 +84,10 @@ def test_differentiable_ports_equal_the_real_detectors(seen_pgd, trained, name):
     real = np.r_[score(fc), score(fa)]
     ported = np.r_[port(tf.constant(x)).numpy(), port(tf.constant(advs[cell])).numpy()]
     scale = max(1.0, np.abs(real).max())
-    if name == "class-map-survival":  # a pixel at the 0.1 threshold may flip under float rounding
-        assert np.median(np.abs(ported - real)) < 1e-3 * scale and np.corrcoef(real, ported)[0, 1] > 0.99
+    if name in STEPPED:  # a value on a step (a pixel at the 0.1 threshold, a score equal to a reference one) may
+        # move by one step under float rounding of the network: on a few images, never in bulk
+        off = np.abs(ported - real) > 2e-3 * scale
+        assert off.mean() <= 0.02 and np.corrcoef(real, ported)[0, 1] > 0.99, (off.sum(), len(off))
     else:
         np.testing.assert_allclose(ported, real, atol=2e-3 * scale)
     xb = tf.constant(x[:8])

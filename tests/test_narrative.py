@@ -247,6 +247,7 @@ def test_findings_are_facts_decided_by_the_intervals_of_every_model():
     assert facts["rm-sat-attacks"] == facts["rm-split-n"] == NOT_IN_BUILD  # no RADAR-MIX rows: not run
     calm = pd.DataFrame([r for r in rows if r["attack"] != "fgsm"])
     assert F.chapters(calm)["ga-weak"] == "no attack, on any of the 2 models"
+    assert facts["rm-split-more"] == NOT_IN_BUILD and facts["rm-split-less"] == "—"  # "not run" said once
 
 
 def test_grid_md_gives_runs_that_differ_only_in_their_model_one_line():

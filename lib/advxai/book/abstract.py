@@ -142,14 +142,18 @@ def answer(detection_dirs: list) -> dict[str, str]:
     return _answer(*pooled_answer(detection_dirs))
 
 
+def _diff_word(lo: float, hi: float) -> str:
+    return ("not comparable with" if not (np.isfinite(lo) and np.isfinite(hi)) else "lower than" if hi < 0
+            else "higher than" if lo > 0 else "indistinguishable from")
+
+
 def _answer(pooled, chosen: dict, n: int, nd: int) -> dict[str, str]:
     """:func:`answer`'s facts from :func:`pooled_answer`'s result."""
     keys = ("abs-det-diff", "abs-det-diff-word", "abs-det-diff-over", "abs-det-pair")
     if pooled is None:
         return {k: NOT_IN_BUILD for k in keys}
     v, lo, hi = pooled
-    word = ("not comparable with" if not (np.isfinite(lo) and np.isfinite(hi)) else "lower than" if hi < 0
-            else "higher than" if lo > 0 else "indistinguishable from")
+    word = _diff_word(lo, hi)
     pairs = [" against ".join(p) for p in chosen.values()]
     common = max(set(pairs), key=pairs.count)
     return {"abs-det-diff": f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]", "abs-det-diff-word": word,
@@ -157,10 +161,11 @@ def _answer(pooled, chosen: dict, n: int, nd: int) -> dict[str, str]:
             "abs-det-pair": common if len(set(pairs)) == 1 else f"most often {common}, on {pairs.count(common)} of {n}"}
 
 
-def pooled_answer(detection_dirs: list) -> tuple[tuple[float, float, float] | None, dict, int, int]:
+def pooled_answer(detection_dirs: list, dataset: str | None = None
+                  ) -> tuple[tuple[float, float, float] | None, dict, int, int]:
     """The pooled difference (value, low, high) of :func:`answer`, the pair compared in each setting (setting ->
     (map detector, other)), and how many settings and datasets it pools; ``(None, {}, 0, 0)`` without detection
-    runs that span two families."""
+    runs that span two families. ``dataset`` (``name_px``): that dataset's settings only."""
     import json
     from pathlib import Path
 
@@ -175,8 +180,10 @@ def pooled_answer(detection_dirs: list) -> tuple[tuple[float, float, float] | No
         p = json.loads((d / "provenance.json").read_text())["parameters"]
         if standard_of(p["model"]) is not None:  # an adversarially trained model: the Robust models chapter's
             continue
-        z = load_npz(d / "family_diff.npz")
         key = (f"{p['dataset']}_{p['size']}", p["model"])
+        if dataset is not None and key[0] != dataset:
+            continue
+        z = load_npz(d / "family_diff.npz")
         reps[key], points[key] = z["replicates"], float(z["value"])
         pairs[key] = tuple(map(str, z["pair"]))
     if not reps:
@@ -184,11 +191,30 @@ def pooled_answer(detection_dirs: list) -> tuple[tuple[float, float, float] | No
     return pooled_over_settings(reps, points), pairs, len(reps), len({k[0] for k in reps})
 
 
+def by_dataset(detection_dirs: list) -> dict[str, str]:
+    """The pooled difference on each dataset alone, with its word (``abs-det-diff-by-dataset``): whether the answer
+    holds on every dataset or rests on one."""
+    import json
+    from pathlib import Path
+
+    names = sorted({"{dataset}_{size}".format(**json.loads((Path(d) / "provenance.json").read_text())["parameters"])
+                    for d in detection_dirs if (Path(d) / "family_diff.npz").exists()})
+    parts = []
+    for name in names:
+        pooled, _, n, _ = pooled_answer(detection_dirs, name)
+        if pooled is not None:
+            v, lo, hi = pooled
+            parts.append(f"{' '.join(name.rsplit('_', 1))} px {v:+.2f} [{lo:+.2f}, {hi:+.2f}] "
+                         f"({_diff_word(lo, hi).split()[0]}, {n} setting{'s' * (n > 1)})")
+    return {"abs-det-diff-by-dataset": "; ".join(parts) if parts else NOT_IN_BUILD}
+
+
 def facts(df: pd.DataFrame, settings: pd.DataFrame, detection_dirs: list | None = None) -> dict[str, str]:
     """Every ``abs-*`` fact of the abstract, by glue name."""
     pooled = pooled_answer(detection_dirs or [])  # read and bootstrapped once: the answer and its pair
     return {**sizes(df), **fooling(df), **shift(df), **shift(df, "radarmix", "iou", "abs-iou", moved="lower than"),
-            **detection(settings, pooled[1]), **_answer(*pooled), **evasion(df)}
+            **detection(settings, pooled[1]), **_answer(*pooled), **by_dataset(detection_dirs or []),
+            **evasion(df)}
 
 
 def glue_facts(df: pd.DataFrame, settings: pd.DataFrame, detection_dirs: list) -> dict[str, str]:

@@ -99,7 +99,8 @@ def weakening(df: pd.DataFrame, stage: str = "attack", prefix: str = "ga") -> di
         if hits:
             found.append(f"{name(a)} on {count_of(hits, total)} models")
     if not found:
-        return {f"{prefix}-weak": f"no attack, on any of the {_models(fr)} models"}
+        n = _models(fr)
+        return {f"{prefix}-weak": "no attack, on the one model" if n == 1 else f"no attack, on any of the {n} models"}
     a, b, last = example
     return {f"{prefix}-weak": ", ".join(found) + f"; e.g. {name(a)} on {b.dataset} · {b.model}: {b.value:.2f} "
             f"[{b.ci_low:.2f}, {b.ci_high:.2f}] at ε = {b.eps:g}, {last.value:.2f} [{last.ci_low:.2f}, "
@@ -118,8 +119,9 @@ def split(df: pd.DataFrame, stage: str, metric: str, higher_moves: bool, prefix:
     nf = s[s.subset == "not_fooled"].set_index(idx)
     both = f.merge(nf, left_index=True, right_index=True, suffixes=("_f", "_n"), how="inner")
     both = both[np.isfinite(both.ci_low_f) & np.isfinite(both.ci_low_n)]
-    if both.empty:
-        return {**dict.fromkeys(keys, NOT_IN_BUILD), f"{prefix}-split-min": str(SPLIT_MIN)}
+    if both.empty:  # the sentence says "not run" once
+        return {**dict.fromkeys(keys, "—"), **dict.fromkeys(keys[:2], NOT_IN_BUILD),
+                f"{prefix}-split-min": str(SPLIT_MIN)}
     thin = int((np.minimum(both.n_f, both.n_n) < SPLIT_MIN).sum())
     more = int(((both.ci_low_f > both.ci_high_n) if higher_moves else (both.ci_high_f < both.ci_low_n)).sum())
     less = int(((both.ci_high_f < both.ci_low_n) if higher_moves else (both.ci_low_f > both.ci_high_n)).sum())
