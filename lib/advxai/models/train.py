@@ -244,20 +244,27 @@ def build_and_fit(ds, model: str, model_params: dict, settings: dict, seed: int,
 
 
 MIN_STEPS_PER_EPOCH = 30  # below it, a from-scratch CNN sees too few updates in a few epochs (bench/small_data.py)
+MIN_UPDATES = 400  # a small set still gets this many updates in all (bench/small_data.py: 7-class ISIC, 500 images)
 
 
 def small_data_settings(settings: dict, n_train: int) -> dict:
-    """The recipe adapted to a small training set, by one rule: where an epoch would be fewer than
-    :data:`MIN_STEPS_PER_EPOCH` steps, the batch is halved (not below 8) until it is not, and the learning rate
-    scaled by the square root of the batch ratio (Adam's square-root rule, as the ISIC recipe does upwards).
-    Every set of the book has ≥ 55 steps per epoch at its batch size, so its training is unchanged."""
+    """The recipe adapted to a small training set, by one rule. Where an epoch would be fewer than
+    :data:`MIN_STEPS_PER_EPOCH` steps: the batch is halved (not below 8) until it is not, the learning rate scaled by
+    the square root of the batch ratio (Adam's square-root rule, as the ISIC recipe does upwards); the epochs are
+    raised until training takes :data:`MIN_UPDATES` updates; and full class balancing is softened to the
+    square-root weighting (a rare class of a few images weighted fully makes a noisy gradient). Every set of the
+    book has ≥ 55 steps per epoch at its batch size, so its training is unchanged."""
     s = dict(settings)
     batch = int(s.get("batch_size", 64))
+    if -(-n_train // batch) >= MIN_STEPS_PER_EPOCH:
+        return s
     new = batch
     while new > 8 and -(-n_train // new) < MIN_STEPS_PER_EPOCH:
         new //= 2
-    if new != batch:
-        s["batch_size"], s["lr"] = new, float(s.get("lr", 1e-3)) * (new / batch) ** 0.5
+    s["batch_size"], s["lr"] = new, float(s.get("lr", 1e-3)) * (new / batch) ** 0.5
+    s["epochs"] = max(int(s.get("epochs", 30)), -(-MIN_UPDATES // -(-n_train // new)))
+    if balance_power(s.get("balance", True)) > BALANCES["sqrt"]:
+        s["balance"] = "sqrt"
     return s
 
 
