@@ -138,6 +138,16 @@ def measure(edit, config: str, results: Path, before: list[dict]) -> dict:
             "plan_re_render": sum(r["state"] == "re-render" for r in after)}
 
 
+def measure_all(edits: dict, config: str, results: Path, before: list[dict], workers: int = 2) -> dict[str, dict]:
+    """:func:`measure` for every edit, ``workers`` plans at once (each a fresh process, most of its time spent
+    importing TensorFlow: two share 2 cores well)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        done = {name: pool.submit(measure, edit, config, results, before) for name, edit in edits.items()}
+        return {name: f.result() for name, f in done.items()}
+
+
 def stages(rows: list[dict]) -> str:
     count: dict[str, int] = {}
     for r in rows:
@@ -153,10 +163,9 @@ def main() -> None:
     args = p.parse_args()
     results = (args.results or Path(tempfile.mkdtemp())).resolve()
     edits = dict(EDITS, **{"a training hyperparameter (the last dataset's epochs)": _config(args.config, _epochs)})
-    rows, before = [], unedited(args.config, results)
-    for name, edit in edits.items():
-        m = measure(edit, args.config, results, before)
-        rows.append((name, m))
+    before = unedited(args.config, results)
+    rows = list(measure_all(edits, args.config, results, before).items())
+    for name, m in rows:
         print(f"{name}: {len(m['rerun'])} of {m['runs']} runs rerun ({stages(m['rerun'])}); "
               f"{len(m['redraw'])} pages re-rendered ({stages(m['redraw'])})"
               + (f"; plan over {args.results}: {m['plan_will_run']} will run, {m['plan_re_render']} re-render"

@@ -67,12 +67,14 @@ def test_batch(pneumonia):
 
 @pytest.fixture(scope="session")
 def tiny_grid(tmp_path_factory, data_root):
-    """configs/tiny.yaml run once, serially, through papermill: (results, book, records)."""
+    """configs/tiny.yaml run once through papermill, two runs at a time as the command line runs it (the serial
+    executor gives the same tables: tests/test_pipeline.py): (results, book, records)."""
     from advxai.runner import pipeline
 
     results = tmp_path_factory.mktemp("results")
     book = tmp_path_factory.mktemp("book")
-    records = pipeline.run_grid(ROOT / "configs" / "tiny.yaml", results, book=book, log=lambda *a, **k: None)
+    records = pipeline.run_grid(ROOT / "configs" / "tiny.yaml", results, executor="parallel", workers=2, book=book,
+                                log=lambda *a, **k: None)
     return results, book, records
 
 

@@ -207,11 +207,9 @@ def test_edits_rerun_only_what_they_change(tmp_path):
     spec.loader.exec_module(edits)
     config = "configs/default.yaml"
     before = edits.unedited(config, tmp_path)
-    counts = {}
-    for name, edit in {**edits.EDITS, "epochs": edits._config(config, edits._epochs)}.items():
-        if edit is not None:
-            m = edits.measure(edit, config, tmp_path, before)
-            counts[name] = ({r["stage"] for r in m["rerun"]}, {r["run"] for r in m["rerun"]}, len(m["redraw"]))
+    todo = {k: e for k, e in {**edits.EDITS, "epochs": edits._config(config, edits._epochs)}.items() if e is not None}
+    counts = {name: ({r["stage"] for r in m["rerun"]}, {r["run"] for r in m["rerun"]}, len(m["redraw"]))
+              for name, m in edits.measure_all(todo, config, tmp_path, before).items()}
     quiet = [k for k in counts if k.startswith(("a docstring", "a comment", "a markdown", "a figure", "a chapter"))]
     assert all(counts[k][0] == set() for k in quiet), counts
     assert counts["a markdown cell of 02_attack.ipynb"][2] >= 1 and counts[quiet[3]][2] >= 1  # pages re-rendered
