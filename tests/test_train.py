@@ -154,6 +154,7 @@ def test_random_transpose_draws_the_square_symmetries_and_is_identity_at_inferen
     assert np.array_equal(np.asarray(layer(x, training=False)), x)
 
 
+@pytest.mark.slow  # the study's 111 run keys: ≈ 15 s on 2 cores
 def test_study_config_plans_every_dataset_two_architectures_three_seeds_and_eighteen_detection_settings(tmp_path):
     """configs/study.yaml (`make study`): 3 datasets × 2 architectures × 3 seeds of detection, and detection on the
     chest sets' adversarially trained models (one seed, though detection runs on every seed: its second section),
