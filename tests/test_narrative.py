@@ -286,3 +286,15 @@ def test_the_adaptive_table_flags_a_weak_attack_and_a_raised_number():
     assert t.loc["dispersion", "raised by"].startswith("2× steps + restart") and t.loc["nic", "raised by"] == "—"
     assert t.loc["dispersion", "gradient"] == "softplus twin" and t.loc["nic", "gradient"] == "exact"
     assert t.loc["dispersion", "_at_cell"].value == 0.9
+
+
+def test_fooling_facts_rank_by_intervals_and_count_over_models():
+    """Both attacks fool every correct image (tied on the fooling rate); over all attacked images DeepFool's
+    1.00 [0.96, 1] lies above PGD's 0.83 [0.75, 0.89], so it alone tops the flip rate; the table has both rows."""
+    from advxai.book.abstract import NOT_IN_BUILD
+
+    f = N.fooling_facts(_table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89)))
+    assert f["ga-top-fooling"] == "deepfool and pgd on 1 model" and f["ga-top-flip"] == "deepfool on 1 model"
+    assert "2 rows of 1 model" in f["ga-fooling-table"] and f["ga-fooling-table"].count("chest_xray_64 · cnn") == 2
+    assert N.fooling_facts(_table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89)), "radarmix", "rm")["rm-top-fooling"] == (
+        NOT_IN_BUILD)

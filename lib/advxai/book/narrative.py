@@ -100,13 +100,16 @@ def _grouped(df: pd.DataFrame, keys: list[str]):
     return df.assign(units=df.attack.map(units)).groupby([*keys, "units"])
 
 
-def fooling_md(df: pd.DataFrame, stage: str = "attack") -> str:
-    """At each model's largest ε: the fooling rate over the correctly classified images and the seeds' flip rate
-    over all attacked images, a row per (model, attack) in a collapsed table, and which attacks rank highest under
-    each (intervals overlapping the top one count as tied), counted over models."""
+def fooling_facts(df: pd.DataFrame, stage: str = "attack", prefix: str = "ga") -> dict[str, str]:
+    """At each model's largest ε, which attacks rank highest by the fooling rate over the correctly classified
+    images (``-top-fooling``) and by the seeds' flip rate over all attacked images (``-top-flip``) — intervals
+    overlapping the top one count as tied — counted over models; and the rows behind them, a collapsed table
+    (``-fooling-table``, Markdown). The sentences are in the chapters (``book/gradattacks.md``, ``radarmix.md``)."""
+    from .abstract import NOT_IN_BUILD
+
     att = df[(df.stage == stage) & (df.attack != "none")]
     if att.empty:
-        return NOT_RUN
+        return {f"{prefix}-top-fooling": NOT_IN_BUILD, f"{prefix}-top-flip": "—", f"{prefix}-fooling-table": ""}
     rows, fr_groups, fl_groups = [], [], []
     for (d, m, _), g in _grouped(att, ["dataset", "model"]):
         e = g.eps.max()
@@ -118,11 +121,9 @@ def fooling_md(df: pd.DataFrame, stage: str = "attack") -> str:
                   "flip rate (all attacked)": fmt(fl.loc[r.attack]) if r.attack in fl.index else "—"}
                  for r in fr.itertuples()]
     n = len(fr_groups)
-    return (f"At each model's largest ε, the highest fooling rate over the correctly classified images "
-            f"(attacks whose intervals overlap the top one tied): {_tops(fr_groups, 'attack')}. Over all attacked "
-            f"images, as the seeds counted (flip rate): {_tops(fl_groups, 'attack')}. "
-            f"The {len(rows)} rows of {n} model{'s' * (n > 1)}, each with its interval and n:\n\n"
-            + collapsed(f"fooling and flip rates, {len(rows)} rows", md_table(rows)))
+    return {f"{prefix}-top-fooling": _tops(fr_groups, "attack"), f"{prefix}-top-flip": _tops(fl_groups, "attack"),
+            f"{prefix}-fooling-table": collapsed(f"fooling and flip rates: {len(rows)} rows of {n} model"
+                                                 f"{'s' * (n > 1)}, each with its interval and n", md_table(rows))}
 
 
 def split_md(df: pd.DataFrame, stage: str, metric: str, meaning: str, target: str = "predicted") -> str:
