@@ -161,60 +161,66 @@ def _answer(pooled, chosen: dict, n: int, nd: int) -> dict[str, str]:
             "abs-det-pair": common if len(set(pairs)) == 1 else f"most often {common}, on {pairs.count(common)} of {n}"}
 
 
-def pooled_answer(detection_dirs: list, dataset: str | None = None
-                  ) -> tuple[tuple[float, float, float] | None, dict, int, int]:
-    """The pooled difference (value, low, high) of :func:`answer`, the pair compared in each setting (setting ->
-    (map detector, other)), and how many settings and datasets it pools; ``(None, {}, 0, 0)`` without detection
-    runs that span two families. ``dataset`` (``name_px``): that dataset's settings only."""
+def family_diffs(detection_dirs: list) -> dict[tuple[str, str], tuple]:
+    """Each standard model's saved held-out-family difference: (dataset_px, model) -> (replicates, value, pair).
+    Adversarially trained models are the Robust models chapter's."""
     import json
     from pathlib import Path
 
     from ..artefacts import load_npz
-    from ..detect.protocol import pooled_over_settings
     from .robust import standard_of
 
-    reps, points, pairs = {}, {}, {}
+    out = {}
     for d in map(Path, detection_dirs):
         if not (d / "family_diff.npz").exists() or not (d / "provenance.json").exists():
             continue
         p = json.loads((d / "provenance.json").read_text())["parameters"]
-        if standard_of(p["model"]) is not None:  # an adversarially trained model: the Robust models chapter's
-            continue
-        key = (f"{p['dataset']}_{p['size']}", p["model"])
-        if dataset is not None and key[0] != dataset:
+        if standard_of(p["model"]) is not None:
             continue
         z = load_npz(d / "family_diff.npz")
-        reps[key], points[key] = z["replicates"], float(z["value"])
-        pairs[key] = tuple(map(str, z["pair"]))
-    if not reps:
+        out[(f"{p['dataset']}_{p['size']}", p["model"])] = (z["replicates"], float(z["value"]),
+                                                            tuple(map(str, z["pair"])))
+    return out
+
+
+def _pooled(diffs: dict) -> tuple[tuple[float, float, float] | None, dict, int, int]:
+    from ..detect.protocol import pooled_over_settings
+
+    if not diffs:
         return None, {}, 0, 0
-    return pooled_over_settings(reps, points), pairs, len(reps), len({k[0] for k in reps})
+    reps, points = {k: v[0] for k, v in diffs.items()}, {k: v[1] for k, v in diffs.items()}
+    return (pooled_over_settings(reps, points), {k: v[2] for k, v in diffs.items()}, len(diffs),
+            len({k[0] for k in diffs}))
+
+
+def pooled_answer(detection_dirs: list) -> tuple[tuple[float, float, float] | None, dict, int, int]:
+    """The pooled difference (value, low, high) of :func:`answer`, the pair compared in each setting (setting ->
+    (map detector, other)), and how many settings and datasets it pools; ``(None, {}, 0, 0)`` without detection
+    runs that span two families."""
+    return _pooled(family_diffs(detection_dirs))
+
+
+def _by_dataset(diffs: dict) -> dict[str, str]:
+    parts = []
+    for name in sorted({k[0] for k in diffs}):
+        (v, lo, hi), _, n, _ = _pooled({k: d for k, d in diffs.items() if k[0] == name})
+        parts.append(f"{' '.join(name.rsplit('_', 1))} px {v:+.2f} [{lo:+.2f}, {hi:+.2f}] "
+                     f"({_diff_word(lo, hi).split()[0]}, {n} setting{'s' * (n > 1)})")
+    return {"abs-det-diff-by-dataset": "; ".join(parts) if parts else NOT_IN_BUILD}
 
 
 def by_dataset(detection_dirs: list) -> dict[str, str]:
     """The pooled difference on each dataset alone, with its word (``abs-det-diff-by-dataset``): whether the answer
     holds on every dataset or rests on one."""
-    import json
-    from pathlib import Path
-
-    names = sorted({"{dataset}_{size}".format(**json.loads((Path(d) / "provenance.json").read_text())["parameters"])
-                    for d in detection_dirs if (Path(d) / "family_diff.npz").exists()})
-    parts = []
-    for name in names:
-        pooled, _, n, _ = pooled_answer(detection_dirs, name)
-        if pooled is not None:
-            v, lo, hi = pooled
-            parts.append(f"{' '.join(name.rsplit('_', 1))} px {v:+.2f} [{lo:+.2f}, {hi:+.2f}] "
-                         f"({_diff_word(lo, hi).split()[0]}, {n} setting{'s' * (n > 1)})")
-    return {"abs-det-diff-by-dataset": "; ".join(parts) if parts else NOT_IN_BUILD}
+    return _by_dataset(family_diffs(detection_dirs))
 
 
 def facts(df: pd.DataFrame, settings: pd.DataFrame, detection_dirs: list | None = None) -> dict[str, str]:
     """Every ``abs-*`` fact of the abstract, by glue name."""
-    pooled = pooled_answer(detection_dirs or [])  # read and bootstrapped once: the answer and its pair
+    diffs = family_diffs(detection_dirs or [])  # read once: the pooled answer, its pair, each dataset alone
+    pooled = _pooled(diffs)
     return {**sizes(df), **fooling(df), **shift(df), **shift(df, "radarmix", "iou", "abs-iou", moved="lower than"),
-            **detection(settings, pooled[1]), **_answer(*pooled), **by_dataset(detection_dirs or []),
-            **evasion(df)}
+            **detection(settings, pooled[1]), **_answer(*pooled), **_by_dataset(diffs), **evasion(df)}
 
 
 def glue_facts(df: pd.DataFrame, settings: pd.DataFrame, detection_dirs: list) -> dict[str, str]:

@@ -363,17 +363,17 @@ def student_copy(src: Path, dest: Path) -> list[Path]:
 def teacher_copy(src: Path, dest: Path) -> list[Path]:
     """Every notebook of ``src`` with its solutions shown and its answer key, plus ``answer-key.md`` (the
     discussion answers and the rubric, for printing)."""
+    keys = []
+
     def show(cell: dict) -> bool:
         tags = _tags(cell)
+        if "answer" in tags:
+            keys.append("".join(cell["source"]))
         if tags:
             cell["metadata"]["tags"] = [t for t in tags if t not in ("hide-cell", "remove-cell")]
         return True
 
     out = _copy_notebooks(src, dest, show)
-    keys = []
-    for nb_path in out:
-        cells = json.loads(nb_path.read_text())["cells"]
-        keys += ["".join(c["source"]) for c in cells if "answer" in _tags(c)]
     target = Path(dest) / "answer-key.md"
     with atomic_path(target) as tmp:
         Path(tmp).write_text("# Answer key and rubric\n\n" + "\n\n".join(keys) + "\n")

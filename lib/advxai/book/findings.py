@@ -28,10 +28,6 @@ def name(attack: str) -> str:
     return NAMES.get(base, base) + (f" (ε in {units} units)" if units else "")
 
 
-def _on(n: int) -> str:
-    return "On the one model" if n == 1 else f"On every one of the {n} models"
-
-
 def _count(k: int) -> str:
     return "none" if k == 0 else str(k)
 

@@ -186,19 +186,11 @@ def _schema(args) -> int:
     return 0
 
 
-def _student(args) -> int:
-    from ..book.course import student_copy
+def _course_copy(args) -> int:
+    from ..book import course
 
-    for path in student_copy(args.source, args.out):
-        print(f"student copy: {path}")
-    return 0
-
-
-def _teacher(args) -> int:
-    from ..book.course import teacher_copy
-
-    for path in teacher_copy(args.source, args.out):
-        print(f"teacher copy: {path}")
+    for path in getattr(course, f"{args.cmd}_copy")(args.source, args.out):
+        print(f"{args.cmd} copy: {path}")
     return 0
 
 
@@ -250,14 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--results", type=Path, default=Path("results"))
     d.add_argument("--out", default="_build/pdf/advxai.pdf")
     d.set_defaults(fn=_pdf)
-    s = sub.add_parser("student", help="copy the course notebooks with their solutions and answer key stripped")
-    s.add_argument("source", type=Path, nargs="?", default=Path("book/course"))
-    s.add_argument("--out", type=Path, default=Path("student"))
-    s.set_defaults(fn=_student)
-    t = sub.add_parser("teacher", help="copy the course notebooks with solutions shown, the answer key and the rubric")
-    t.add_argument("source", type=Path, nargs="?", default=Path("book/course"))
-    t.add_argument("--out", type=Path, default=Path("teacher"))
-    t.set_defaults(fn=_teacher)
+    for name, text in [("student", "copy the course notebooks with their solutions and answer key stripped"),
+                       ("teacher", "copy the course notebooks with solutions shown, the answer key and the rubric")]:
+        s = sub.add_parser(name, help=text)
+        s.add_argument("source", type=Path, nargs="?", default=Path("book/course"))
+        s.add_argument("--out", type=Path, default=Path(name))
+        s.set_defaults(fn=_course_copy)
     args = p.parse_args(argv)
     try:
         _check_book_packages(args.cmd)
