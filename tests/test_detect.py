@@ -307,10 +307,11 @@ def test_bad_detection_config_fails_in_one_line(tmp_path):
         assert "\n" not in str(err.value)
 
 
-def test_the_chapter_sentence_follows_the_numbers():
+def test_the_worked_settings_facts_follow_the_numbers():
     import pandas as pd
 
-    from advxai.book import narrative
+    from advxai.book import detfacts
+    from advxai.book.abstract import NOT_IN_BUILD
     from advxai.measure import tables
 
     def rows(auroc, tpr, base_auroc):
@@ -323,11 +324,15 @@ def test_the_chapter_sentence_follows_the_numbers():
                                target="held_out")]
         return tables.frame(out)
 
-    met = narrative.detection_md(rows(0.99, 0.95, 0.8))
-    assert "**met**" in met and "higher than" in met and "yes, for attacks it never saw" in met
-    missed = narrative.detection_md(rows(0.9, 0.5, 0.95))
-    assert "**not met**" in missed and "Distance to the goal: AUROC 0.080, TPR 0.400" in missed
-    assert narrative.detection_md(pd.DataFrame(columns=tables.COLUMNS)) == narrative.NOT_RUN
+    met = detfacts.worked(rows(0.99, 0.95, 0.8))
+    assert met["det-w-goal"] == "met" and met["det-w-compare"] == "higher than"
+    assert met["det-w-answer"].startswith("yes, for attacks it never saw") and met["det-w-setting"] == "d_28 · cnn"
+    missed = detfacts.worked(rows(0.9, 0.5, 0.95))
+    assert missed["det-w-goal"] == "not met" and missed["det-w-distance"] == "AUROC 0.080, TPR 0.400"
+    assert missed["det-w-answer"].startswith("partly")
+    none = detfacts.worked(pd.DataFrame(columns=tables.COLUMNS))
+    assert none["det-w-setting"] == NOT_IN_BUILD and none["det-w-goal"] == "—"
+    assert detfacts.settings_table(rows(0.9, 0.5, 0.95)).iloc[0]["goal"] == "not met"
 
 
 def _oof(scores_by_source: dict) -> dict:

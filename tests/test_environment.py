@@ -26,13 +26,15 @@ def test_versions_names_the_numerical_stack_and_python():
     assert re.fullmatch(r"3\.\d+\.\d+.*", v["python"])
 
 
-def test_lock_hash_is_16_hex_and_follows_the_bytes(tmp_path, monkeypatch):
+def test_lock_hash_is_16_hex_and_follows_the_pins_not_the_comments(tmp_path, monkeypatch):
     lock = tmp_path / "cpu.lock"
     lock.write_bytes(b"numpy==2.4.6\n")
     monkeypatch.setattr(environment, "lock_file", lambda: lock)
     first = environment.lock_hash()
     assert re.fullmatch(r"[0-9a-f]{16}", first)
     assert environment.lock_hash(lock) == first
+    lock.write_bytes(b"# made by: uv pip compile --extra book\nnumpy==2.4.6 \\\n    # via advxai\n\n")
+    assert environment.lock_hash() == first  # a header or a "# via" line cannot change a number
     lock.write_bytes(b"numpy==2.4.7\n")
     assert environment.lock_hash() != first
     monkeypatch.setattr(environment, "lock_file", lambda: None)

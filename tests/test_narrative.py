@@ -24,14 +24,15 @@ def test_comparative_words_follow_the_intervals():
     assert S.fmt(_r(1.0, 1.0, 1.0)) == "1.00 [1.00, 1.00]"  # a true point interval stays as it is
 
 
-def test_ranking_names_the_top_group():
+def test_top_group_holds_the_values_whose_intervals_overlap_the_largest():
     rows = pd.DataFrame([row("fooling_rate", v, (lo, hi), 80, attack=a, subset="correct", stage="attack")
                          for a, v, lo, hi in [("pgd", 1.0, 0.95, 1.0), ("deepfool", 0.97, 0.91, 0.99),
                                               ("fgsm", 0.4, 0.3, 0.5)]])
-    s = N.ranking_sentence(rows, "attack", "fooling rate")
-    assert s == "Highest fooling rate, with overlapping intervals: pgd and deepfool; lower: fgsm."
-    one = N.ranking_sentence(rows[rows.attack != "deepfool"], "attack", "fooling rate")
-    assert one == "Highest fooling rate: pgd, its interval above every other's; lower: fgsm."
+    assert N.top_group(rows, "attack") == (["pgd", "deepfool"], ["fgsm"])
+    assert N.top_group(rows[rows.attack != "deepfool"], "attack") == (["pgd"], ["fgsm"])
+    few = pd.DataFrame([row("fooling_rate", 0.97, (np.nan, np.nan), 6, attack="fgsm", subset="correct", stage="a"),
+                        row("fooling_rate", 0.9, (0.8, 0.95), 80, attack="pgd", subset="correct", stage="a")])
+    assert N.top_group(few, "attack") == (["pgd"], [])  # too few images: in neither group, never ranked
 
 
 def _table(deepfool_flip, pgd_flip, size=64, model="cnn"):
@@ -88,16 +89,15 @@ def test_reproduction_ranking_says_no_when_another_attack_is_clearly_stronger():
     assert row_["holds here?"] == "does not hold (1 of 1 models; pgd higher)" and "no (pgd higher)" in row_["ours"]
 
 
-def test_split_sentence_says_which_side_is_empty():
+def test_split_table_says_which_side_is_empty():
     keys = dict(stage="strength", dataset="d_28", model="cnn", explainer="gradcam", eps=0.1)
     rows = [row("mod", 0.49, (0.48, 0.50), 73, attack="deepfool", target="predicted", subset="fooled", **keys),
             row("mod", np.nan, (np.nan, np.nan), 0, attack="deepfool", target="predicted", subset="not_fooled",
                 **keys),
             row("mod", 0.42, (0.40, 0.44), 39, attack="fgsm", target="predicted", subset="fooled", **keys),
             row("mod", 0.20, (0.17, 0.23), 34, attack="fgsm", target="predicted", subset="not_fooled", **keys)]
-    text = N.split_md(pd.DataFrame(rows), "strength", "mod", "MOD")
-    assert "over 2 rows (model × explainer × attack): " in text  # the empty side said once, in the count
-    assert "no correctly classified image resisted in 1" in text and "fooled higher, intervals apart in 1" in text
+    text = N.split_table(pd.DataFrame(rows), "strength", "mod")
+    assert "2 rows, with intervals" in text
     assert "| deepfool | 0.1 | 0.49 [0.48, 0.50] (n = 73) | — | no correctly classified image resisted |" in text
     assert "| fgsm | 0.1 | 0.42 [0.40, 0.44] (n = 39) | 0.20 [0.17, 0.23] (n = 34) | higher than |" in text
 
@@ -112,24 +112,21 @@ def test_rankings_withhold_verdicts_and_name_what_is_missing():
     assert (rep[rep.claim.str.startswith("DeepFool has")]["holds here?"] == "not run").all()
     rows = pd.DataFrame([row("fooling_rate", 0.97, (np.nan, np.nan), 6, attack="fgsm", subset="correct", stage="a"),
                          row("fooling_rate", 0.9, (0.8, 0.95), 80, attack="pgd", subset="correct", stage="a")])
-    s = N.ranking_sentence(rows, "attack", "fooling rate")
-    assert s == "No ranking of fooling rate: fewer than two have an interval (fgsm: too few images)."
 
 
-def test_split_sentence_tells_blank_maps_from_no_images():
+def test_split_table_tells_blank_maps_from_no_images():
     keys = dict(stage="radarmix", dataset="d_28", model="cnn", explainer="lime", eps=0.05, target="predicted",
                 attack="pgd")
     rows = [row("iou", np.nan, (np.nan, np.nan), 0, subset="fooled", **keys),
             row("blank_pairs", 3, n=3, subset="fooled", **keys),
             row("iou", 0.8, (np.nan, np.nan), 1, subset="not_fooled", **keys),
             row("blank_pairs", 0, n=1, subset="not_fooled", **keys)]
-    text = N.split_md(pd.DataFrame(rows), "radarmix", "iou", "IoU")
-    assert "maps all blank on one side in 1" in text
+    text = N.split_table(pd.DataFrame(rows), "radarmix", "iou")
     assert ("| pgd | 0.05 | — | 0.80 (n = 1: too few images for an interval) | fooled: all 3 pairs had a blank map |"
             in text)
 
 
-def test_clean_sentence_names_the_bars_met_and_missed():
+def test_clean_facts_name_the_bars_met_and_missed():
     from advxai.book import narrative
 
     def r(dataset, subset, metric, value, lo=np.nan, hi=np.nan, n=100):
@@ -142,14 +139,15 @@ def test_clean_sentence_names_the_bars_met_and_missed():
                       + [r("isic2018_28", "test", m, v, v - 0.03, v + 0.03) for m, v in
                          [("accuracy", 0.68), ("balanced_accuracy", 0.49), ("auc", 0.91)]]
                       + [r("isic2018_28", "test", "majority_baseline", 0.601)])
-    text = narrative.clean_md(df)
-    assert text.startswith("1 of the 2 models held against a published bar meet every one of them; not met: "
-                           "isic2018_28 · cnn: balanced_accuracy on test 0.490 vs 0.500.")
+    facts = narrative.clean(df)
+    assert facts["clean-met"] == "1 of the 2"
+    assert facts["clean-unmet"] == "isic2018_28 · cnn: balanced_accuracy on test 0.490 vs 0.500"
+    text = facts["clean-table"]
     assert "| chest_xray_64 · cnn | 100 | 0.88 [0.86, 0.90] | 0.85 [0.83, 0.87] | 0.96 [0.94, 0.98] | 1 of 1 |" in text
     assert "| 2 of 3 |" in text
 
 
-def test_fitted_on_sentence_reads_the_transfer_rows_of_the_held_out_cell():
+def test_fitted_on_reads_the_transfer_rows_of_the_held_out_cell():
     """signature held out on DeepFool at 0.02: fitted on PGD 0.05 alone it is inverted (0.41 [0.39, 0.43]),
     fitted on PGD 0.02 alone 0.84; rows of other cells, other detectors and DeepFool's own fit are not read."""
     k = dict(stage="detection", explainer="signature", attack="deepfool", eps=0.02)
@@ -160,16 +158,18 @@ def test_fitted_on_sentence_reads_the_transfer_rows_of_the_held_out_cell():
              row("auroc", 0.2, (0.15, 0.25), 2224, target="from pgd@0.02", **{**k, "eps": 0.05})]
     g = pd.DataFrame(rows)
     held = g[g.target == "held_out"].iloc[0]
-    s = N.fitted_on_sentence(g, held)
-    assert ("signature's AUROC on deepfool at ε = 0.02 runs from 0.41 [0.39, 0.43] (pgd@0.05) to 0.84 [0.83, 0.86] "
-            "(pgd@0.02), against 0.81 [0.79, 0.83] fitted on all of them — below chance") in s
-    above = g[g.target != "from pgd@0.05"]
-    assert N.fitted_on_sentence(above, held).endswith("against 0.81 [0.79, 0.83] fitted on all of them.")
-    assert N.fitted_on_sentence(g[g.target.isin(["held_out", "from fgsm@0.05"])], held) == ""
+    from advxai.book.detfacts import fitted_on
+
+    said, chance = fitted_on(g, held)
+    assert said == ("from 0.41 [0.39, 0.43] (pgd@0.05) to 0.84 [0.83, 0.86] (pgd@0.02), against 0.81 [0.79, 0.83] "
+                    "fitted on all of them")
+    assert chance.startswith("below chance for one of them")
+    assert fitted_on(g[g.target != "from pgd@0.05"], held)[1] == "above chance for every one of them"
+    assert fitted_on(g[g.target.isin(["held_out", "from fgsm@0.05"])], held)[0].startswith("not measured")
     # a detector fitted on clean images only cannot depend on the attacks of the training folds: no range read
     clean_only = g.assign(explainer="map-consistency")
-    s = N.fitted_on_sentence(clean_only, clean_only[clean_only.target == "held_out"].iloc[0])
-    assert s.startswith("map-consistency never sees an adversarial image") and "runs from" not in s
+    said, _ = fitted_on(clean_only, clean_only[clean_only.target == "held_out"].iloc[0])
+    assert "fitted on clean images only" in said and "from" not in said.split(":")[0]
 
 
 def _held_out(dataset, model, detector, auroc, tpr, attack="deepfool"):
@@ -197,11 +197,17 @@ def test_detection_across_settings_counts_winners_and_the_goal_per_setting():
                                                                                    "tied for best on"] == 1
     verdicts = AG.setting_verdicts(s).set_index("model")
     assert verdicts.met.tolist().count(True) == 1 and verdicts.loc["resnet", "met"]  # 0.99 [0.97, 1], TPR 0.95
-    text = AG.settings_md(s)
-    assert "Across 3 settings** (2 datasets × 2 architectures × 2 training seeds)" in text
-    assert "reads explanation maps on 2, deep features on 1" in text and "is met on 1 of 3 settings" in text
-    assert "By the goal: on 1 of 3 settings only." in text
-    assert AG.settings_figure(s) is not None and "one detection setting" in AG.settings_md(s[s.model == "cnn"])
+    from advxai.book import detfacts
+
+    facts = detfacts.across(s)
+    assert facts["det-across-n"] == "3 settings (2 datasets × 2 architectures × 2 training seeds)"
+    assert facts["det-across-tops"] == "explanation maps on 2, deep features on 1"
+    assert facts["det-across-goal"] == "1 of the 3" and facts["det-across-answer"] == "on 1 of the 3 only"
+    assert facts["det-across-map"] == "map-consistency, median 0.85 (range 0.65–0.99)"
+    assert facts["det-across-closest"].startswith("map-consistency on i_28 · resnet, AUROC 0.99 [0.97, 1.01]")
+    one = detfacts.across(s[s.model == "cnn"])
+    assert one["det-across-n"].startswith("1 setting (") and one["det-across-answer"] == "no, on none of the 1"
+    assert AG.settings_figure(s) is not None
 
 
 def test_seeds_table_gives_mean_sd_and_each_seed():

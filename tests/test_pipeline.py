@@ -23,7 +23,7 @@ def grid(tiny_grid):
 
 def test_robust_chapter_sets_each_at_models_grad_cam_shift_beside_its_twins(grid):
     """The Robust models chapter's shift table on the tiny grid's real robust rows, with an adversarially trained
-    twin whose maps never move (IoU 1 [0.99, 1]): a row per (attack, ε, fooled / not fooled) cell, and the sentence
+    twin whose maps never move (IoU 1 [0.99, 1]): a row per (attack, ε, fooled / not fooled) cell, and the fact
     counts exactly the cells where the standard model's interval lies below 0.99."""
     from advxai.book import robust
 
@@ -35,8 +35,10 @@ def test_robust_chapter_sets_each_at_models_grad_cam_shift_beside_its_twins(grid
     assert len(p) == len(cells) and set(p.standard) == {"cnn"}
     below = int((cells.ci_high < 0.99).sum())
     assert below > 0 and (p.word == "higher than").sum() == below
-    assert f"in {below} of {len(cells)}" in robust.shift_md(pd.concat([df, twin], ignore_index=True))
-    assert "No Grad-CAM shift" in robust.shift_md(df)  # no AT model in the tiny grid
+    from advxai.book.abstract import NOT_IN_BUILD, count_of
+
+    assert robust.facts(pd.concat([df, twin], ignore_index=True))["rb-shift-more"] == count_of(below, len(cells))
+    assert robust.facts(df)["rb-shift-more"] == NOT_IN_BUILD and robust.shift_table(df) == ""  # no AT model here
 
 
 def test_robust_chapter_states_the_budgets_its_runs_used(grid):
@@ -67,8 +69,10 @@ def test_detection_on_an_at_model_goes_to_the_robust_chapter_beside_its_twin_not
     settings = AG.detection_settings(df)
     assert len(p) == len(settings) and set(p.standard) == {"cnn"}
     assert (p.word == "higher than").sum() == (settings.ci_high < 0.99).sum() > 0
-    assert f"in {(p.word == 'higher than').sum()} of {len(p)} (model, detector)" in robust.detection_md(both)
-    assert "No detection run" in robust.detection_md(df)
+    from advxai.book.abstract import count_of
+
+    assert robust.facts(both)["rb-det-higher"] == count_of(int((p.word == "higher than").sum()), len(p))
+    assert robust.detection_table(df) == "" and "cnn-at2 vs cnn" in robust.detection_table(both)
 
 
 def test_grid_runs_and_writes_tidy_tables(grid):

@@ -12,7 +12,6 @@ import pandas as pd
 
 from .detplots import GOAL, group_of, worst_held_out
 from .grammar import CHANCE_STYLE, GOAL_STYLE, GROUP_COLOURS, group_colour
-from .style import NOT_RUN
 
 TABLE2 = ["accuracy", "balanced_accuracy", "auc"]
 
@@ -147,7 +146,8 @@ def setting_verdicts(s: pd.DataFrame) -> pd.DataFrame:
     """Per setting: the groups of the detectors tied for the highest worst held-out AUROC (intervals overlapping the
     best one: :func:`advxai.book.narrative.top_group`), the best explanation-map detector and the best other one,
     and whether the goal is met (:func:`advxai.book.narrative.goal_met`, the definition every page uses)."""
-    from .narrative import goal_met, top_group
+    from .detfacts import goal_met
+    from .narrative import top_group
 
     out = []
     for (d, m), g in s.groupby(["dataset", "model"]):
@@ -176,48 +176,6 @@ def detector_summary(s: pd.DataFrame) -> pd.DataFrame:
     out["tied for best on"] = tops.reindex(out.index).fillna(0).astype(int)
     out["passes the thresholds on"] = passes.reindex(out.index).fillna(0).astype(int)
     return out.sort_values("median", ascending=False)
-
-
-def settings_md(s: pd.DataFrame) -> str:
-    """The detection chapter's answer across settings, every clause computed from ``s``
-    (:func:`detection_settings`): which groups hold a detector tied for the best on how many settings, the best
-    explanation-map detector's spread, on how many settings the goal is met — the answer follows that count."""
-    if s.empty:
-        return NOT_RUN
-    n = s.groupby(["dataset", "model"]).ngroups
-    if n == 1:
-        return (f"This build has one detection setting ({s.dataset.iloc[0]} · {s.model.iloc[0]}); the study "
-                "(`make study`, `configs/study.yaml`) runs eighteen — three datasets × two architectures × three "
-                "training seeds — and answers the question across them.")
-    datasets, archs = int(s.dataset.nunique()), int(s.architecture.nunique())
-    seeds = int(s.groupby(["dataset", "architecture"]).train_seed.nunique().max())
-    summ, verdicts = detector_summary(s), setting_verdicts(s)
-    by_group = verdicts.top_groups.explode().value_counts()
-    wins = ", ".join(f"{grp} on {k}" for grp, k in by_group.items())
-    parts = [f"**Across {n} settings** ({datasets} dataset{'s' * (datasets > 1)} × {archs} "
-             f"architecture{'s' * (archs > 1)} × {seeds} training seed{'s' * (seeds > 1)}), a detector tied for the "
-             f"highest worst held-out AUROC (intervals overlapping the best) reads {wins} (a setting with a tie "
-             "counts for each group)."]
-    expl, base = summ[summ.group == "explanation maps"], summ[summ.group != "explanation maps"]
-    if len(expl) and len(base):
-        e, b = expl.iloc[0], base.iloc[0]
-        parts.append(f"The best explanation-map detector by median, {e.name}, has a median worst held-out AUROC of "
-                     f"{e['median']:.2f} (range {e['min']:.2f}–{e['max']:.2f}); the best other detector, {b.name} "
-                     f"({b.group}), {b['median']:.2f} ({b['min']:.2f}–{b['max']:.2f}).")
-        k = int(verdicts.met.sum())
-        goal = (f"the best explanation-map detector reaches worst held-out AUROC ≥ {GOAL['auroc']:.2f} and TPR at 5 % "
-                f"FPR ≥ {GOAL['tpr_at_5fpr']:.2f}, above every other detector")
-        if k:
-            parts.append(f"The goal — {goal} — is met on {k} of {n} settings.")
-        else:
-            top = verdicts.dropna(subset=["explanation"]).sort_values("e_auroc").iloc[-1]
-            parts.append(f"The goal — {goal} — is met on none of the {n} settings; the closest is {top.explanation} "
-                         f"on {top.dataset} · {top.model}, AUROC {top.e_auroc:.2f} [{top.e_low:.2f}, "
-                         f"{top.e_high:.2f}], TPR {top.e_tpr:.2f}.")
-        answer = ("yes, on every setting" if k == n else
-                  f"no, on none of the {n} settings" if k == 0 else f"on {k} of {n} settings only")
-        parts.append(f"**Can the explanation tell you that you are being attacked?** By the goal: {answer}.")
-    return " ".join(parts)
 
 
 def settings_figure(s: pd.DataFrame):
@@ -323,29 +281,6 @@ def family_table(df: pd.DataFrame, s: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("detector (group)")
 
 
-def family_md(t: pd.DataFrame, n_settings: int) -> str:
-    """The sentence above the family table: which family is hardest for the explanation-map group's best
-    detector, from the table's medians."""
-    if t.empty:
-        return ("*No leave-one-family-out in this grid: its attacks are of one family "
-                "(`advxai.attacks.FAMILIES`).*")
-    cols = [c for c in t.columns if c.endswith(" left out")]
-    out = (f"Left out **by family** — a whole kind of attack never seen in training — over {n_settings} "
-           f"setting{'s' * (n_settings > 1)}: per group its best detector, "
-           + ("the median of its worst AUROC on each family's cells (range over settings) / of its TPR at 5 % FPR "
-              "there." if n_settings > 1 else "its worst AUROC on each family's cells / its TPR at 5 % FPR there."))
-    ex = t[t.index.str.endswith("(explanation maps)")]
-    if len(ex) and cols:
-        med = {c[:-len(" left out")]: float(ex.iloc[0][c].split()[0]) for c in cols if ex.iloc[0][c] != "—"}
-        if med:
-            worst = min(med, key=med.get)
-            what, name = ("median " if n_settings > 1 else "AUROC "), ex.index[0].split(" (")[0]
-            out += (f" The explanation-map group's best, {name}, is weakest on the {worst} family "
-                    f"({what}{med[worst]:.2f}) and strongest on the {max(med, key=med.get)} family "
-                    f"({max(med.values()):.2f}).")
-    return out
-
-
 def worked(df: pd.DataFrame) -> tuple[str, str] | None:
     """The chapter's worked detection setting: PneumoniaMNIST 28 px · cnn (the quick book's) when it ran, else the
     first (dataset, model) in order; ``None`` without detection rows."""
@@ -361,36 +296,44 @@ def one_setting(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df.stage != "detection") | ((df.dataset == pick[0]) & (df.model == pick[1]))]
 
 
-def detection_glue(df: pd.DataFrame, base_seed: int = 0, detection_dirs: list | None = None) -> dict:
-    """What the detection chapter pastes, by glue name: the answer across settings (text and dot plot), the
-    worked setting's text (:func:`one_setting`) and every setting's text collapsed."""
-    from IPython.display import HTML
-
-    from . import narrative as N
-    from .style import NO_FIGURE, collapsed, html
+def detection_facts(df: pd.DataFrame, base_seed: int = 0) -> dict[str, str]:
+    """Every ``det-*`` fact the detection chapter's sentences carry (:mod:`advxai.book.detfacts`): across settings,
+    by family, the worked setting and the adaptive attack."""
+    from . import detfacts, tramer
+    from .narrative import adaptive_table
 
     df = standard_detection(df)
     s = detection_settings(df, base_seed)
-    fig = settings_figure(s)
-    fam = family_table(df, s)
     n = s.groupby(["dataset", "model"]).ngroups if len(s) else 0
+    return {**detfacts.across(s), **detfacts.family(family_table(df, s), n), **detfacts.worked(one_setting(df)),
+            **detfacts.adaptive(adaptive_table(df)), **detfacts.tramer(tramer.table(df))}
+
+
+def detection_glue(df: pd.DataFrame, base_seed: int = 0, detection_dirs: list | None = None) -> dict:
+    """What the detection chapter pastes besides its facts, by glue name: the answer and across-settings figures,
+    the family table, the worked setting's tables (:func:`one_setting`) and one row per setting, the adaptive
+    attack's figure and tables, the Tramèr table."""
+    from IPython.display import HTML
+
+    from . import detfacts, tramer
     from .detplots import adaptive_curves
+    from .narrative import adaptive_table
+    from .style import NO_FIGURE, collapsed, html, md_table
 
+    df = standard_detection(df)
+    s = detection_settings(df, base_seed)
+    fam = family_table(df, s)
     worked_df = one_setting(df)
-    curves = adaptive_curves(worked_df)
-    from . import tramer
-
-    answer = answer_figure(df, detection_dirs)
-    return {"det-settings-md": html(settings_md(s)),
+    shown = {"det-settings-fig": settings_figure(s), "det-answer-fig": answer_figure(df, detection_dirs),
+             "det-adaptive-fig": adaptive_curves(worked_df)}
+    rows = detfacts.settings_table(df)
+    return {**{k: v if v is not None else html(NO_FIGURE) for k, v in shown.items()},
             "det-tramer-md": html(tramer.md(tramer.table(df))),
-            "det-answer-fig": answer if answer is not None else html(NO_FIGURE),
-            "det-adaptive-fig": curves if curves is not None else html(NO_FIGURE),
-            "det-adaptive-md": html(N.adaptive_md(df)),
-            "det-family-md": html(family_md(fam, n)),
+            "det-adaptive-tables": html(detfacts.adaptive_tables(adaptive_table(df))),
             "det-family-table": HTML(fam.to_html(classes="dataframe") if len(fam) else ""),
-            "det-settings-fig": fig if fig is not None else html(NO_FIGURE),
-            "det-md": html(N.detection_md(worked_df)),
-            "det-all-md": html(collapsed("every setting's numbers", N.detection_md(df)))}
+            "det-worked-tables": html(detfacts.worked_tables(worked_df)),
+            "det-settings-table": html(collapsed(f"every setting's numbers, {len(rows)} row{'s' * (len(rows) != 1)}",
+                                                 md_table(rows.to_dict("records"))))}
 
 
 def worked_table(df: pd.DataFrame, detection_dirs: list, name: str) -> dict[str, pd.DataFrame]:

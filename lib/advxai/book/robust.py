@@ -1,7 +1,7 @@
 """The Robust models chapter, from the result table: RobustBench's leaderboard rows, each adversarially trained model
 beside its standard twin (same dataset and architecture, ``cnn-at2`` beside ``cnn``), the alignment of input
-gradients with the image, how far Grad-CAM moves under attack for each, and the chapter's opening findings.
-Comparisons use the intervals (:func:`compare`)."""
+gradients with the image, how far Grad-CAM moves under attack for each, and the facts the chapter's sentences carry
+(:func:`facts`; the sentences are in ``book/robustness.md``). Comparisons use the intervals (:func:`compare`)."""
 
 from __future__ import annotations
 
@@ -53,12 +53,12 @@ def _test_accuracy(df: pd.DataFrame, d: str, m: str):
     return t.iloc[0] if len(t) else None
 
 
-def pairs_md(df: pd.DataFrame) -> str:
+def pairs_table(df: pd.DataFrame) -> str:
     """Standard vs adversarially trained, a row per (dataset, architecture, ε): robust accuracy under the ensemble
-    of both and the test accuracy each pays, with one sentence counting where adversarial training helped."""
+    of both, the word their intervals decide and the test accuracy each pays; collapsed."""
     p = pairs(df)
     if p.empty:
-        return "*No adversarially trained model in this build (the study trains them: `make study`).*"
+        return ""
     rows = []
     for r in p.itertuples():
         a, s = _test_accuracy(df, r.dataset, r.model), _test_accuracy(df, r.dataset, r.standard)
@@ -67,29 +67,21 @@ def pairs_md(df: pd.DataFrame) -> str:
                      "AT vs standard": r.word,
                      "test accuracy, AT / standard": f"{fmt(a) if a is not None else '—'} / "
                                                      f"{fmt(s) if s is not None else '—'}"})
-    higher = _tally(p)["higher than"]
-    return (f"Adversarial training kept more images correct under the ensemble in {higher} of {len(p)} "
-            f"(model, ε) cells, intervals apart; the table gives each cell and the clean test accuracy both "
-            f"models pay:\n\n" + collapsed(f"standard vs adversarially trained, {len(rows)} row{'s' * (len(rows) > 1)}",
-                         md_table(rows)))
+    return collapsed(f"standard vs adversarially trained, {len(rows)} row{'s' * (len(rows) > 1)}", md_table(rows))
 
 
-def alignment_md(df: pd.DataFrame) -> str:
+def alignment_table(df: pd.DataFrame) -> str:
     """The alignment |⟨∇ₓ z_y, x⟩| / (‖∇ₓ z_y‖ ‖x‖) per model, and how each AT model's compares with its twin's."""
     al = df[(df.stage == "robust") & (df.metric == "gradient_alignment")]
     if al.empty:
         return NOT_RUN
-    rows = [{"dataset": r.dataset, "model": r.model, "alignment": fmt_n(r, 3)} for r in al.itertuples()]
-    words = []
+    rows = []
     for r in al.itertuples():
         std = standard_of(r.model)
         twin = al[(al.dataset == r.dataset) & (al.model == std)] if std else al.iloc[:0]
-        if len(twin):
-            t = twin.iloc[0]
-            words.append(f"{r.model} {fmt(r, 3)} {compare(r, t)} {std} {fmt(t, 3)} on {r.dataset}")
-    said = ("Alignment of the input gradient with the image (0: orthogonal, 1: parallel): "
-            + "; ".join(words) + ". ") if words else ""
-    return said + collapsed(f"alignment of the input gradient with the image, {len(rows)} models", md_table(rows))
+        rows.append({"dataset": r.dataset, "model": r.model, "alignment": fmt_n(r, 3),
+                     "vs its standard twin": f"{compare(r, twin.iloc[0])} {std}" if len(twin) else "—"})
+    return collapsed(f"alignment of the input gradient with the image, {len(rows)} models", md_table(rows))
 
 
 def _tally(p: pd.DataFrame) -> dict[str, int]:
@@ -112,23 +104,17 @@ def shift(df: pd.DataFrame, metric: str = "iou") -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def shift_md(df: pd.DataFrame) -> str:
+def shift_table(df: pd.DataFrame) -> str:
     """The IoU of the top-10 % Grad-CAM pixels between the clean and the attacked map, AT vs standard, a row per
-    (dataset, models, attack, ε, subset), under one sentence counting where the AT model's map moved less."""
+    (dataset, models, attack, ε, subset); collapsed."""
     p = shift(df)
     if p.empty:
-        return ("*No Grad-CAM shift of an adversarially trained model and its standard twin in this build "
-                "(the study's robustness part measures it: `make study`).*")
+        return ""
     p = p.sort_values(["dataset", "model", "attack", "eps", "subset"])
     rows = [{"dataset": r.dataset, "models": f"{r.model} vs {r.standard}", "attack": r.attack, "ε": k255(r.eps),
              "subset": r.subset.replace("_", " "), "IoU, AT": fmt(r.at), "IoU, standard": fmt(r.std),
              "AT vs standard": r.word} for r in p.itertuples()]
-    counts = _tally(p)
-    return (f"How far the Grad-CAM map a user would see moved under attack (IoU of its top-10 % pixels with the "
-            f"clean map's; 1 = unchanged): the adversarially trained model's map kept more of its clean map than "
-            f"its standard twin's in {counts['higher than']} of {len(p)} (model, attack, ε, subset) cells and less in "
-            f"{counts['lower than']}, intervals apart (the rest overlap or have too few images):\n\n"
-            + collapsed(f"Grad-CAM IoU, clean vs attacked, AT vs standard, {len(rows)} rows", md_table(rows)))
+    return collapsed(f"Grad-CAM IoU, clean vs attacked, AT vs standard, {len(rows)} rows", md_table(rows))
 
 
 def detection(df: pd.DataFrame) -> pd.DataFrame:
@@ -156,58 +142,55 @@ def _auroc(r) -> str:
     return fmt(r) if has_ci(r) else ("—" if pd.isna(r.value) else f"{r.value:.2f} (no interval)")
 
 
-def detection_md(df: pd.DataFrame) -> str:
-    """Detection on the adversarially trained models vs their standard twins: how many successful adversarials
-    each had, and per detector its worst held-out AUROC on both, under one sentence counting the comparisons."""
+def detection_table(df: pd.DataFrame) -> str:
+    """Per (AT model, detector) its worst held-out AUROC beside the same detector on the standard twin; collapsed."""
     p = detection(df)
     if p.empty:
-        return ("*No detection run on an adversarially trained model in this build (the study runs the detection "
-                "study on them: `make study`).*")
-    det = df[(df.stage == "detection") & (df.metric == "n_adversarial") & df.model.isin(set(p.model))]
-    counts = "; ".join(f"{m} on {d}: {int(g.value.min())}–{int(g.value.max())} of {int(g.n.max())}"
-                       for (d, m), g in det.groupby(["dataset", "model"]))
+        return ""
     rows = [{"dataset": r.dataset, "models": f"{r.model} vs {r.standard}", "detector": r.detector, "group": r.group,
              "worst held-out AUROC, AT": _auroc(r.at), "standard": _auroc(r.std), "AT vs standard": r.word}
             for r in p.sort_values(["dataset", "model", "group", "detector"]).itertuples()]
-    words = _tally(p)
-    return (f"The detection study on the adversarially trained models, on their successful adversarials (per attack "
-            f"cell, {counts} images). A detector's worst held-out AUROC was higher on the adversarially trained "
-            f"model than on its standard twin in {words['higher than']} of {len(p)} (model, detector) pairs and "
-            f"lower in {words['lower than']}, intervals apart:\n\n"
-            + collapsed(f"worst held-out AUROC, AT vs standard, {len(rows)} rows", md_table(rows)))
+    return collapsed(f"worst held-out AUROC, AT vs standard, {len(rows)} rows", md_table(rows))
 
 
-def findings(df: pd.DataFrame) -> str:
-    """The chapter's opening findings: what the ensemble leaves at the largest ε on standard models, whether it
-    is at least as strong as PGD, and what adversarial training bought."""
+def facts(df: pd.DataFrame) -> dict[str, str]:
+    """The chapter's facts by glue name (``rb-*``; the sentences are in ``book/robustness.md``): what the ensemble
+    leaves at the largest ε on the standard models, how often it is at least as strong as PGD, and — each counted
+    over the (model, ε) or (model, attack, ε, subset) or (model, detector) comparisons, intervals apart — where
+    adversarial training kept more images correct, kept more of the clean Grad-CAM map, and changed detection."""
+    from .abstract import NOT_IN_BUILD, count_of
+
+    out: dict[str, str] = {}
     rb = df[(df.stage == "robust") & (df.metric == "robust_accuracy")]
-    if rb.empty:
-        return NOT_RUN
-    claims = []
     ens = rb[rb.attack == ENSEMBLE]
     std = ens[ens.model.map(standard_of).isna()]
     if len(std):
         top = std[std.eps == std.eps.max()]
-        claims.append(f"At ε = {k255(top.eps.iloc[0])}, the ensemble left {_span(top.value, '.2f')} of the sample "
-                      f"correct on the {len(top)} standard model{'s' * (len(top) > 1)} "
-                      f"(n = {_span(top.n, '.0f')} images each).")
-    pgd = rb[rb.attack == "pgd"].set_index(["dataset", "model", "eps"])
-    both = ens.set_index(["dataset", "model", "eps"]).join(pgd, rsuffix="_pgd", how="inner")
+        out.update({"rb-eps": k255(top.eps.iloc[0]), "rb-left": _span(top.value, ".2f"),
+                    "rb-std-models": f"{len(top)} standard model{'s' * (len(top) > 1)}", "rb-n": _span(top.n, ".0f")})
+    both = ens.set_index(["dataset", "model", "eps"]).join(rb[rb.attack == "pgd"].set_index(["dataset", "model",
+                                                                                                "eps"]),
+                                                         rsuffix="_pgd", how="inner")
     if len(both):
-        lower = int((both.ci_high < both.ci_low_pgd).sum())
-        above = int((both.value > both.value_pgd).sum())
-        claims.append(f"The ensemble's robust accuracy was at or below PGD's in {len(both) - above} of {len(both)} "
-                      f"(model, ε) cells; in {lower} of them it was below PGD's with the intervals apart.")
+        out.update({"rb-vs-pgd": count_of(int((both.value <= both.value_pgd).sum()), len(both)),
+                    "rb-vs-pgd-below": str(int((both.ci_high < both.ci_low_pgd).sum()))})
     p = pairs(df)
     if len(p):
-        claims.append(f"Adversarial training kept more images correct under the ensemble in "
-                      f"{_tally(p)['higher than']} of {len(p)} (model, ε) cells, intervals apart.")
+        out["rb-at-higher"] = count_of(_tally(p)["higher than"], len(p))
     sh = shift(df)
     if len(sh):
         t = _tally(sh)
-        claims.append(f"The adversarially trained models' Grad-CAM maps kept more of the clean map under attack "
-                      f"(IoU, intervals apart) in {t['higher than']} of {len(sh)} cells and less in {t['lower than']}.")
-    return "\n".join(f"- {c}" for c in claims)
+        out.update({"rb-shift-more": count_of(t["higher than"], len(sh)), "rb-shift-less": str(t["lower than"])})
+    dp = detection(df)
+    if len(dp):
+        det = df[(df.stage == "detection") & (df.metric == "n_adversarial") & df.model.isin(set(dp.model))]
+        t = _tally(dp)
+        out.update({"rb-det-higher": count_of(t["higher than"], len(dp)), "rb-det-lower": str(t["lower than"]),
+                    "rb-det-counts": "; ".join(f"{m} on {d}: {int(g.value.min())}–{int(g.value.max())} of "
+                                               f"{int(g.n.max())}" for (d, m), g in det.groupby(["dataset", "model"]))})
+    keys = ("rb-eps", "rb-left", "rb-std-models", "rb-n", "rb-vs-pgd", "rb-vs-pgd-below", "rb-at-higher",
+            "rb-shift-more", "rb-shift-less", "rb-det-higher", "rb-det-lower", "rb-det-counts")
+    return {k: out.get(k, NOT_IN_BUILD) for k in keys}
 
 
 def saliency_figure(robust_dirs: list):
@@ -259,13 +242,14 @@ def budgets_md(robust_dirs: list, defaults: dict) -> str:
 
 
 def glue_items(df: pd.DataFrame, robust_dirs: list, defaults: dict) -> dict:
-    """The chapter's pasted parts by glue name: findings, RobustBench rows, AT vs standard, alignment, figures."""
+    """The chapter's pasted parts besides its facts (:func:`facts`), by glue name: RobustBench rows, the tables behind
+    the sentences, the budgets, figures."""
     from .robustplots import robust_accuracy
     from .style import html
 
     fig = robust_accuracy(df)
-    return {"rb-findings": html(findings(df)), "rb-table-md": html(robustbench_md(df)),
-            "rb-pairs-md": html(pairs_md(df)), "rb-align-md": html(alignment_md(df)), "rb-shift-md": html(shift_md(df)),
-            "rb-detection-md": html(detection_md(df)), "rb-budgets-md": html(budgets_md(robust_dirs, defaults)),
+    return {"rb-table-md": html(robustbench_md(df)), "rb-pairs-table": html(pairs_table(df)),
+            "rb-align-table": html(alignment_table(df)), "rb-shift-table": html(shift_table(df)),
+            "rb-detection-table": html(detection_table(df)), "rb-budgets-md": html(budgets_md(robust_dirs, defaults)),
             "rb-fig": closed(fig) if fig is not None else html(NO_FIGURE),
             "rb-saliency-fig": closed(saliency_figure(robust_dirs))}

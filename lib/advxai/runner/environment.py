@@ -49,9 +49,12 @@ def lock_file() -> Path | None:
 
 
 def lock_hash(path: Path | str | None = None) -> str:
-    """First 16 hex digits of the SHA-256 of the lock's bytes (``path``, default :func:`lock_file`), or
-    ``no-lock``: a changed pin anywhere in the environment changes it, so it belongs in a cache key."""
+    """First 16 hex digits of the SHA-256 of the lock's pins (``path``, default :func:`lock_file`), or ``no-lock``:
+    a changed pin or hash anywhere in the environment changes it, so it belongs in a cache key. Comments (the
+    header naming the command that made the lock, uv's ``# via`` lines), line continuations and blank lines are
+    left out: they cannot change a number."""
     path = lock_file() if path is None else Path(path)
     if path is None or not path.is_file():
         return "no-lock"
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    pins = [line.split(" #")[0].strip().rstrip("\\").strip() for line in path.read_text().splitlines()]
+    return hashlib.sha256("\n".join(p for p in pins if p and not p.startswith("#")).encode()).hexdigest()[:16]
