@@ -64,7 +64,7 @@ def test_detection_on_an_at_model_goes_to_the_robust_chapter_beside_its_twin_not
     twin.loc[twin.metric == "auroc", ["value", "ci_low", "ci_high"]] = [1.0, 0.99, 1.0]
     both = pd.concat([df, twin], ignore_index=True)
     assert AG.detection_settings(both).equals(AG.detection_settings(df))
-    assert "detection on 1 setting" in AG.tier_md("tiny", both)
+    assert AG.tier("tiny", both)["tier-settings"] == "1 setting"
     p = robust.detection(both)
     settings = AG.detection_settings(df)
     assert len(p) == len(settings) and set(p.standard) == {"cnn"}

@@ -80,8 +80,10 @@ def standard_detection(df: pd.DataFrame) -> pd.DataFrame:
     return df[~((df.stage == "detection") & df.model.map(lambda m: standard_of(m) is not None))]
 
 
-def tier_md(config: str, df: pd.DataFrame) -> str:
-    """What this build is — the study or the quick version of it — from its rows: models, seeds, settings."""
+def tier(config: str, df: pd.DataFrame) -> dict[str, str]:
+    """What this build is — the study, the quick version of it or another configuration (``tier``) — and what it
+    holds, from its rows: its models and training seeds (``tier-models``) and its detection settings
+    (``tier-settings``). The sentence is in ``book/intro.md``."""
     from .robust import standard_of
 
     archs = {arch_seed(m)[0] for m in df.model.dropna().unique() if m != "none"}
@@ -91,17 +93,13 @@ def tier_md(config: str, df: pd.DataFrame) -> str:
         ["dataset", "model"]).ngroups
     n_det = standard_detection(df).query("stage == 'detection'").groupby(["dataset", "model"]).ngroups
     seeds = int(df[df.stage == "seeds"].n.max()) if (df.stage == "seeds").any() else 1
-    what = (f"{trained - n_at} trained models ({', '.join(models)}; {seeds} training seed{'s' * (seeds > 1)} each)"
-            + (f" and {n_at} adversarially trained (one seed each)" if n_at else "")
-            + f", detection on {n_det} setting{'s' * (n_det != 1)}")
-    if config == "study":
-        return f"This is **the study** (`make study`, `configs/study.yaml`): {what}."
-    tier = ("the **quick version** (`make book`)" if config == "default" else
-            f"a build of configuration `{config}`")
-    return (f"This is {tier}: {what}. The published book is the study — three datasets, two architectures, three "
-            "training seeds, detection on 18 settings, RADAR-MIX on 300 lesions, robust accuracy of standard and "
-            "adversarially trained models — built by `make study` "
-            "(the repository's bench/RESULTS.md gives its measured time).")
+    name = ("the study (make study, configs/study.yaml)" if config == "study" else
+            "the quick version (make book)" if config == "default" else f"a build of configuration {config}")
+    return {"tier": name,
+            "tier-models": f"{trained - n_at} trained models ({', '.join(models)}; {seeds} training seed"
+                           f"{'s' * (seeds > 1)} each)" + (f" and {n_at} adversarially trained (one seed each)"
+                                                            if n_at else ""),
+            "tier-settings": f"{n_det} setting{'s' * (n_det != 1)}"}
 
 
 def seeds_table(df: pd.DataFrame, base_seed: int = 0, subset: str = "test") -> pd.DataFrame:

@@ -27,27 +27,27 @@ def goal_met(e, e_tpr, b) -> bool:
     return bool(e.value >= GOAL["auroc"] and e_tpr.value >= GOAL["tpr_at_5fpr"] and compare(e, b) == "higher than")
 
 
-def fitted_on(g: pd.DataFrame, r) -> tuple[str, str]:
+def fitted_on(g: pd.DataFrame, r) -> str:
     """How much detector ``r``'s held-out number depends on what it was fitted on: its AUROC on the same cell
     fitted on one other attack at a time (the transfer rows), lowest to highest, against ``r`` (fitted on all of
-    them); and whether one of them is below chance (then a ranking of held-out numbers holds for this set of
+    them), and whether one of them is below chance (then a ranking of held-out numbers holds for this set of
     attacks only). A detector fitted on clean images only never sees an attack: what it was fitted on cannot
     matter."""
     from ..detect.detectors import DETECTORS
     from ..detect.protocol import CLEAN_ONLY_FITS
 
     if r.explainer in DETECTORS and DETECTORS[r.explainer].fit in CLEAN_ONLY_FITS:
-        return "the same whatever the others were fitted on: it is fitted on clean images only", "—"
+        return "not applicable: it is fitted on clean images only, never on an attack"
     tr = g[(g.metric == "auroc") & (g.explainer == r.explainer) & (g.attack == r.attack) & np.isclose(g.eps, r.eps)
            & g.target.str.startswith("from ") & ~g.target.str.startswith(f"from {r.attack}@")]
     if len(tr) < 2:
-        return "not measured (fewer than two other attacks to fit on)", "—"
+        return "not measured (fewer than two other attacks to fit on)"
     lo, hi = tr.loc[tr.value.idxmin()], tr.loc[tr.value.idxmax()]
     below = has_ci(lo) and lo.ci_high < 0.5
     return (f"from {fmt(lo)} ({lo.target.removeprefix('from ')}) to {fmt(hi)} ({hi.target.removeprefix('from ')}), "
-            f"against {fmt(r)} fitted on all of them",
-            "below chance for one of them: a ranking of held-out numbers holds for this set of attacks only"
-            if below else "above chance for every one of them")
+            f"against {fmt(r)} fitted on all of them"
+            + (" — below chance for one of them, so a ranking of held-out numbers holds for this set of attacks only"
+               if below else ""))
 
 
 def _lead(top: list[str]) -> str:
@@ -73,9 +73,8 @@ def setting(g: pd.DataFrame) -> dict[str, str]:
         e, b = expl.iloc[0], base.iloc[0]
         e_tpr = tpr.loc[e.explainer]
         met = goal_met(e, e_tpr, b)
-        fitted, chance = fitted_on(g, e)
         out.update(goal="met" if met else "not met", map=e.explainer, map_auroc=fmt(e), map_tpr=fmt(e_tpr),
-                   other=b.explainer, other_auroc=fmt(b), compare=compare(e, b), fitted=fitted, chance=chance,
+                   other=b.explainer, other_auroc=fmt(b), compare=compare(e, b), fitted=fitted_on(g, e),
                    distance="none: the goal is met" if met else
                    f"AUROC {max(GOAL['auroc'] - e.value, 0):.3f}, TPR {max(GOAL['tpr_at_5fpr'] - e_tpr.value, 0):.3f}")
     seen = g[(g.target == "seen") & (g.metric == "auroc")]
@@ -89,11 +88,11 @@ def setting(g: pd.DataFrame) -> dict[str, str]:
         answer = ("yes, for attacks it never saw (the goal is met)" if met else
                   "partly: well above chance on attacks it never saw, below a deployable level" if e.ci_low > 0.5
                   else "not reliably: at chance on at least one attack it never saw")
-        out["answer"] = answer + {"robust": " and it survives an attacker who knows it",
-                                  "lowered": "; an attacker who knows the detector gets past it more often than "
-                                             "plain PGD",
-                                  "kept": "; the adaptive attack did not lower it (read its sanity checks before "
-                                          "calling that robustness)"}.get(out.get("adv_outcome"), "")
+        tails = {"robust": " and it survives an attacker who knows it",
+                 "lowered": "; an attacker who knows the detector gets past it more often than plain PGD",
+                 "kept": "; the adaptive attack's AUROC and evasion stay within the intervals of plain PGD's (read "
+                         "its sanity checks before calling that robustness)"}
+        out["answer"] = answer + tails.get(out.get("adv_outcome"), "")
     return out
 
 
@@ -117,7 +116,7 @@ def _adaptive_on(g: pd.DataFrame, best: str | None) -> dict[str, str]:
 
 
 WORKED_KEYS = ("setting", "negatives", "cells", "lead", "goal", "map", "map_auroc", "map_tpr", "other",
-               "other_auroc", "compare", "distance", "fitted", "chance", "seen", "seen_ma", "adv_detector",
+               "other_auroc", "compare", "distance", "fitted", "seen", "seen_ma", "adv_detector",
                "adv_cell", "adv_auroc", "adv_plain", "adv_word", "adv_evasion", "adv_evasion_plain", "answer")
 
 
@@ -188,15 +187,16 @@ def across(s: pd.DataFrame) -> dict[str, str]:
                 f"architecture{'s' * (archs > 1)} × {seeds} training seed{'s' * (seeds > 1)})",
            "tops": ", ".join(f"{grp} on {k}" for grp, k in tops.items())}
 
-    def spread(r) -> str:
-        return (f"{r.name}, median {r['median']:.2f} (range {r['min']:.2f}–{r['max']:.2f})" if n > 1
-                else f"{r.name}, {r['median']:.2f}")
+    def spread(r, group: str = "") -> str:
+        name = f"{r.name} ({group})" if group else r.name
+        return (f"{name}, median {r['median']:.2f} (range {r['min']:.2f}–{r['max']:.2f})" if n > 1
+                else f"{name}, {r['median']:.2f}")
 
     expl, base = summ[summ.group == "explanation maps"], summ[summ.group != "explanation maps"]
     if len(expl) and len(base):
         k = int(verdicts.met.sum())
         top = verdicts.dropna(subset=["explanation"]).sort_values("e_auroc").iloc[-1]
-        out.update(map=spread(expl.iloc[0]), other=f"{spread(base.iloc[0])}, {base.iloc[0].group}",
+        out.update(map=spread(expl.iloc[0]), other=spread(base.iloc[0], base.iloc[0].group),
                    goal=count_of(k, n),
                    closest=f"{top.explanation} on {top.dataset} · {top.model}, AUROC {top.e_auroc:.2f} "
                            f"[{top.e_low:.2f}, {top.e_high:.2f}], TPR {top.e_tpr:.2f}",

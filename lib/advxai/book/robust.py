@@ -166,7 +166,7 @@ def facts(df: pd.DataFrame) -> dict[str, str]:
     std = ens[ens.model.map(standard_of).isna()]
     if len(std):
         top = std[std.eps == std.eps.max()]
-        out.update({"rb-eps": k255(top.eps.iloc[0]), "rb-left": _span(top.value, ".2f"),
+        out.update({"rb-eps": k255(top.eps.iloc[0]), "rb-left": _span(100 * top.value, ".0f") + " %",
                     "rb-std-models": f"{len(top)} standard model{'s' * (len(top) > 1)}", "rb-n": _span(top.n, ".0f")})
     both = ens.set_index(["dataset", "model", "eps"]).join(rb[rb.attack == "pgd"].set_index(["dataset", "model",
                                                                                                 "eps"]),

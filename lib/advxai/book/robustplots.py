@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .grammar import MAP_CMAP
 from .style import NOT_RUN, collapsed, fmt, fmt_n, md_table
 
 
@@ -85,10 +86,15 @@ def saliency_grid(samples: dict):
         axes[i, 0].set_title(f"image ({first['labels'][i]})", fontsize=8)
         for j, (m, s) in enumerate(samples.items(), start=1):
             mag = np.abs(s["grads"][i]).sum(-1)
-            axes[i, j].imshow(mag / (mag.max() or 1.0), cmap="magma", vmin=0, vmax=1)
+            axes[i, j].imshow(mag / (mag.max() or 1.0), cmap=MAP_CMAP, vmin=0, vmax=1)
             axes[i, j].set_title(f"|∇ₓ z_y| · {m}", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig.colorbar(ScalarMappable(Normalize(0, 1), MAP_CMAP), cax=fig.add_axes((0.93, 0.3, 0.015, 0.4)),
+                 label="|∇ₓ z_y| (0–1 per map)")
     return fig

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .grammar import CHANCE_STYLE, CLEAN_COLOUR, attack_colours
+from .grammar import CHANCE_STYLE, CLEAN_COLOUR, MAP_CMAP, MINIMAL, attack_colours, attack_name, per_255
 
 
 def class_examples(ds, seed: int = 0, per_class: int = 6):
@@ -101,7 +101,7 @@ def explanation_examples(i: int, x, y, advs: dict, logits: dict, maps: dict, sub
             pred = labels[int((logits["clean"][i] if a == "clean" else logits[a][-1, i]).argmax())]
             ax = axes[r, c]
             ax.imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=1)
-            ax.imshow(mp, cmap="magma", alpha=0.55, vmin=0, vmax=1)
+            ax.imshow(mp, cmap=MAP_CMAP, alpha=0.55, vmin=0, vmax=1)
             if masks is not None:
                 ax.contour(masks[i], levels=[0.5], colors="cyan", linewidths=0.8)
             ax.set_xticks([])
@@ -110,9 +110,49 @@ def explanation_examples(i: int, x, y, advs: dict, logits: dict, maps: dict, sub
                 ax.set_title(f"{a}\n→ {pred}", fontsize=8)
             if c == 0:
                 ax.set_ylabel(name, fontsize=9)
-    fig.suptitle(f"true class {labels[y[i]]}; ε = {eps:g}; target {target}"
+    fig.suptitle(f"true class {labels[y[i]]}; ε = {per_255(eps)}; target {target}"
                  + ("; cyan: lesion mask" if masks is not None else ""), y=1.0)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig.colorbar(ScalarMappable(Normalize(0, 1), MAP_CMAP), cax=fig.add_axes((0.93, 0.3, 0.015, 0.4)),
+                 label="map value (0–1 per map)")
+    return fig
+
+
+def map_grid(x, maps: dict, x_advs: dict, eps: list, pick: list[int], title: str):
+    """Grad-CAM (or another explainer's) maps over the image: per attack and picked image a row — the image, its
+    clean map, then its map on the adversarial image at each ε. Maps in the book's perceptual colour map with one
+    colour bar; ε as a fraction of 255; a minimal-perturbation attack (DeepFool, C&W: no ε budget) labelled with
+    the L∞ norm it reached on that image instead. ``maps``: ``clean`` -> [n, h, w], attack -> [n_eps, n, h, w];
+    ``x_advs``: attack -> [n_eps, n, ...]."""
+    import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    nrow, ncol = len(pick) * len(x_advs), len(eps) + 2
+    fig, axes = plt.subplots(nrow, ncol, figsize=(1.7 * ncol + 0.8, 1.8 * nrow), squeeze=False)
+    for a_i, (a, xa) in enumerate(x_advs.items()):
+        for p_i, i in enumerate(pick):
+            row = axes[a_i * len(pick) + p_i]
+            row[0].imshow(x[i].squeeze(), cmap="gray", vmin=0, vmax=1)
+            row[0].set_title("image", fontsize=7)
+            row[1].imshow(x[i].squeeze(), cmap="gray", vmin=0, vmax=1)
+            row[1].imshow(maps["clean"][i], cmap=MAP_CMAP, alpha=0.55, vmin=0, vmax=1)
+            row[1].set_title("clean map", fontsize=7)
+            for k, e in enumerate(eps):
+                reached = float(np.abs(xa[k, i] - x[i]).max())
+                row[k + 2].imshow(xa[k, i].squeeze(), cmap="gray", vmin=0, vmax=1)
+                row[k + 2].imshow(maps[a][k, i], cmap=MAP_CMAP, alpha=0.55, vmin=0, vmax=1)
+                row[k + 2].set_title(f"{a} L∞ {reached * 255:.1f}/255" if attack_name(a) in MINIMAL
+                                     else f"{a} ε = {per_255(e)}", fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(title, y=1.0)
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    cax = fig.add_axes((0.94, 0.3, 0.015, 0.4))
+    fig.colorbar(ScalarMappable(Normalize(0, 1), MAP_CMAP), cax=cax, label="map value (0–1 per map)")
     return fig
 
 
