@@ -60,7 +60,9 @@ def shift(df: pd.DataFrame, stage: str = "strength", metric: str = "mod", prefix
           explainer: str = "gradcam", moved: str = "higher than") -> dict[str, str]:
     """Grad-CAM change on fooled against not-fooled images at each model's largest ε, per (model, attack): the
     median of each side, and in how many rows the fooled side moved more with intervals apart (``moved``: the
-    comparison word that means more change: MOD higher, top-k IoU lower)."""
+    comparison word that means more change: MOD higher, top-k IoU lower), over the rows with an interval on both
+    sides (``-apart``), and how many rows lack one (``-few``: too few images on a side, often the not-fooled one at
+    the largest ε)."""
     s = df[(df.stage == stage) & (df.metric == metric) & (df.attack != "none") & (df.explainer == explainer)
            & (df.target == "predicted")]
     s = _largest_eps(s)
@@ -70,11 +72,14 @@ def shift(df: pd.DataFrame, stage: str = "strength", metric: str = "mod", prefix
         if len(f) and len(nf) and f.iloc[0].n and nf.iloc[0].n:
             rows.append((f.iloc[0], nf.iloc[0]))
     if not rows:
-        return {f"{prefix}-fooled": NOT_IN_BUILD, f"{prefix}-not": NOT_IN_BUILD, f"{prefix}-apart": NOT_IN_BUILD}
-    more = sum(compare(f, nf) == moved for f, nf in rows)
+        return {f"{prefix}-fooled": NOT_IN_BUILD, f"{prefix}-not": NOT_IN_BUILD, f"{prefix}-apart": NOT_IN_BUILD,
+                f"{prefix}-few": "—"}
+    words = [compare(f, nf) for f, nf in rows]
+    comparable = sum(w != "not comparable with" for w in words)
     return {f"{prefix}-fooled": f"{np.median([f.value for f, _ in rows]):.2f}",
             f"{prefix}-not": f"{np.median([nf.value for _, nf in rows]):.2f}",
-            f"{prefix}-apart": count_of(more, len(rows))}
+            f"{prefix}-apart": count_of(words.count(moved), comparable) if comparable else "no",
+            f"{prefix}-few": str(len(rows) - comparable)}
 
 
 def count_of(k: int, n: int) -> str:
