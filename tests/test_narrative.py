@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from advxai.book import narrative as N
 from advxai.book import reproduction as R
@@ -160,7 +161,7 @@ def test_fitted_on_reads_the_transfer_rows_of_the_held_out_cell():
 
     said = fitted_on(g, held)
     assert said.startswith("from 0.41 [0.39, 0.43] (pgd@0.05) to 0.84 [0.83, 0.86] (pgd@0.02), against 0.81 "
-                           "[0.79, 0.83] fitted on all of them — below chance for one of them")
+                           "[0.79, 0.83] fitted on all of them — below chance for one,")
     assert fitted_on(g[g.target != "from pgd@0.05"], held).endswith("against 0.81 [0.79, 0.83] fitted on all of them")
     assert fitted_on(g[g.target.isin(["held_out", "from fgsm@0.05"])], held).startswith("not measured")
     # a detector fitted on clean images only cannot depend on the attacks of the training folds: no range read
@@ -301,3 +302,29 @@ def test_fooling_facts_rank_by_intervals_and_count_over_models():
     assert "2 rows of 1 model" in f["ga-fooling-table"] and f["ga-fooling-table"].count("chest_xray_64 · cnn") == 2
     assert N.fooling_facts(_table((1.0, 0.96, 1.0), (0.83, 0.75, 0.89)), "radarmix", "rm")["rm-top-fooling"] == (
         NOT_IN_BUILD)
+
+
+def test_a_sentence_table_entry_is_its_not_run_line_or_its_sentences_with_the_facts_it_has():
+    from advxai.book import sentences
+    from advxai.book.abstract import NOT_IN_BUILD
+
+    entries = {"x": {"when": "a", "not_run": "Not run.", "list": True,
+                     "sentences": ["A is {a}.", "B is {b}, after {a}."]}}
+    assert sentences.render("x", {"a": NOT_IN_BUILD, "b": "2"}, entries) == "Not run."
+    assert sentences.render("x", {"a": "1", "b": NOT_IN_BUILD}, entries) == "- A is 1."  # B's number is missing
+    assert sentences.render("x", {"a": "1", "b": "2"}, entries) == "- A is 1.\n- B is 2, after 1."
+    with pytest.raises(KeyError, match="names facts no code computes"):
+        sentences.render("x", {"a": "1"}, entries)
+
+
+def test_every_fact_the_sentence_table_names_is_computed_for_any_grid():
+    """book/sentences.yml: each entry's facts exist (robust.facts on an empty table), and an empty build shows each
+    entry's not-run line."""
+    from advxai.book import robust, sentences
+    from advxai.measure import tables
+
+    facts = robust.facts(pd.DataFrame(columns=tables.COLUMNS))
+    said = sentences.glue_all(facts)
+    assert set(said) == set(sentences.table()) and all(said[k] == sentences.table()[k]["not_run"] for k in said)
+    named = {k for e in sentences.table().values() for s in e["sentences"] for k in sentences.FIELD.findall(s)}
+    assert named <= set(facts), named - set(facts)

@@ -46,9 +46,10 @@ def test_robust_chapter_states_the_budgets_its_runs_used(grid):
     from advxai.book import robust
     from advxai.runner.config import ROBUSTNESS
 
-    said = robust.budgets_md(list((grid[0] / "runs" / "robust").iterdir()), ROBUSTNESS["attacks"])
-    assert "`apgd_iter: 20` (default 100)" in said and "`square_iter: 20` (default 5000)" in said
-    assert "`n_targets: 9`," in said and "`num_random_init: 2` (default 5)" in said
+    said = robust.facts(pd.DataFrame(columns=tables.COLUMNS), list((grid[0] / "runs" / "robust").iterdir()),
+                        ROBUSTNESS["attacks"])["rb-budgets"]
+    assert "apgd_iter: 20 (default 100)" in said and "square_iter: 20 (default 5000)" in said
+    assert "n_targets: 9," in said and "num_random_init: 2 (default 5)" in said
 
 
 def test_detection_on_an_at_model_goes_to_the_robust_chapter_beside_its_twin_not_into_the_settings(grid):

@@ -46,7 +46,7 @@ def fitted_on(g: pd.DataFrame, r) -> str:
     below = has_ci(lo) and lo.ci_high < 0.5
     return (f"from {fmt(lo)} ({lo.target.removeprefix('from ')}) to {fmt(hi)} ({hi.target.removeprefix('from ')}), "
             f"against {fmt(r)} fitted on all of them"
-            + (" — below chance for one of them, so a ranking of held-out numbers holds for this set of attacks only"
+            + (" — below chance for one, so a ranking of held-out numbers holds for this set of attacks only"
                if below else ""))
 
 

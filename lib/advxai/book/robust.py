@@ -153,11 +153,12 @@ def detection_table(df: pd.DataFrame) -> str:
     return collapsed(f"worst held-out AUROC, AT vs standard, {len(rows)} rows", md_table(rows))
 
 
-def facts(df: pd.DataFrame) -> dict[str, str]:
+def facts(df: pd.DataFrame, robust_dirs: list = (), defaults: dict | None = None) -> dict[str, str]:
     """The chapter's facts by glue name (``rb-*``; the sentences are in ``book/robustness.md``): what the ensemble
     leaves at the largest ε on the standard models, how often it is at least as strong as PGD, and — each counted
     over the (model, ε) or (model, attack, ε, subset) or (model, detector) comparisons, intervals apart — where
-    adversarial training kept more images correct, kept more of the clean Grad-CAM map, and changed detection."""
+    adversarial training kept more images correct, kept more of the clean Grad-CAM map, and changed detection; and
+    the attack budgets the runs recorded (``rb-budgets``, :func:`budgets`)."""
     from .abstract import NOT_IN_BUILD, count_of
 
     out: dict[str, str] = {}
@@ -190,7 +191,7 @@ def facts(df: pd.DataFrame) -> dict[str, str]:
                                                f"{int(g.n.max())}" for (d, m), g in det.groupby(["dataset", "model"]))})
     keys = ("rb-eps", "rb-left", "rb-std-models", "rb-n", "rb-vs-pgd", "rb-vs-pgd-below", "rb-at-higher",
             "rb-shift-more", "rb-shift-less", "rb-det-higher", "rb-det-lower", "rb-det-counts")
-    return {k: out.get(k, NOT_IN_BUILD) for k in keys}
+    return {**{k: out.get(k, NOT_IN_BUILD) for k in keys}, "rb-budgets": budgets(list(robust_dirs), defaults or {})}
 
 
 def saliency_figure(robust_dirs: list):
@@ -217,7 +218,7 @@ def saliency_figure(robust_dirs: list):
     return fig
 
 
-def budgets_md(robust_dirs: list, defaults: dict) -> str:
+def budgets(robust_dirs: list, defaults: dict) -> str:
     """The attack budgets this build's robustness runs used, read from their recorded parameters (a config may lower
     them), each marked where it differs from the robustness stage's default (``defaults``: attack -> parameters, the
     runner's; e.g. PGD-50 with five restarts, where the attack registry's PGD has one start)."""
@@ -232,16 +233,17 @@ def budgets_md(robust_dirs: list, defaults: dict) -> str:
             full = params_for(name, overrides)
             default = params_for(name, defaults.get(name, {}))
             used.setdefault(name, set()).update(
-                f"`{k}: {v}`" + ("" if v == default[k] else f" (default {default[k]})")
+                f"{k}: {v}" + ("" if v == default[k] else f" (default {default[k]})")
                 for k, v in full.items() if k in ("apgd_iter", "n_targets", "square_iter", "max_iter",
                                                    "num_random_init"))
     if not used:
-        return NOT_RUN
-    said = "; ".join(f"`{name}` with {', '.join(sorted(v))}" for name, v in sorted(used.items()))
-    return f"This build's budgets, as its runs recorded them: {said}."
+        from .abstract import NOT_IN_BUILD
+
+        return NOT_IN_BUILD
+    return "; ".join(f"{name} with {', '.join(sorted(v))}" for name, v in sorted(used.items()))
 
 
-def glue_items(df: pd.DataFrame, robust_dirs: list, defaults: dict) -> dict:
+def glue_items(df: pd.DataFrame, robust_dirs: list) -> dict:
     """The chapter's pasted parts besides its facts (:func:`facts`), by glue name: RobustBench rows, the tables behind
     the sentences, the budgets, figures."""
     from .robustplots import robust_accuracy
@@ -250,6 +252,6 @@ def glue_items(df: pd.DataFrame, robust_dirs: list, defaults: dict) -> dict:
     fig = robust_accuracy(df)
     return {"rb-table-md": html(robustbench_md(df)), "rb-pairs-table": html(pairs_table(df)),
             "rb-align-table": html(alignment_table(df)), "rb-shift-table": html(shift_table(df)),
-            "rb-detection-table": html(detection_table(df)), "rb-budgets-md": html(budgets_md(robust_dirs, defaults)),
+            "rb-detection-table": html(detection_table(df)),
             "rb-fig": closed(fig) if fig is not None else html(NO_FIGURE),
             "rb-saliency-fig": closed(saliency_figure(robust_dirs))}
