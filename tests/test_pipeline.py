@@ -37,7 +37,8 @@ def test_robust_chapter_sets_each_at_models_grad_cam_shift_beside_its_twins(grid
     assert below > 0 and (p.word == "higher than").sum() == below
     from advxai.book.abstract import NOT_IN_BUILD, count_of
 
-    assert robust.facts(pd.concat([df, twin], ignore_index=True))["rb-shift-more"] == count_of(below, len(cells))
+    assert robust.facts(pd.concat([df, twin], ignore_index=True))["rb-shift-more"] == count_of(
+        below, len(cells), "(model, attack, ε, subset) cell")
     assert robust.facts(df)["rb-shift-more"] == NOT_IN_BUILD and robust.shift_table(df) == ""  # no AT model here
 
 
@@ -72,7 +73,8 @@ def test_detection_on_an_at_model_goes_to_the_robust_chapter_beside_its_twin_not
     assert (p.word == "higher than").sum() == (settings.ci_high < 0.99).sum() > 0
     from advxai.book.abstract import count_of
 
-    assert robust.facts(both)["rb-det-higher"] == count_of(int((p.word == "higher than").sum()), len(p))
+    assert robust.facts(both)["rb-det-higher"] == count_of(int((p.word == "higher than").sum()), len(p),
+                                                           "(model, detector) pair")
     assert robust.detection_table(df) == "" and "cnn-at2 vs cnn" in robust.detection_table(both)
 
 

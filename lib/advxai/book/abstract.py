@@ -78,12 +78,19 @@ def shift(df: pd.DataFrame, stage: str = "strength", metric: str = "mod", prefix
     comparable = sum(w != "not comparable with" for w in words)
     return {f"{prefix}-fooled": f"{np.median([f.value for f, _ in rows]):.2f}",
             f"{prefix}-not": f"{np.median([nf.value for _, nf in rows]):.2f}",
-            f"{prefix}-apart": count_of(words.count(moved), comparable) if comparable else "no",
+            f"{prefix}-apart": count_of(words.count(moved), comparable, "model × attack comparison") if comparable
+            else "no model × attack comparison",
             f"{prefix}-few": str(len(rows) - comparable)}
 
 
-def count_of(k: int, n: int) -> str:
-    """``k`` of ``n`` as a sentence says it before a plural noun: "none of the 2", "1 of the 4", "both", "all 4"."""
+def count_of(k: int, n: int, noun: str = "") -> str:
+    """``k`` of ``n`` as a sentence says it before a plural noun: "none of the 2", "1 of the 4", "both", "all 4";
+    with ``noun`` (singular) the noun too, in the number it takes: "no setting", "the one setting", "none of the
+    18 settings", "3 of the 18 settings"."""
+    if noun:
+        if n == 1:
+            return f"the one {noun}" if k else f"no {noun}"
+        return f"{count_of(k, n)} {noun}s"
     if k == 0:
         return "no" if n == 1 else f"none of the {n}"
     if k == n:

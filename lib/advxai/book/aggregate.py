@@ -96,7 +96,8 @@ def tier(config: str, df: pd.DataFrame) -> dict[str, str]:
     name = ("the study (make study, configs/study.yaml)" if config == "study" else
             "the quick version (make book)" if config == "default" else f"a build of configuration {config}")
     return {"tier": name,
-            "tier-models": f"{trained - n_at} trained models ({', '.join(models)}; {seeds} training seed"
+            "tier-models": f"{trained - n_at} trained model{'s' * (trained - n_at != 1)} ({', '.join(models)}; "
+                           f"{seeds} training seed"
                            f"{'s' * (seeds > 1)} each)" + (f" and {n_at} adversarially trained (one seed each)"
                                                             if n_at else ""),
             "tier-settings": f"{n_det} setting{'s' * (n_det != 1)}"}

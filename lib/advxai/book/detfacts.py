@@ -13,7 +13,7 @@ import pandas as pd
 
 from .abstract import NOT_IN_BUILD, count_of
 from .detplots import ANCHORS, GOAL, WEAK_AT_LARGEST, explanation_based, worst_held_out
-from .grammar import per_255
+from .grammar import MINIMAL, per_255
 from .style import collapsed, compare, fmt, has_ci, md_table
 
 MA = ANCHORS["Ma et al. 2021 (seen attacks, deep features)"][1]
@@ -50,6 +50,18 @@ def fitted_on(g: pd.DataFrame, r) -> str:
                if below else ""))
 
 
+def _distance(e, e_tpr, b, met: bool) -> str:
+    """How far the best explanation-map detector is from the goal: each threshold it misses by how much, or that
+    it is not above the best other detector."""
+    if met:
+        return "none: the goal is met"
+    gaps = [f"{what} {gap:.3f}" for what, gap in (("AUROC", GOAL["auroc"] - e.value),
+                                                  ("TPR", GOAL["tpr_at_5fpr"] - e_tpr.value)) if gap > 0]
+    if compare(e, b) != "higher than":
+        gaps.append(f"not above {b.explainer}")
+    return ", ".join(gaps)
+
+
 def _lead(top: list[str]) -> str:
     return (f"{top[0]}, its interval above every other's" if len(top) == 1 else
             f"{len(top)} detectors with overlapping intervals, led by {top[0]}" if top else "no detector")
@@ -75,19 +87,19 @@ def setting(g: pd.DataFrame) -> dict[str, str]:
         met = goal_met(e, e_tpr, b)
         out.update(goal="met" if met else "not met", map=e.explainer, map_auroc=fmt(e), map_tpr=fmt(e_tpr),
                    other=b.explainer, other_auroc=fmt(b), compare=compare(e, b), fitted=fitted_on(g, e),
-                   distance="none: the goal is met" if met else
-                   f"AUROC {max(GOAL['auroc'] - e.value, 0):.3f}, TPR {max(GOAL['tpr_at_5fpr'] - e_tpr.value, 0):.3f}")
+                   distance=_distance(e, e_tpr, b, met))
     seen = g[(g.target == "seen") & (g.metric == "auroc")]
     if len(seen):
         s = seen.loc[seen.value.idxmax()]
-        out.update(seen=f"{s.explainer} on {s.attack} at ε = {per_255(s.eps)}, AUROC {fmt(s)}",
+        where = "" if s.attack in MINIMAL else f" at ε = {per_255(s.eps)}"  # DeepFool, C&W: no ε budget
+        out.update(seen=f"{s.explainer} on {s.attack}{where}, AUROC {fmt(s)}",
                    seen_ma="at or above" if s.value >= MA else "below")
     out.update(_adaptive_on(g, expl.iloc[0].explainer if len(expl) else None))
     if len(expl):
         e = expl.iloc[0]
         answer = ("yes, for attacks it never saw (the goal is met)" if met else
-                  "partly: well above chance on attacks it never saw, below a deployable level" if e.ci_low > 0.5
-                  else "not reliably: at chance on at least one attack it never saw")
+                  "partly — well above chance on attacks it never saw, below a deployable level" if e.ci_low > 0.5
+                  else "not reliably — at chance on at least one attack it never saw")
         tails = {"robust": " and it survives an attacker who knows it",
                  "lowered": "; an attacker who knows the detector gets past it more often than plain PGD",
                  "kept": "; the adaptive attack's AUROC and evasion stay within the intervals of plain PGD's (read "
@@ -99,7 +111,8 @@ def setting(g: pd.DataFrame) -> dict[str, str]:
 def _adaptive_on(g: pd.DataFrame, best: str | None) -> dict[str, str]:
     """The adaptive attack on the setting's best explanation-map detector (else the first one attacked): AUROC and
     evasion against plain PGD, and the outcome that decides the answer's tail: ``robust`` (AUROC ≥ 0.9 and evasion
-    under 0.1, both intervals), ``lowered`` (a lower AUROC or a higher evasion, intervals apart) or ``kept``."""
+    under 0.1, both intervals, by an attack that reached :data:`WEAK_AT_LARGEST` at its largest ε), ``lowered`` (a
+    lower AUROC or a higher evasion, intervals apart) or ``kept``."""
     hit = g[g.target.isin(["plain", "adaptive"]) & g.explainer.map(explanation_based)]
     name = best if best is not None and (hit.explainer == best).any() else (
         hit.explainer.iloc[0] if len(hit) else None)
@@ -108,7 +121,9 @@ def _adaptive_on(g: pd.DataFrame, best: str | None) -> dict[str, str]:
     if len(ad) != 2 or len(ev) != 2:
         return {}
     p_, a_, ev_p, ev_a = ad.loc["plain"], ad.loc["adaptive"], ev.loc["plain"], ev.loc["adaptive"]
-    robust = has_ci(a_) and has_ci(ev_a) and a_.ci_low >= 0.9 and ev_a.ci_high < 0.1
+    best = g[(g.attack == "adaptive") & (g.target == "best λ") & (g.metric == "evasion_rate") & (g.explainer == name)]
+    strong = len(best) and best.loc[best.eps.idxmax()].value >= WEAK_AT_LARGEST  # else a low evasion proves nothing
+    robust = strong and has_ci(a_) and has_ci(ev_a) and a_.ci_low >= 0.9 and ev_a.ci_high < 0.1
     lowered = compare(a_, p_) == "lower than" or compare(ev_a, ev_p) == "higher than"
     return {"adv_detector": name, "adv_cell": f"{p_.attack} at ε = {per_255(p_.eps)}", "adv_auroc": fmt(a_),
             "adv_plain": fmt(p_), "adv_word": compare(a_, p_), "adv_evasion": fmt(ev_a), "adv_evasion_plain": fmt(ev_p),
@@ -125,7 +140,8 @@ def worked(g: pd.DataFrame) -> dict[str, str]:
     anchor) and ``det-goal`` (the goal in words)."""
     det = g[g.stage == "detection"]
     facts = setting(det) if (det.target == "held_out").any() else {}
-    out = {f"det-w-{k.replace('_', '-')}": facts.get(k, NOT_IN_BUILD if k == "setting" else "—") for k in WORKED_KEYS}
+    missing = {"setting"} | {k for k in WORKED_KEYS if k.startswith("adv_")}  # whole sentences: "not run"
+    out = {f"det-w-{k.replace('_', '-')}": facts.get(k, NOT_IN_BUILD if k in missing else "—") for k in WORKED_KEYS}
     return {**out, "det-ma": f"{MA:.2f}", "det-goal": GOAL_TEXT}
 
 
@@ -195,13 +211,16 @@ def across(s: pd.DataFrame) -> dict[str, str]:
     expl, base = summ[summ.group == "explanation maps"], summ[summ.group != "explanation maps"]
     if len(expl) and len(base):
         k = int(verdicts.met.sum())
-        top = verdicts.dropna(subset=["explanation"]).sort_values("e_auroc").iloc[-1]
+        unmet = verdicts.dropna(subset=["explanation"])
+        unmet = unmet[~unmet.met].sort_values("e_auroc")
+        top = unmet.iloc[-1] if len(unmet) else None
         out.update(map=spread(expl.iloc[0]), other=spread(base.iloc[0], base.iloc[0].group),
-                   goal=count_of(k, n),
-                   closest=f"{top.explanation} on {top.dataset} · {top.model}, AUROC {top.e_auroc:.2f} "
-                           f"[{top.e_low:.2f}, {top.e_high:.2f}], TPR {top.e_tpr:.2f}",
-                   answer="yes, on every setting" if k == n else f"no, on none of the {n}" if k == 0
-                   else f"on {k} of the {n} only")
+                   goal=count_of(k, n, "setting"),
+                   closest="— (met on every setting)" if top is None else
+                   f"{top.explanation} on {top.dataset} · {top.model}, AUROC {top.e_auroc:.2f} "
+                   f"[{top.e_low:.2f}, {top.e_high:.2f}], TPR {top.e_tpr:.2f}",
+                   answer=("Yes, on every setting" if k == n else "No" if k == 0
+                           else f"On {count_of(k, n, 'setting')} only"))
     return {f"det-across-{k}": out.get(k, "—") for k in keys}
 
 
@@ -240,8 +259,9 @@ def adaptive(t: pd.DataFrame) -> dict[str, str]:
         return "none" if not names else ", ".join(names) + (f" and {len(rows) - 6} more" if len(rows) > 6 else "")
 
     return {"det-adv-hardest": "—" if low is None else f"{low.detector} ({low.setting}): {fmt(low._at_cell)}",
-            "det-adv-eps": per_255(float(t._e0.iloc[0])), "det-adv-level": f"{WEAK_AT_LARGEST:g}",
-            "det-adv-strong": count_of(len(t) - len(weak), len(t)), "det-adv-weak": listed(weak),
+            "det-adv-eps": per_255(float(t._e0.iloc[0] if low is None else low._e0)),
+            "det-adv-level": f"{WEAK_AT_LARGEST:g}",
+            "det-adv-strong": count_of(len(t) - len(weak), len(t), "attacked detector"), "det-adv-weak": listed(weak),
             "det-adv-raised": listed(raised)}
 
 
@@ -262,4 +282,4 @@ def tramer(t: pd.DataFrame) -> dict[str, str]:
 
     if t.empty:
         return {"det-tramer-implausible": NOT_IN_BUILD}
-    return {"det-tramer-implausible": count_of(int((t.verdict == IMPLAUSIBLE).sum()), len(t))}
+    return {"det-tramer-implausible": count_of(int((t.verdict == IMPLAUSIBLE).sum()), len(t), "row")}

@@ -57,7 +57,7 @@ def clean(df: pd.DataFrame) -> dict[str, str]:
                      "AUC": fmt(v.loc["auc"]),
                      "bars met": f"{len(bars) - len(unmet)} of {len(bars)}" if len(bars) else "no bar"})
     met = n_held - len({u.split(":")[0] for u in unmet_all})
-    return {"clean-met": count_of(met, n_held) if n_held else "no model (no published bar applies)",
+    return {"clean-met": count_of(met, n_held, "model") if n_held else "no model (no published bar applies)",
             "clean-unmet": "; ".join(unmet_all) or "none", "clean-table": md_table(rows)}
 
 

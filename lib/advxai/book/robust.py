@@ -173,20 +173,22 @@ def facts(df: pd.DataFrame, robust_dirs: list = (), defaults: dict | None = None
                                                                                                 "eps"]),
                                                          rsuffix="_pgd", how="inner")
     if len(both):
-        out.update({"rb-vs-pgd": count_of(int((both.value <= both.value_pgd).sum()), len(both)),
+        out.update({"rb-vs-pgd": count_of(int((both.value <= both.value_pgd).sum()), len(both), "(model, ε) cell"),
                     "rb-vs-pgd-below": str(int((both.ci_high < both.ci_low_pgd).sum()))})
     p = pairs(df)
     if len(p):
-        out["rb-at-higher"] = count_of(_tally(p)["higher than"], len(p))
+        out["rb-at-higher"] = count_of(_tally(p)["higher than"], len(p), "(model, ε) cell")
     sh = shift(df)
     if len(sh):
         t = _tally(sh)
-        out.update({"rb-shift-more": count_of(t["higher than"], len(sh)), "rb-shift-less": str(t["lower than"])})
+        out.update({"rb-shift-more": count_of(t["higher than"], len(sh), "(model, attack, ε, subset) cell"),
+                    "rb-shift-less": str(t["lower than"])})
     dp = detection(df)
     if len(dp):
         det = df[(df.stage == "detection") & (df.metric == "n_adversarial") & df.model.isin(set(dp.model))]
         t = _tally(dp)
-        out.update({"rb-det-higher": count_of(t["higher than"], len(dp)), "rb-det-lower": str(t["lower than"]),
+        out.update({"rb-det-higher": count_of(t["higher than"], len(dp), "(model, detector) pair"),
+                    "rb-det-lower": str(t["lower than"]),
                     "rb-det-counts": "; ".join(f"{m} on {d}: {int(g.value.min())}–{int(g.value.max())} of "
                                                f"{int(g.n.max())}" for (d, m), g in det.groupby(["dataset", "model"]))})
     keys = ("rb-eps", "rb-left", "rb-std-models", "rb-n", "rb-vs-pgd", "rb-vs-pgd-below", "rb-at-higher",
