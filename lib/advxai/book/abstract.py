@@ -14,7 +14,7 @@ from ..detect.detectors import MAP_GROUP, OTHER_GROUPS
 from .grammar import MINIMAL, per_255
 from .style import compare, has_ci
 
-NOT_IN_BUILD = "— (not run in this build: `make study` runs it)"
+NOT_IN_BUILD = "— (not run in this build: make study runs it)"  # plain: {glue:text} shows no Markdown
 
 
 def _pct(r) -> str:
