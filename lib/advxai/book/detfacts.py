@@ -216,8 +216,8 @@ def across(s: pd.DataFrame) -> dict[str, str]:
         top = unmet.iloc[-1] if len(unmet) else None
         out.update(map=spread(expl.iloc[0]), other=spread(base.iloc[0], base.iloc[0].group),
                    goal=count_of(k, n, "setting"),
-                   closest="— (met on every setting)" if top is None else
-                   f"{top.explanation} on {top.dataset} · {top.model}, AUROC {top.e_auroc:.2f} "
+                   closest="no setting misses it" if top is None else
+                   f"the closest miss is {top.explanation} on {top.dataset} · {top.model}, AUROC {top.e_auroc:.2f} "
                    f"[{top.e_low:.2f}, {top.e_high:.2f}], TPR {top.e_tpr:.2f}",
                    answer=("Yes, on every setting" if k == n else "No" if k == 0
                            else f"On {count_of(k, n, 'setting')} only"))
