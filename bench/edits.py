@@ -67,8 +67,8 @@ EDITS = {  # edit -> what it does to the scratch copy
     "a docstring in measure/tables.py": _sub("lib/advxai/measure/tables.py", '"""', '"""Reworded. '),
     "a comment in models/train.py": _sub("lib/advxai/models/train.py", "\nimport ", "\n# a new comment\nimport "),
     "a markdown cell of 02_attack.ipynb": _markdown_cell("notebooks/02_attack.ipynb"),
-    "a figure helper's colour (book/runplots.py)": _sub("lib/advxai/book/runplots.py", 'cmap="magma"',
-                                                        'cmap="inferno"'),
+    "a figure helper's colour (book/runplots.py)": _sub("lib/advxai/book/runplots.py", 'cmap="Blues"',
+                                                        'cmap="Greens"'),
     "a chapter sentence (book/gradattacks.md)": _sub("book/gradattacks.md", "asked how far", "asked how much"),
     "the body of one detector's score (detect/detectors.py, msp)": _sub(
         "lib/advxai/detect/detectors.py", 'return -output_features(v["logits"])[:, :1]',

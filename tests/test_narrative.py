@@ -329,6 +329,7 @@ def test_every_fact_the_sentence_table_names_is_computed_for_any_grid():
 
     empty = pd.DataFrame(columns=tables.COLUMNS)
     facts = {**robust.facts(empty), **AG.detection_facts(empty)}
+    assert AG.detection_glue(empty)["det-adaptive-tables"].data == ""  # a grid without detection: nothing pasted
     said = sentences.glue_all(facts)
     assert set(said) == set(sentences.table()) and all(said[k] == sentences.table()[k]["not_run"] for k in said)
     named = {k for e in sentences.table().values() for s in e["sentences"] for k in sentences.FIELD.findall(s)}

@@ -266,7 +266,9 @@ def adaptive(t: pd.DataFrame) -> dict[str, str]:
 
 
 def adaptive_tables(t: pd.DataFrame) -> str:
-    """The adaptive attack's rows, one table per setting, each but the first collapsed."""
+    """The adaptive attack's rows, one table per setting, each but the first collapsed; empty without them."""
+    if t.empty:
+        return ""
     tables = []
     for i, (name, g) in enumerate(t.groupby("setting", sort=False)):
         body = md_table(g.drop(columns=["setting", "_at_cell", "_e0", "_strong"]).assign(
