@@ -71,9 +71,8 @@ def shift(df: pd.DataFrame, stage: str = "strength", metric: str = "mod", prefix
         f, nf = g[g.subset == "fooled"], g[g.subset == "not_fooled"]
         if len(f) and len(nf) and f.iloc[0].n and nf.iloc[0].n:
             rows.append((f.iloc[0], nf.iloc[0]))
-    if not rows:
-        return {f"{prefix}-fooled": NOT_IN_BUILD, f"{prefix}-not": NOT_IN_BUILD, f"{prefix}-apart": NOT_IN_BUILD,
-                f"{prefix}-few": "—"}
+    if not rows:  # "not run" said once, by the sentence's first fact
+        return {f"{prefix}-fooled": NOT_IN_BUILD, f"{prefix}-not": "—", f"{prefix}-apart": "—", f"{prefix}-few": "—"}
     words = [compare(f, nf) for f, nf in rows]
     comparable = sum(w != "not comparable with" for w in words)
     return {f"{prefix}-fooled": f"{np.median([f.value for f, _ in rows]):.2f}",
