@@ -47,7 +47,7 @@ def test_shift_counts_the_comparisons_whose_intervals_are_apart():
                             subset=subset, value=v, ci_low=lo, ci_high=hi))
     s = abstract.shift(pd.DataFrame(rows))
     assert s == {"abs-shift-fooled": "0.30", "abs-shift-not": "0.05",
-                 "abs-shift-apart": "1 of the 2 model × attack comparisons", "abs-shift-few": "1"}
+                 "abs-shift-apart": "1 of the 2 model × attack comparisons", "abs-shift-few": "1 more has"}
 
 
 def _settings(pairs):

@@ -79,7 +79,12 @@ def shift(df: pd.DataFrame, stage: str = "strength", metric: str = "mod", prefix
             f"{prefix}-not": f"{np.median([nf.value for _, nf in rows]):.2f}",
             f"{prefix}-apart": count_of(words.count(moved), comparable, "model × attack comparison") if comparable
             else "no model × attack comparison",
-            f"{prefix}-few": str(len(rows) - comparable)}
+            f"{prefix}-few": _more(len(rows) - comparable)}
+
+
+def _more(k: int) -> str:
+    """How many more comparisons lack an interval, with the verb in its number: "none has", "1 more has"."""
+    return "none has" if k == 0 else f"{k} more {'has' if k == 1 else 'have'}"
 
 
 def count_of(k: int, n: int, noun: str = "") -> str:
