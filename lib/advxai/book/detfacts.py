@@ -121,8 +121,8 @@ def _adaptive_on(g: pd.DataFrame, best: str | None) -> dict[str, str]:
     if len(ad) != 2 or len(ev) != 2:
         return {}
     p_, a_, ev_p, ev_a = ad.loc["plain"], ad.loc["adaptive"], ev.loc["plain"], ev.loc["adaptive"]
-    best = g[(g.attack == "adaptive") & (g.target == "best λ") & (g.metric == "evasion_rate") & (g.explainer == name)]
-    strong = len(best) and best.loc[best.eps.idxmax()].value >= WEAK_AT_LARGEST  # else a low evasion proves nothing
+    curve = g[(g.attack == "adaptive") & (g.target == "best λ") & (g.metric == "evasion_rate") & (g.explainer == name)]
+    strong = len(curve) and curve.loc[curve.eps.idxmax()].value >= WEAK_AT_LARGEST  # else a low evasion proves nothing
     robust = strong and has_ci(a_) and has_ci(ev_a) and a_.ci_low >= 0.9 and ev_a.ci_high < 0.1
     lowered = compare(a_, p_) == "lower than" or compare(ev_a, ev_p) == "higher than"
     return {"adv_detector": name, "adv_cell": f"{p_.attack} at ε = {per_255(p_.eps)}", "adv_auroc": fmt(a_),
