@@ -144,7 +144,7 @@ def detection_settings(df: pd.DataFrame, base_seed: int = 0, standard: bool = Tr
 def setting_verdicts(s: pd.DataFrame) -> pd.DataFrame:
     """Per setting: the groups of the detectors tied for the highest worst held-out AUROC (intervals overlapping the
     best one: :func:`advxai.book.narrative.top_group`), the best explanation-map detector and the best other one,
-    and whether the goal is met (:func:`advxai.book.narrative.goal_met`, the definition every page uses)."""
+    and whether the goal is met (:func:`advxai.book.detfacts.goal_met`, the definition every page uses)."""
     from .detfacts import goal_met
     from .narrative import top_group
 
